@@ -1,0 +1,47 @@
+"""The `regbench` command line. Subcommands live in `harness.commands.*`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMAND_MODULES = ("listing", "train", "predict", "audit")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="regbench",
+        description="Benchmark deep-learning models on regulatory-DNA tasks, tracked in MLflow.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"harness.commands.{name}").register(sub)
+    return parser
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors caused by input or setup, reported as one line instead of a traceback."""
+    from harness.config import ConfigError
+    from harness.encode import InvalidSequenceError
+    from harness.paths import DataNotFoundError
+    from harness.registry import UnknownNameError
+
+    return (ConfigError, UnknownNameError, DataNotFoundError, InvalidSequenceError, LookupError, FileNotFoundError,
+            ValueError)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except user_errors() as err:
+        print(f"regbench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"regbench {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

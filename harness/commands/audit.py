@@ -1,0 +1,30 @@
+"""`regbench audit --task T`: exact duplicate sequences (either strand) within and across splits."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.config import parse_overrides
+from harness.plugins import make_task
+from harness.splits import duplicate_report
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("audit", help="report duplicate sequences across a task's splits",
+                       description="Report exact duplicate sequences (a sequence or its reverse complement) within "
+                       "each split and shared between splits.")  # fmt: skip
+    p.add_argument("--task", required=True, help="task name (see `regbench tasks`)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
+                   help="task data option (repeatable)")  # fmt: skip
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    task = make_task(args.task, parse_overrides(args.overrides)["data"])
+    splits = task.splits()
+    print(f"task {task.name} ({task.split_protocol}): " + ", ".join(f"{k}={len(v)}" for k, v in splits.items()))
+    report = duplicate_report(splits)
+    for line in report.lines():
+        print(line)
+    print(f"shared across splits: {report.n_across}")
+    return 0

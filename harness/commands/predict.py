@@ -1,0 +1,57 @@
+"""`regbench predict` and `regbench evaluate`: score files with a logged model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+from harness.bootstrap import bootstrap_binary
+from harness.metrics import binary_metrics
+from harness.predict import load_predictor, read_input, single_sequence_dataset
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="score a FASTA/TSV with a logged model",
+                       description="Write a TSV with columns id (FASTA header or row number) and score "
+                       "(probability of the positive class).")  # fmt: skip
+    p.add_argument("--run", required=True, help="MLflow run id (printed by `regbench train`, or a study parent run)")
+    p.add_argument("--input", required=True, help="FASTA, or TSV whose first column is the sequence")
+    p.add_argument("--output", required=True, help="output TSV path ('-' for stdout)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.set_defaults(func=run_predict)
+    e = sub.add_parser("evaluate", help="metrics with 95%% CIs of a logged model on a labelled TSV",
+                       description="Score a labelled TSV (seq<TAB>label) and print metrics with bootstrap 95%% CIs.")  # fmt: skip
+    e.add_argument("--run", required=True, help="MLflow run id")
+    e.add_argument("--input", required=True, help="TSV with columns seq<TAB>label")
+    e.add_argument("--threshold", type=float, default=0.5, help="threshold for the thresholded metrics (default 0.5)")
+    e.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    e.set_defaults(func=run_evaluate)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    predictor, meta = load_predictor(args.run, args.device)
+    ids, seqs, _ = read_input(args.input, labelled=False)
+    scores = predictor.score(single_sequence_dataset(ids, seqs, None, meta, args.input))
+    table = pd.DataFrame({"id": ids, "score": scores}) if scores.ndim == 1 else pd.DataFrame(
+        {"id": ids, **{f"score_{j}": scores[:, j] for j in range(scores.shape[1])}})  # fmt: skip
+    table.to_csv(sys.stdout if args.output == "-" else args.output, sep="\t", index=False, float_format="%.6g")
+    if args.output != "-":
+        print(f"wrote {len(table)} scores to {args.output}", file=sys.stderr)
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    predictor, meta = load_predictor(args.run, args.device)
+    if meta["io"]["target"] != "binary":
+        raise ValueError(f"evaluate supports binary tasks; run {args.run} was trained on {meta['task']}")
+    ids, seqs, labels = read_input(args.input, labelled=True)
+    scores = predictor.score(single_sequence_dataset(ids, seqs, labels, meta, args.input))
+    point = binary_metrics(labels, scores, args.threshold)
+    cis = bootstrap_binary(labels, scores, args.threshold)
+    print(f"{len(labels)} sequences from {args.input}, model {meta['model']} ({meta['task']}), threshold {args.threshold}")
+    for name, value in point.items():
+        low, high = cis[name]
+        print(f"{name:<10} {value:.4f}  95% CI [{low:.4f}, {high:.4f}]")
+    return 0

@@ -1,0 +1,46 @@
+"""`regbench train`: one tracked training run; prints `run_id: <id>` as its last line."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.config import parse_overrides
+from harness.runner import RunSpec, train_and_log
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train one model on one task and log it to MLflow",
+        description="Train MODEL on TASK, evaluate on val/test (with bootstrap CIs) and log everything to MLflow "
+        "(default store sqlite:///mlflow.db, or $MLFLOW_TRACKING_URI).",
+        epilog="examples:\n  regbench train --task enhancers.ienhancer2l --model kmer_attention\n"
+        "  regbench train --task enhancers.synthetic --model kmer_attention --set model.k=5 --set train.lr=3e-4",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_run_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", required=True, help="task name (see `regbench tasks`)")
+    p.add_argument("--model", required=True, help="model name (see `regbench models`)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting: model.*, train.* or data.* (repeatable), e.g. train.lr=1e-3")  # fmt: skip
+    p.add_argument("--sets", default="", metavar="'K=V K=V'",
+                   help="several overrides in one whitespace-separated string (used by the MLproject entry points)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--max-epochs", type=int, default=None, help="maximum training epochs (default: train.max_epochs)")
+    p.add_argument("--experiment", default="regbench", help="MLflow experiment name (default: regbench)")
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, dict]:
+    """`--set` items plus the whitespace-separated `--sets` string."""
+    return parse_overrides([*args.overrides, *args.sets.split()])
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = RunSpec(args.task, args.model, overrides_from(args), args.seed, args.max_epochs, args.experiment)
+    run_id = train_and_log(spec)
+    print(f"run_id: {run_id}")
+    return 0

@@ -1,0 +1,59 @@
+"""Figures and tables logged as run artifacts: ROC / PR curves, confusion matrix, predictions."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve  # noqa: E402
+
+
+def roc_figure(y_true: np.ndarray, y_score: np.ndarray, title: str) -> Figure:
+    fpr, tpr, _ = roc_curve(y_true, y_score)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot(fpr, tpr, lw=1.5)
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    fig.tight_layout()
+    return fig
+
+
+def pr_figure(y_true: np.ndarray, y_score: np.ndarray, title: str) -> Figure:
+    precision, recall, _ = precision_recall_curve(y_true, y_score)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot(recall, precision, lw=1.5)
+    ax.axhline(float(np.mean(y_true)), ls="--", c="grey", lw=0.8, label="prevalence")
+    ax.set(xlabel="recall", ylabel="precision", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(y_true: np.ndarray, y_score: np.ndarray, threshold: float, title: str) -> Figure:
+    cm = confusion_matrix(y_true.astype(int), (y_score >= threshold).astype(int), labels=[0, 1])
+    fig, ax = plt.subplots(figsize=(3.8, 3.4))
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center", color="black")
+    ax.set(xticks=[0, 1], yticks=[0, 1], xlabel="predicted", ylabel="true", title=f"{title} (t={threshold:.2f})")
+    fig.tight_layout()
+    return fig
+
+
+def predictions_table(ids: np.ndarray, y_true: np.ndarray, y_score: np.ndarray) -> pd.DataFrame:
+    """One row per sequence: id, label(s), score(s)."""
+    if y_score.ndim == 1:
+        return pd.DataFrame({"id": ids, "label": y_true, "score": y_score})
+    cols = {"id": ids}
+    cols.update({f"label_{j}": y_true[:, j] for j in range(y_true.shape[1])})
+    cols.update({f"score_{j}": y_score[:, j] for j in range(y_score.shape[1])})
+    return pd.DataFrame(cols)
+
+
+def close(fig: Figure) -> None:
+    plt.close(fig)

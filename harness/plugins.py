@@ -1,0 +1,38 @@
+"""The task and model registries, filled by importing the `tasks` and `models` packages.
+
+Tasks are registered as factories `factory(**data_options) -> Task` (options come from `--set data.*`);
+models as `ModelPlugin`s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from harness.registry import Registry
+from harness.spec import ModelPlugin, Task
+
+TaskFactory = Callable[..., Task]
+
+TASKS: Registry[TaskFactory] = Registry("task")
+MODELS: Registry[ModelPlugin] = Registry("model")
+
+
+def load_plugins() -> None:
+    """Import the plugin packages (idempotent); each module registers itself at import."""
+    import models  # noqa: F401
+    import tasks  # noqa: F401
+
+
+def make_task(name: str, data_options: dict[str, Any] | None = None) -> Task:
+    load_plugins()
+    return TASKS.get(name)(**(data_options or {}))
+
+
+def get_model(name: str) -> ModelPlugin:
+    load_plugins()
+    return MODELS.get(name)
+
+
+def register_model(plugin: ModelPlugin) -> ModelPlugin:
+    return MODELS.register(plugin.name, plugin, plugin.description)

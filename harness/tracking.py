@@ -1,0 +1,202 @@
+"""MLflow tracking — the ONLY module that imports mlflow.
+
+Default store: `sqlite:///mlflow.db` in the working directory unless `MLFLOW_TRACKING_URI` is set;
+artifacts of a SQLite store go to `mlartifacts/` beside the database file.
+Layout: experiment = study name; a run per cell (or per `regbench train`); trials are child runs
+nested with the `mlflow.parentRunId` tag. Metrics are named `{split}_{name}`; params `model.*`,
+`train.*`, `data.*`; tags `task`, `model`, `seed`, `git_sha`, `dataset_digest`, `split_protocol`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import mlflow  # noqa: E402
+from mlflow.data.code_dataset_source import CodeDatasetSource  # noqa: E402
+from mlflow.data.meta_dataset import MetaDataset  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+PARENT_TAG = "mlflow.parentRunId"
+META_ARTIFACT = "regbench_meta.json"
+
+
+def tracking_uri() -> str:
+    """`$MLFLOW_TRACKING_URI`, else a SQLite store `mlflow.db` in the working directory."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def configure() -> str:
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def is_local_sqlite(uri: str) -> bool:
+    return uri.startswith("sqlite:")
+
+
+def ensure_experiment(name: str) -> str:
+    """The id of experiment `name`, created (with artifacts beside a SQLite db) if missing."""
+    uri = configure()
+    client = MlflowClient(uri)
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    location = None
+    if is_local_sqlite(uri):
+        db_path = Path(uri.removeprefix("sqlite:///"))
+        location = (db_path.parent / "mlartifacts" / name.replace("/", "_")).as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def git_sha() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def flatten_params(prefix: str, values: Mapping[str, Any]) -> dict[str, str]:
+    return {f"{prefix}.{k}": str(v) for k, v in values.items()}
+
+
+class RunLogger:
+    """Logging into one active MLflow run (the fluent run of this process)."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    def params(self, values: Mapping[str, Any]) -> None:
+        mlflow.log_params({k: str(v)[:6000] for k, v in values.items()})
+
+    def metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+        clean = {k: float(v) for k, v in values.items() if v is not None and v == v}  # drop NaN
+        if clean:
+            mlflow.log_metrics(clean, step=step)
+
+    def tags(self, values: Mapping[str, Any]) -> None:
+        mlflow.set_tags({k: str(v) for k, v in values.items()})
+
+    def text(self, text: str, name: str) -> None:
+        mlflow.log_text(text, name)
+
+    def dict(self, values: Mapping[str, Any], name: str) -> None:
+        mlflow.log_dict(dict(values), name)
+
+    def figure(self, figure: Any, name: str) -> None:
+        mlflow.log_figure(figure, name)
+
+    def file(self, path: str | Path, folder: str | None = None) -> None:
+        mlflow.log_artifact(str(path), folder)
+
+    def table(self, frame: Any, name: str) -> None:
+        """A pandas DataFrame as a TSV/CSV artifact (by the extension of `name`)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(name).name
+            frame.to_csv(path, sep="\t" if name.endswith(".tsv") else ",", index=False)
+            mlflow.log_artifact(str(path), str(Path(name).parent) if Path(name).parent != Path(".") else None)
+
+    def dataset(self, name: str, digest: str, context: str, source_tags: Mapping[str, str]) -> None:
+        """Record a dataset split with `mlflow.log_input` (name, digest and where it came from)."""
+        source = CodeDatasetSource(tags={k: str(v) for k, v in source_tags.items()})
+        mlflow.log_input(MetaDataset(source=source, name=name, digest=digest), context=context)
+
+    def model(self, predictor: Any, meta: Mapping[str, Any]) -> None:
+        """Log a torch model with mlflow.pytorch (or an sklearn-style estimator with mlflow.sklearn)
+        plus `regbench_meta.json` describing how to rebuild the predictor."""
+        from harness.train import TorchPredictor
+
+        if isinstance(predictor, TorchPredictor):
+            import mlflow.pytorch
+
+            mlflow.pytorch.log_model(
+                predictor.model.cpu(), name="model", pip_requirements=_requirements(), serialization_format="pickle"
+            )
+            kind = "torch"
+        else:
+            import mlflow.sklearn
+
+            mlflow.sklearn.log_model(predictor, name="model", pip_requirements=_requirements(),
+                                     serialization_format="cloudpickle")  # fmt: skip
+            kind = "sklearn"
+        mlflow.log_dict({**meta, "kind": kind}, META_ARTIFACT)
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("torch", "scikit-learn", "numpy", "mlflow")]
+
+
+@contextmanager
+def run(
+    experiment: str,
+    run_name: str,
+    tags: Mapping[str, Any] | None = None,
+    parent_run_id: str | None = None,
+) -> Iterator[RunLogger]:
+    """Start a run (nested under `parent_run_id` if given); it ends FINISHED, or FAILED/KILLED on error."""
+    experiment_id = ensure_experiment(experiment)
+    all_tags = {"git_sha": git_sha(), **(tags or {})}
+    if parent_run_id:
+        all_tags[PARENT_TAG] = parent_run_id
+    str_tags = {k: str(v) for k, v in all_tags.items()}
+    # Under `mlflow run`, MLFLOW_RUN_ID names the run the project was launched in: the top-level run adopts it.
+    launched = os.environ.pop("MLFLOW_RUN_ID", None) if parent_run_id is None else None
+    if launched:
+        active = mlflow.start_run(run_id=launched)
+        mlflow.set_tags({**str_tags, "mlflow.runName": run_name})
+    else:
+        active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=str_tags)
+    status = "FAILED"
+    try:
+        yield RunLogger(active.info.run_id)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        mlflow.end_run(status=status)
+
+
+def load_meta(run_id: str) -> dict[str, Any]:
+    configure()
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=META_ARTIFACT)
+    except Exception as err:  # MlflowException, missing run, missing artifact
+        raise LookupError(
+            f"run {run_id!r} has no logged regbench model in {tracking_uri()} ({type(err).__name__}: {err}). "
+            "Pass the run_id printed by `regbench train` (or a study's parent run), and the same "
+            "MLFLOW_TRACKING_URI it was logged to."
+        ) from None
+    return json.loads(Path(path).read_text())
+
+
+def load_model(run_id: str, kind: str) -> Any:
+    """The logged model object (an nn.Module for torch runs, the estimator for sklearn runs)."""
+    configure()
+    uri = f"runs:/{run_id}/model"
+    if kind == "torch":
+        import mlflow.pytorch
+
+        return mlflow.pytorch.load_model(uri, map_location="cpu")
+    import mlflow.sklearn
+
+    return mlflow.sklearn.load_model(uri)
+
+
+def client() -> MlflowClient:
+    return MlflowClient(configure())

@@ -1,0 +1,235 @@
+"""K-mer self-attention encoder: the regbench proposal's sequence model.
+
+Overlapping k-mers are embedded as tokens (as in DNABERT: Ji et al. 2021, "DNABERT: pre-trained Bidirectional
+Encoder Representations from Transformers model for DNA-language in genome", Bioinformatics 37:2112) and read by a
+small Transformer encoder (Vaswani et al. 2017, "Attention is all you need", NeurIPS), trained from scratch.
+The proposal's configuration is one layer with one head, so its attention map can be read as k-mer interactions.
+
+codes (B, L) → k-mer ids (B, T = L-k+1) → embedding + position (B, T, C) → n_layers × [attention, MLP]
+→ masked pooling (B, C) → Linear-ReLU-Dropout (B, out_dim). Padding never receives attention nor enters pooling,
+so a sequence gives the same features whatever the padding width of its batch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.encode import kmer_ids, kmer_vocab_size
+from harness.plugins import register_model
+from harness.spec import IOSpec, ModelPlugin
+
+POOLINGS = ("mean", "max", "cls", "attention")
+POS_ENCODINGS = ("learned", "sinusoidal", "none")
+
+
+def sinusoidal_positions(n: int, dim: int, device: torch.device) -> torch.Tensor:
+    """Fixed sine/cosine position codes `(n, dim)` (Vaswani et al. 2017, section 3.5)."""
+    pos = torch.arange(n, dtype=torch.float32, device=device)[:, None]  # (T, 1)
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32, device=device) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(n, dim, device=device)
+    pe[:, 0::2] = torch.sin(pos * freq)
+    pe[:, 1::2] = torch.cos(pos * freq)
+    return pe
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with a key padding mask; keeps its attention weights when asked."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.attn_dropout = nn.Dropout(dropout)
+        self.last_weights: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor, store: bool = False) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=-1)  # 3 × (B, T, C)
+        q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, H, T, T)
+        scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
+        weights = scores.softmax(dim=-1)  # (B, H, T, T); every row has at least one real key
+        self.last_weights = weights.detach() if store else None
+        y = self.attn_dropout(weights) @ v  # (B, H, T, D)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
+
+
+class EncoderBlock(nn.Module):
+    """Pre-norm Transformer block: x + attention(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, d_model: int, n_heads: int, ff_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d_model)
+        self.attn = SelfAttention(d_model, n_heads, dropout)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(nn.Linear(d_model, ff_dim), nn.GELU(), nn.Linear(ff_dim, d_model))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor, store: bool = False) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.ln1(x), key_mask, store))  # (B, T, C)
+        return x + self.dropout(self.mlp(self.ln2(x)))  # (B, T, C)
+
+
+class KmerAttentionEncoder(nn.Module):
+    """`forward(codes (B, L), mask (B, L)) -> features (B, out_dim)`.
+
+    Set `store_attention = True` to keep each layer's weights in `last_attention` (list of `(B, H, T, T)`,
+    T counting the CLS token first under `pooling="cls"`), or call `attention_maps`.
+    """
+
+    def __init__(
+        self,
+        k: int,
+        d_model: int,
+        n_heads: int,
+        n_layers: int,
+        ff_mult: int,
+        dropout: float,
+        pooling: str,
+        pos_encoding: str,
+        max_len: int,
+        head_dim: int,
+    ) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"kmer_attention: pooling={pooling!r} is not one of {', '.join(POOLINGS)}")
+        if pos_encoding not in POS_ENCODINGS:
+            raise ValueError(f"kmer_attention: pos_encoding={pos_encoding!r} is not one of {', '.join(POS_ENCODINGS)}")
+        if d_model % n_heads:
+            raise ValueError(f"kmer_attention: n_heads={n_heads} must divide d_model={d_model}")
+        if pos_encoding == "sinusoidal" and d_model % 2:
+            raise ValueError(f"kmer_attention: sinusoidal positions need an even d_model, got {d_model}")
+        if max_len < k:
+            raise ValueError(f"kmer_attention: max_len={max_len} is shorter than k={k}")
+        self.k, self.pooling, self.pos_encoding, self.max_len = k, pooling, pos_encoding, max_len
+        self.out_dim = head_dim
+        self.store_attention = False
+        self.last_attention: list[torch.Tensor] = []
+
+        self.tok_emb = nn.Embedding(kmer_vocab_size(k), d_model, padding_idx=0)
+        if pos_encoding == "learned":
+            self.pos_emb = nn.Embedding(max_len - k + 1, d_model)
+        if pooling == "cls":
+            self.cls = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)
+        if pooling == "attention":
+            self.pool_score = nn.Linear(d_model, 1)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(EncoderBlock(d_model, n_heads, ff_mult * d_model, dropout) for _ in range(n_layers))
+        self.ln_f = nn.LayerNorm(d_model)
+        self.head = nn.Sequential(nn.Linear(d_model, head_dim), nn.ReLU(), nn.Dropout(dropout))
+
+    def forward(self, codes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if codes.shape[1] < self.k:
+            raise ValueError(f"kmer_attention: sequence length {codes.shape[1]} is shorter than k={self.k}")
+        ids, kmask = kmer_ids(codes, mask, self.k)  # (B, T), (B, T)
+        if not bool(kmask.any(dim=1).all()):
+            short = int(mask.sum(dim=1).min())
+            raise ValueError(f"kmer_attention: a sequence of length {short} is shorter than k={self.k}")
+        B, T = ids.shape
+        x = self.tok_emb(ids)  # (B, T, C)
+        if self.pos_encoding == "learned":
+            n_pos = self.pos_emb.num_embeddings
+            if n_pos < T and bool(kmask[:, n_pos:].any()):
+                longest = int(mask.sum(dim=1).max())
+                raise ValueError(
+                    f"kmer_attention: sequence length {longest} exceeds max_len={self.max_len} of the learned "
+                    "positions (set max_len or use pos_encoding=sinusoidal)"
+                )
+            x = x + self.pos_emb(torch.arange(T, device=ids.device).clamp(max=n_pos - 1))  # pad rows are masked
+        elif self.pos_encoding == "sinusoidal":
+            x = x + sinusoidal_positions(T, x.shape[-1], ids.device)
+        if self.pooling == "cls":
+            x = torch.cat([self.cls.expand(B, -1, -1), x], dim=1)  # (B, 1+T, C)
+            kmask = torch.cat([kmask.new_ones(B, 1), kmask], dim=1)  # (B, 1+T)
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block(x, kmask, self.store_attention)  # (B, T, C)
+        self.last_attention = [b.attn.last_weights for b in self.blocks] if self.store_attention else []
+        x = self.ln_f(x)
+        return self.head(self.pool(x, kmask))  # (B, out_dim)
+
+    def pool(self, x: torch.Tensor, kmask: torch.Tensor) -> torch.Tensor:
+        """Masked pooling `(B, T, C), (B, T) -> (B, C)`; padded tokens never contribute."""
+        m = kmask.unsqueeze(-1)  # (B, T, 1)
+        if self.pooling == "mean":
+            return (x * m).sum(dim=1) / m.sum(dim=1)
+        if self.pooling == "max":
+            return x.masked_fill(~m, float("-inf")).amax(dim=1)
+        if self.pooling == "cls":
+            return x[:, 0]
+        scores = self.pool_score(x).masked_fill(~m, float("-inf"))  # (B, T, 1)
+        return (scores.softmax(dim=1) * x).sum(dim=1)
+
+    @torch.no_grad()
+    def attention_maps(self, codes: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's attention weights `(B, H, T, T)` (rows: queries, columns: keys); call `.eval()` first."""
+        store = self.store_attention
+        self.store_attention = True
+        try:
+            self(codes, mask)
+            return self.last_attention
+        finally:
+            self.store_attention = store
+
+
+def build(
+    io: IOSpec,
+    k: int = 4,
+    d_model: int = 64,
+    n_heads: int = 1,
+    n_layers: int = 1,
+    ff_mult: int = 2,
+    dropout: float = 0.1,
+    pooling: str = "mean",
+    pos_encoding: str = "sinusoidal",
+    max_len: int = 1024,
+    head_dim: int = 64,
+) -> KmerAttentionEncoder:
+    """One branch for `io`; learned positions cover `io.lengths[0]` when fixed, else `max_len`."""
+    length = io.lengths[0] if io.lengths[0] > 0 else max_len
+    return KmerAttentionEncoder(
+        k, d_model, n_heads, n_layers, ff_mult, dropout, pooling, pos_encoding, length, head_dim
+    )
+
+
+def search_space(trial: Any) -> dict[str, Any]:
+    """k in 3..6 and the encoder's size; every n_heads choice divides every d_model choice."""
+    return {
+        "k": trial.suggest_int("k", 3, 6),
+        "d_model": trial.suggest_categorical("d_model", [32, 64, 128]),
+        "n_heads": trial.suggest_categorical("n_heads", [1, 2, 4]),
+        "n_layers": trial.suggest_int("n_layers", 1, 3),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        "pooling": trial.suggest_categorical("pooling", list(POOLINGS)),
+        "pos_encoding": trial.suggest_categorical("pos_encoding", list(POS_ENCODINGS)),
+    }
+
+
+PLUGIN = register_model(
+    ModelPlugin(
+        name="kmer_attention",
+        description="overlapping k-mer embeddings + Transformer self-attention encoder (1 layer, 1 head)",
+        native_inputs="seq",
+        defaults={
+            "k": 4,
+            "d_model": 64,
+            "n_heads": 1,
+            "n_layers": 1,
+            "ff_mult": 2,
+            "dropout": 0.1,
+            "pooling": "mean",
+            "pos_encoding": "sinusoidal",
+            "max_len": 1024,
+            "head_dim": 64,
+        },
+        tiny={"k": 3, "d_model": 16, "ff_mult": 2, "head_dim": 16},
+        search_space=search_space,
+        build=build,
+        paper="Vaswani et al. 2017 (NeurIPS); k-mer tokens as in Ji et al. 2021 (Bioinformatics 37:2112)",
+    )
+)

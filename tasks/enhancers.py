@@ -1,0 +1,260 @@
+"""Enhancer and promoter classification tasks (binary, primary metric AUROC).
+
+Registered: `enhancers.ensembl`, `enhancers.cohn`, `promoters.nontata` (Genomic Benchmarks),
+`enhancers.ienhancer2l`, `enhancers.ienhancer2l_strength` (iEnhancer-2L layers 1 and 2), `enhancers.files`
+(your own FASTA/TSV files) and `enhancers.synthetic` (planted motif grammar).
+
+Duplicate policy, applied before any split is carved so that splits never share a sequence: a sequence and its
+reverse complement are the same sequence; within a pool the first occurrence is kept, and every copy of a
+sequence seen with both labels is dropped; where a test split is given (official or `data.test`), training rows
+whose sequence occurs in it are dropped. Validation is then carved from training (stratified, seeded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.config import ConfigError, merge
+from harness.data import SeqDataset, Seqs
+from harness.encode import N_CODE, reverse_complement
+from harness.paths import require_data
+from harness.plugins import TASKS
+from harness.spec import IOSpec
+from harness.splits import stratified_holdout
+from tasks import genomic_benchmarks as gb
+from tasks.common import SplitTask
+from tasks.readers import Labeled, read_fasta_classes, read_source, read_tsv, require_two_classes
+from tasks.synthetic_enhancers import SyntheticLoader
+
+PRIMARY = "auroc"
+COMMON = {"val_fraction": 0.1, "seed": 0}
+
+
+def binary_task_metrics(y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]:
+    from harness.metrics import binary_metrics  # imported at call time: the metrics module is optional here
+
+    return binary_metrics(y_true, y_score)
+
+
+def canonical_keys(seqs: Seqs, width: int | None = None) -> np.ndarray:
+    """Per row, an exact key shared by a sequence and its reverse complement (`(N,)` void; rows padded to `width`)."""
+    width = seqs.codes.shape[1] if width is None else width
+    fwd = np.full((len(seqs), width), N_CODE, dtype=np.uint8)
+    fwd[:, : seqs.codes.shape[1]] = seqs.codes
+    rc = reverse_complement(fwd, seqs.lengths)
+    diff = fwd != rc
+    first = diff.argmax(axis=1)
+    rows = np.arange(len(fwd))
+    use_rc = diff.any(axis=1) & (rc[rows, first] < fwd[rows, first])
+    canon = np.where(use_rc[:, None], rc, fwd)
+    length_bytes = seqs.lengths.astype("<i4").view(np.uint8).reshape(-1, 4)
+    key = np.ascontiguousarray(np.concatenate([length_bytes, canon], axis=1))
+    return key.view(np.dtype((np.void, key.shape[1]))).ravel()
+
+
+def dedupe(ds: SeqDataset) -> SeqDataset:
+    """Keep the first occurrence of each sequence (either strand); drop all copies of label-conflicting ones."""
+    _, first, group = np.unique(canonical_keys(ds.seqs[0]), return_index=True, return_inverse=True)
+    low = np.full(len(first), np.inf)
+    high = np.full(len(first), -np.inf)
+    np.minimum.at(low, group, ds.labels)
+    np.maximum.at(high, group, ds.labels)
+    keep = np.zeros(len(ds), dtype=bool)
+    keep[first] = True
+    keep &= low[group] == high[group]
+    return ds.subset(np.flatnonzero(keep))
+
+
+def drop_shared(train: SeqDataset, test: SeqDataset) -> SeqDataset:
+    """`train` without the rows whose sequence (either strand) occurs in `test`."""
+    width = max(train.seqs[0].codes.shape[1], test.seqs[0].codes.shape[1])
+    shared = np.isin(canonical_keys(train.seqs[0], width), canonical_keys(test.seqs[0], width))
+    return train.subset(np.flatnonzero(~shared))
+
+
+def with_val(train: SeqDataset, test: SeqDataset, val_fraction: float, seed: int) -> dict[str, SeqDataset]:
+    """Given train/test pools → deduplicated train/val/test, val carved from train."""
+    test = dedupe(test)
+    train = drop_shared(dedupe(train), test)
+    keep, val = stratified_holdout(train.labels, val_fraction, seed)
+    return {"train": train.subset(keep), "val": train.subset(val), "test": test}
+
+
+def carve(pool: SeqDataset, test_fraction: float, val_fraction: float, seed: int) -> dict[str, SeqDataset]:
+    """One pool → deduplicated, stratified, seeded train/val/test (val is `val_fraction` of the non-test rows)."""
+    pool = dedupe(pool)
+    rest, test = stratified_holdout(pool.labels, test_fraction, seed)
+    keep, val = stratified_holdout(pool.labels[rest], val_fraction, seed)
+    return {"train": pool.subset(rest[keep]), "val": pool.subset(rest[val]), "test": pool.subset(test)}
+
+
+def to_dataset(data: Labeled) -> SeqDataset:
+    return SeqDataset((Seqs.from_strings(data.seqs),), data.labels.astype(np.float32), data.ids)
+
+
+def check_length(ds: SeqDataset, length: int, source: str) -> SeqDataset:
+    """Fixed-length tasks: every sequence must be `length` bp; raise naming the first that is not."""
+    bad = np.flatnonzero(ds.seqs[0].lengths != length)
+    if bad.size:
+        row = int(bad[0])
+        raise ValueError(
+            f"{source}: sequence {ds.ids[row]} has length {int(ds.seqs[0].lengths[row])}, expected {length} "
+            f"({bad.size} sequences differ)"
+        )
+    return ds
+
+
+def _options(task: str, defaults: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    values = merge("data", {**COMMON, **defaults}, options)
+    for key in ("val_fraction", "test_fraction"):
+        if key in values and not 0.0 < values[key] < 1.0:
+            raise ConfigError(f"data.{key}={values[key]!r} for {task}: must be in (0, 1)")
+    return values
+
+
+def _fractions(opts: Mapping[str, Any], with_test: bool = True) -> str:
+    test = f"_test{opts['test_fraction']:g}" if with_test else ""
+    return f"{test}_val{opts['val_fraction']:g}_seed{opts['seed']}"
+
+
+def _task(name: str, length: int, label: str, protocol: str, load: Callable[[], Mapping[str, SeqDataset]], **kw: Any):
+    return SplitTask(
+        name=name,
+        io=IOSpec("seq", (length,), 1, "binary", (label,)),
+        primary_metric=PRIMARY,
+        split_protocol=protocol,
+        synthetic=kw.pop("synthetic", False),
+        load=load,
+        metric_fn=binary_task_metrics,
+        **kw,
+    )
+
+
+# --- Genomic Benchmarks -------------------------------------------------------------------------------------------
+
+GENOMIC_BENCHMARKS = {  # task → (dataset name, fixed length or 0, offline dev TSV under $REGBENCH_DATA or "")
+    "enhancers.ensembl": ("human_enhancers_ensembl", 0, ""),
+    "enhancers.cohn": ("human_enhancers_cohn", 500, "human_enhancers_cohn_dev.tsv"),
+    "promoters.nontata": ("human_nontata_promoters", 251, "human_nontata_promoters_dev.tsv"),
+}
+
+
+def _genomic_benchmarks_factory(task: str) -> Callable[..., SplitTask]:
+    dataset, length, tsv = GENOMIC_BENCHMARKS[task]
+    label = "promoter" if task.startswith("promoters.") else "enhancer"
+    defaults: dict[str, Any] = {"root": "", "download": False}
+    if tsv:
+        defaults |= {"source": "files", "test_fraction": 0.2}
+
+    def factory(**options: Any) -> SplitTask:
+        opts = _options(task, defaults, options)
+        if tsv and opts["source"] not in ("files", "tsv"):
+            raise ConfigError(f"data.source={opts['source']!r} for {task}: use files (official splits) or tsv")
+        if tsv and opts["source"] == "tsv":
+            if opts["root"] or opts["download"]:
+                raise ConfigError(f"{task}: data.root/data.download apply to data.source=files, not tsv")
+
+            def load_tsv() -> dict[str, SeqDataset]:
+                path = require_data(f"genomic_benchmarks/{tsv}", f"{task} (data.source=tsv)")
+                ds = to_dataset(read_tsv(path))
+                require_two_classes(ds.labels, str(path))
+                return carve(
+                    check_length(ds, length, str(path)), opts["test_fraction"], opts["val_fraction"], opts["seed"]
+                )
+
+            protocol = "dev_tsv_stratified" + _fractions(opts)
+            return _task(task, length, label, protocol, load_tsv, description=f"{dataset}: 80% of official test")
+        if "test_fraction" in options:
+            raise ConfigError(f"{task}: data.test_fraction applies to data.source=tsv; files use the official test")
+        root = Path(opts["root"]).expanduser() if opts["root"] else gb.default_root()
+        hint = f"Offline, --set data.source=tsv reads $REGBENCH_DATA/genomic_benchmarks/{tsv}." if tsv else ""
+
+        def load_official() -> dict[str, SeqDataset]:
+            splits = gb.load_official(dataset, root, opts["download"], hint)
+            if length:
+                for name, ds in splits.items():
+                    check_length(ds, length, f"{root / dataset}/{name}")
+            return with_val(splits["train"], splits["test"], opts["val_fraction"], opts["seed"])
+
+        protocol = "official_test+stratified" + _fractions(opts, with_test=False)
+        return _task(task, length, label, protocol, load_official, description=f"Genomic Benchmarks {dataset}")
+
+    return factory
+
+
+for _name in GENOMIC_BENCHMARKS:
+    TASKS.register(_name, _genomic_benchmarks_factory(_name), f"Genomic Benchmarks {GENOMIC_BENCHMARKS[_name][0]}")
+
+
+# --- iEnhancer-2L ---------------------------------------------------------------------------------------------------
+
+IENHANCER2L = {  # task → [(label, file)], what the positive class is
+    "enhancers.ienhancer2l": ([(1, "enhancer_train.fa"), (0, "non_enhancer_train.fa")], "enhancer"),
+    "enhancers.ienhancer2l_strength": ([(1, "strong_enhancer_train.fa"), (0, "weak_enhancer_train.fa")], "strong"),
+}
+
+
+def _ienhancer2l_factory(task: str) -> Callable[..., SplitTask]:
+    files, label = IENHANCER2L[task]
+
+    def factory(**options: Any) -> SplitTask:
+        opts = _options(task, {"dir": "", "test_fraction": 0.2}, options)
+
+        def load() -> dict[str, SeqDataset]:
+            folder = Path(opts["dir"]).expanduser() if opts["dir"] else require_data("ienhancer2l", task)
+            ds = to_dataset(read_fasta_classes([(y, folder / f) for y, f in files]))
+            return carve(check_length(ds, 200, str(folder)), opts["test_fraction"], opts["val_fraction"], opts["seed"])
+
+        protocol = "stratified_holdout" + _fractions(opts)
+        return _task(task, 200, label, protocol, load, description="iEnhancer-2L training set (Liu et al. 2016)")
+
+    return factory
+
+
+_LAYERS = {"enhancers.ienhancer2l": "layer 1, enhancer vs non-enhancer", "enhancers.ienhancer2l_strength": "layer 2"}
+for _name in IENHANCER2L:
+    TASKS.register(_name, _ienhancer2l_factory(_name), f"iEnhancer-2L {_LAYERS[_name]}, 200 bp")
+
+
+# --- your own files, synthetic ----------------------------------------------------------------------------------------
+
+
+@TASKS.decorator("enhancers.files", "your data: data.train=TSV or 1:pos.fa,0:neg.fa, optional data.test")
+def files_task(**options: Any) -> SplitTask:
+    opts = _options("enhancers.files", {"train": "", "test": "", "test_fraction": 0.2}, options)
+    if not opts["train"]:
+        raise ConfigError("enhancers.files needs data.train=PATH.tsv (seq<TAB>label) or data.train=1:pos.fa,0:neg.fa")
+    if opts["test"] and "test_fraction" in options:
+        raise ConfigError("enhancers.files: data.test_fraction applies only when no data.test is given")
+
+    def load() -> dict[str, SeqDataset]:
+        train = to_dataset(read_source(opts["train"]))
+        if opts["test"]:
+            return with_val(train, to_dataset(read_source(opts["test"])), opts["val_fraction"], opts["seed"])
+        return carve(train, opts["test_fraction"], opts["val_fraction"], opts["seed"])
+
+    protocol = (
+        ("given_test+stratified" + _fractions(opts, False)) if opts["test"] else "stratified_holdout" + _fractions(opts)
+    )
+    return _task("enhancers.files", 0, "positive", protocol, load, description=f"files: {opts['train']}")
+
+
+@TASKS.decorator("enhancers.synthetic", "ETS–AP-1 composite grammar planted in GC-matched background (synthetic)")
+def synthetic_task(**options: Any) -> SplitTask:
+    opts = _options("enhancers.synthetic", {"n": 2000, "length": 200, "test_fraction": 0.2}, options)
+    if opts["n"] < 50 or opts["length"] < 100:
+        raise ConfigError(
+            f"enhancers.synthetic: need data.n >= 50 and data.length >= 100, got {opts['n']}, {opts['length']}"
+        )
+    loader = SyntheticLoader(
+        opts["n"],
+        opts["length"],
+        opts["seed"],
+        lambda ds: carve(ds, opts["test_fraction"], opts["val_fraction"], opts["seed"]),
+    )
+    protocol = "synthetic_stratified" + _fractions(opts)
+    return _task("enhancers.synthetic", opts["length"], "enhancer", protocol, loader, synthetic=True)

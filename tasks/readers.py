@@ -1,0 +1,177 @@
+"""Readers for labelled DNA files: FASTA and `seq<TAB>label` TSV.
+
+Every error names the file, the line (and FASTA record) and the offending value. Sequences come back
+upper-cased; only A, C, G, T, N are accepted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.paths import DataNotFoundError
+
+_INVALID = re.compile(r"[^ACGTNacgtn]")
+LABELS = {"0": 0, "1": 1}
+
+
+class SequenceFileError(ValueError):
+    """A malformed sequence file; the message names the file, line or record, and the value."""
+
+
+@dataclass(frozen=True)
+class Labeled:
+    """Sequences with binary labels `(N,) int8` and ids `(N,) str` (unique within one source)."""
+
+    seqs: list[str]
+    labels: np.ndarray
+    ids: np.ndarray
+
+
+def check_file(path: Path, what: str = "sequence file") -> Path:
+    """A readable, non-empty file, or a clear error naming the path."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataNotFoundError(f"{what}: {path} does not exist")
+    if not path.is_file():
+        raise SequenceFileError(f"{what}: {path} is not a file")
+    if path.stat().st_size == 0:
+        raise SequenceFileError(f"{path}: file is empty")
+    return path
+
+
+def invalid_char(seq: str) -> tuple[int, str] | None:
+    """`(0-based position, character)` of the first non-ACGTN character, or None."""
+    match = _INVALID.search(seq)
+    return (match.start(), match.group()) if match else None
+
+
+def read_fasta(path: Path) -> list[tuple[str, str]]:
+    """`[(record id, sequence)]` in file order; the id is the header up to the first whitespace."""
+    path = check_file(path, "FASTA file")
+    records: list[tuple[str, str]] = []
+    rid, header_line, parts = None, 0, []
+    with path.open(encoding="latin-1") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            line = raw.strip()
+            if not line:
+                continue
+            if line.startswith(">"):
+                if rid is not None:
+                    records.append(_finish(path, rid, header_line, parts))
+                fields = line[1:].split()
+                if not fields:
+                    raise SequenceFileError(f"{path}:{lineno}: FASTA header {line!r} has no record id")
+                rid, header_line, parts = fields[0], lineno, []
+                continue
+            if rid is None:
+                raise SequenceFileError(
+                    f"{path}:{lineno}: sequence line before any '>' header (truncated or not FASTA?): {line[:60]!r}"
+                )
+            bad = invalid_char(line)
+            if bad:
+                raise SequenceFileError(
+                    f"{path}:{lineno}: record {rid!r}: invalid character {bad[1]!r} at column {bad[0] + 1} "
+                    "(only A, C, G, T, N are allowed)"
+                )
+            parts.append(line)
+    if rid is None:
+        raise SequenceFileError(f"{path}: no FASTA records found (only blank lines)")
+    records.append(_finish(path, rid, header_line, parts))
+    return records
+
+
+def _finish(path: Path, rid: str, header_line: int, parts: list[str]) -> tuple[str, str]:
+    if not parts:
+        raise SequenceFileError(f"{path}:{header_line}: record {rid!r} has a header but no sequence (truncated file?)")
+    return rid, "".join(parts).upper()
+
+
+def read_tsv(path: Path) -> Labeled:
+    """Rows `seq<TAB>label` (label 0 or 1); a first line that is not a data row (e.g. `seq<TAB>label`) is a header."""
+    path = check_file(path, "TSV file")
+    seqs: list[str] = []
+    labels: list[int] = []
+    ids: list[str] = []
+    first = True
+    with path.open(encoding="latin-1") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            line = raw.rstrip("\r\n")
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            if len(fields) != 2:
+                raise SequenceFileError(
+                    f"{path}:{lineno}: expected 2 tab-separated columns (seq<TAB>label), found {len(fields)}: "
+                    f"{line[:60]!r}"
+                )
+            seq, label = fields[0].strip(), fields[1].strip()
+            is_header = first and _is_header(seq, label)
+            first = False
+            if is_header:
+                continue
+            if not seq:
+                raise SequenceFileError(f"{path}:{lineno}: empty sequence")
+            bad = invalid_char(seq)
+            if bad:
+                raise SequenceFileError(
+                    f"{path}:{lineno}: invalid character {bad[1]!r} at position {bad[0] + 1} of the sequence "
+                    "(only A, C, G, T, N are allowed)"
+                )
+            if label not in LABELS:
+                raise SequenceFileError(f"{path}:{lineno}: bad label {label!r} (expected 0 or 1)")
+            seqs.append(seq.upper())
+            labels.append(LABELS[label])
+            ids.append(f"{path.name}:{lineno}")
+    if not seqs:
+        raise SequenceFileError(f"{path}: no data rows (expected lines seq<TAB>label)")
+    return Labeled(seqs, np.asarray(labels, dtype=np.int8), np.asarray(ids))
+
+
+def _is_header(seq: str, label: str) -> bool:
+    return label not in LABELS and invalid_char(seq) is not None
+
+
+def read_fasta_classes(pairs: list[tuple[int, Path]]) -> Labeled:
+    """FASTA files, one per class: `[(label, path), ...]` → all records, labelled, ids `file:record`."""
+    seqs: list[str] = []
+    labels: list[int] = []
+    ids: list[str] = []
+    for label, path in pairs:
+        for rid, seq in read_fasta(path):
+            seqs.append(seq)
+            labels.append(label)
+            ids.append(f"{Path(path).name}:{rid}")
+    return Labeled(seqs, np.asarray(labels, dtype=np.int8), np.asarray(ids))
+
+
+def read_source(spec: str) -> Labeled:
+    """A user data source: a TSV path, or comma-separated FASTA `label:path` pairs (`1:pos.fa,0:neg.fa`)."""
+    items = [item.strip() for item in spec.split(",") if item.strip()]
+    if not items:
+        raise SequenceFileError(f"empty data source {spec!r}: give a TSV path or label:path FASTA pairs")
+    if len(items) == 1 and not re.match(r"^[^:/\\]+:", items[0]):
+        data = read_tsv(Path(items[0]))
+    else:
+        pairs = []
+        for item in items:
+            label, sep, path = item.partition(":")
+            if not sep or label.strip() not in LABELS or not path.strip():
+                raise SequenceFileError(
+                    f"data source item {item!r} in {spec!r}: expected LABEL:PATH with LABEL 0 or 1, e.g. 1:pos.fa"
+                )
+            pairs.append((LABELS[label.strip()], Path(path.strip())))
+        data = read_fasta_classes(pairs)
+    require_two_classes(data.labels, spec)
+    return data
+
+
+def require_two_classes(labels: np.ndarray, source: str) -> None:
+    """Binary tasks need both classes; raise naming the source and the one label found."""
+    present = np.unique(labels)
+    if present.size < 2:
+        only = int(present[0]) if present.size else "none"
+        raise SequenceFileError(f"{source}: all {labels.size} sequences have label {only}; need both 0 and 1")

@@ -1,0 +1,51 @@
+"""Shared fixtures: a temporary SQLite MLflow store, temp caches, the real-data root, a device."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own cache dir and MLflow store; nothing leaks into the repo or ~."""
+    monkeypatch.setenv("REGBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def tracking_uri() -> str:
+    return os.environ["MLFLOW_TRACKING_URI"]
+
+
+@pytest.fixture
+def real_data() -> Path:
+    """`$REGBENCH_DATA`; skipped with a reason when absent — except in CI, where it must exist."""
+    value = os.environ.get("REGBENCH_DATA")
+    if not value or not Path(value).is_dir():
+        if os.environ.get("CI"):
+            pytest.fail("REGBENCH_DATA must point at the real datasets in CI (e.g. ../shared/data)")
+        pytest.skip("REGBENCH_DATA is not set: real-data test skipped (export REGBENCH_DATA=../shared/data)")
+    return Path(value)
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device"))])
+def device(request: pytest.FixtureRequest) -> torch.device:
+    return torch.device(request.param)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+def random_seqs(rng: np.random.Generator, n: int, length: int) -> list[str]:
+    """Seeded random ACGT strings."""
+    return ["".join(rng.choice(list("ACGT"), size=length)) for _ in range(n)]
