@@ -101,7 +101,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, dict[str, Any]]:
 
 def coerce(namespace: str, key: str, value: Any, like: Any) -> Any:
     """Coerce `value` to the type of the default `like`, or raise a ConfigError naming the key."""
-    if like is None or isinstance(value, type(like)) and not (isinstance(value, bool) and not isinstance(like, bool)):
+    if like is None or (isinstance(value, type(like)) and not (isinstance(value, bool) and not isinstance(like, bool))):
         return value
     try:
         if isinstance(like, bool):

@@ -74,7 +74,7 @@ def mask_from_lengths(lengths: np.ndarray, width: int) -> np.ndarray:
 
 def reverse_complement(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Reverse-complement padded `(N, L)` codes; each row's real part stays left-aligned."""
-    n, width = codes.shape
+    width = codes.shape[1]
     src = np.asarray(lengths)[:, None] - 1 - np.arange(width)[None, :]  # (N, L)
     valid = src >= 0
     out = np.full_like(codes, N_CODE)

@@ -23,7 +23,9 @@ class Evaluation:
     threshold: float  # F1-optimal threshold chosen on validation (binary tasks)
 
 
-def evaluate(task: Task, predictor: Predictor, splits: Mapping[str, Dataset], n_boot: int = 1000, seed: int = 0) -> Evaluation:
+def evaluate(
+    task: Task, predictor: Predictor, splits: Mapping[str, Dataset], n_boot: int = 1000, seed: int = 0
+) -> Evaluation:
     """Val and test metrics; on test, 95% bootstrap CIs and the thresholded metrics at the val-chosen threshold."""
     scores = {name: predictor.score(splits[name]) for name in ("val", "test")}
     metrics: dict[str, float] = {}

@@ -64,7 +64,10 @@ def log_outcome(
 ) -> Evaluation:
     """Evaluate on val/test and log metrics with CIs, resources, figures, predictions and the model."""
     ev = evaluate(task, result.predictor, splits, seed=cfg.seed)
-    log.metrics(ev.metrics)
+    # val_* of the restored best model are logged at the last epoch's step, so each val_* history ends on the
+    # value of the model that is evaluated on test and logged.
+    log.metrics({k: v for k, v in ev.metrics.items() if k.startswith("val_")}, step=result.epochs_run)
+    log.metrics({k: v for k, v in ev.metrics.items() if not k.startswith("val_")})
     log.metrics({
         "n_params": result.n_params, "train_time_s": result.train_seconds, "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch, "train_throughput_seq_per_s": result.throughput, **resources,
@@ -84,8 +87,15 @@ def log_outcome(
         for name, fig in plugin.inspect(result.predictor, splits).items():
             log.figure(fig, name)
             plots.close(fig)
-    meta = {"task": task.name, "model": plugin.name, "hp": dict(hp), "data": dict(data_options),
-            "train": dataclasses.asdict(cfg), "io": dataclasses.asdict(task.io), "threshold_val_f1": ev.threshold}  # fmt: skip
+    meta = {
+        "task": task.name,
+        "model": plugin.name,
+        "hp": dict(hp),
+        "data": dict(data_options),
+        "train": dataclasses.asdict(cfg),
+        "io": dataclasses.asdict(task.io),
+        "threshold_val_f1": ev.threshold,
+    }
     log.model(result.predictor, meta)
     return ev
 
@@ -100,6 +110,7 @@ def train_and_log(spec: RunSpec) -> str:
                     **tracking.flatten_params("data", data_options)})  # fmt: skip
         with ResourceMonitor(device=resolve_device(cfg.device)) as monitor:
             splits = prepare_splits(task, plugin, hp)
+            log.metrics(getattr(splits, "stats", {}))  # a featurize hook's own measurements, e.g. embed_seq_per_s
             log_run_inputs(log, task, splits)
             result = fit(task, plugin, hp, cfg, report=lambda row: log.metrics(row, step=int(row["epoch"])),
                          splits=splits)  # fmt: skip

@@ -21,10 +21,10 @@ from typing import Any
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-import mlflow  # noqa: E402
-from mlflow.data.code_dataset_source import CodeDatasetSource  # noqa: E402
-from mlflow.data.meta_dataset import MetaDataset  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
+import mlflow
+from mlflow.data.code_dataset_source import CodeDatasetSource
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.tracking import MlflowClient
 
 PARENT_TAG = "mlflow.parentRunId"
 META_ARTIFACT = "regbench_meta.json"
@@ -200,3 +200,98 @@ def load_model(run_id: str, kind: str) -> Any:
 
 def client() -> MlflowClient:
     return MlflowClient(configure())
+
+
+def search_runs(experiment: str, filter_string: str = "") -> Any:
+    """Runs of `experiment` as a pandas DataFrame (mlflow.search_runs columns), newest first; empty if the
+    experiment does not exist."""
+    import pandas as pd
+
+    existing = client().get_experiment_by_name(experiment)
+    if existing is None:
+        return pd.DataFrame()
+    return mlflow.search_runs([existing.experiment_id], filter_string=filter_string,
+                              order_by=["attributes.start_time DESC"])  # fmt: skip
+
+
+def set_tags(run_id: str, tags: Mapping[str, Any]) -> None:
+    """Tag any run by id (also one that has ended)."""
+    c = client()
+    for key, value in tags.items():
+        c.set_tag(run_id, key, str(value))
+
+
+def record_run(experiment: str, run_name: str, tags: Mapping[str, Any], parent_run_id: str | None,
+               status: str = "FAILED") -> str:  # fmt: skip
+    """Create a run holding only tags, ended at once with `status` (e.g. a benchmark cell that could not run)."""
+    all_tags = {"git_sha": git_sha(), **tags, **({PARENT_TAG: parent_run_id} if parent_run_id else {})}
+    c = client()
+    run_id = c.create_run(ensure_experiment(experiment), tags={k: str(v) for k, v in all_tags.items()},
+                          run_name=run_name).info.run_id  # fmt: skip
+    c.set_terminated(run_id, status)
+    return run_id
+
+
+class ClientRun:
+    """Logging into one run by id through MlflowClient: the run need not be this process's active (fluent) run,
+    so runs nested under it can be started and ended with `run(..., parent_run_id=...)` while it is open."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._client = client()
+
+    def metrics(self, values: Mapping[str, float]) -> None:
+        for key, value in values.items():
+            if value is not None and value == value:  # drop NaN
+                self._client.log_metric(self.run_id, key, float(value))
+
+    def tags(self, values: Mapping[str, Any]) -> None:
+        set_tags(self.run_id, values)
+
+    def text(self, text: str, name: str) -> None:
+        self._client.log_text(self.run_id, text, name)
+
+    def table(self, frame: Any, name: str) -> None:
+        """A pandas DataFrame as a CSV artifact."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(name).name
+            frame.to_csv(path, index=False)
+            folder = str(Path(name).parent) if Path(name).parent != Path(".") else None
+            self._client.log_artifact(self.run_id, str(path), folder)
+
+
+@contextmanager
+def client_run(experiment: str, run_name: str, tags: Mapping[str, Any] | None = None) -> Iterator[ClientRun]:
+    """A top-level run driven through the client (see `ClientRun`); adopts MLFLOW_RUN_ID like `run`. It ends
+    FINISHED, or FAILED/KILLED on error."""
+    experiment_id = ensure_experiment(experiment)
+    str_tags = {k: str(v) for k, v in {"git_sha": git_sha(), **(tags or {})}.items()}
+    c = client()
+    launched = os.environ.pop("MLFLOW_RUN_ID", None)
+    if launched:
+        set_tags(launched, {**str_tags, "mlflow.runName": run_name})
+        run_id = launched
+    else:
+        run_id = c.create_run(experiment_id, tags=str_tags, run_name=run_name).info.run_id
+    status = "FAILED"
+    try:
+        yield ClientRun(run_id)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        c.set_terminated(run_id, status)
+
+
+def download_artifact(run_id: str, path: str, dst: str | Path) -> Path | None:
+    """Download artifact `path` of `run_id` into `dst`; None when the run has no such artifact."""
+    parent = str(Path(path).parent) if Path(path).parent != Path(".") else None
+    if path not in {f.path for f in client().list_artifacts(run_id, parent)}:
+        return None
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst)))
+
+
+def log_artifact_dir(run_id: str, local_dir: str | Path, artifact_path: str) -> None:
+    """Upload the files of `local_dir` to `artifact_path` of `run_id` (which may have ended)."""
+    client().log_artifacts(run_id, str(local_dir), artifact_path)

@@ -265,4 +265,3 @@ def _fit_torch(
     result.train_seconds = train_time
     result.throughput = seen / max(train_time, 1e-9)
     return result
-

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from harness.config import ConfigError, merge
-from harness.data import SeqDataset, Seqs
-from harness.encode import N_CODE, reverse_complement
+from harness.data import SeqDataset, Seqs, concat
 from harness.paths import require_data
 from harness.plugins import TASKS
 from harness.spec import IOSpec
@@ -32,6 +31,7 @@ from tasks.synthetic_enhancers import SyntheticLoader
 
 PRIMARY = "auroc"
 COMMON = {"val_fraction": 0.1, "seed": 0}
+_COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)  # A C G T N → T G C A N
 
 
 def binary_task_metrics(y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]:
@@ -40,40 +40,38 @@ def binary_task_metrics(y_true: np.ndarray, y_score: np.ndarray) -> dict[str, fl
     return binary_metrics(y_true, y_score)
 
 
-def canonical_keys(seqs: Seqs, width: int | None = None) -> np.ndarray:
-    """Per row, an exact key shared by a sequence and its reverse complement (`(N,)` void; rows padded to `width`)."""
-    width = seqs.codes.shape[1] if width is None else width
-    fwd = np.full((len(seqs), width), N_CODE, dtype=np.uint8)
-    fwd[:, : seqs.codes.shape[1]] = seqs.codes
-    rc = reverse_complement(fwd, seqs.lengths)
-    diff = fwd != rc
-    first = diff.argmax(axis=1)
-    rows = np.arange(len(fwd))
-    use_rc = diff.any(axis=1) & (rc[rows, first] < fwd[rows, first])
-    canon = np.where(use_rc[:, None], rc, fwd)
-    length_bytes = seqs.lengths.astype("<i4").view(np.uint8).reshape(-1, 4)
-    key = np.ascontiguousarray(np.concatenate([length_bytes, canon], axis=1))
-    return key.view(np.dtype((np.void, key.shape[1]))).ravel()
+def first_occurrence(seqs: Seqs) -> np.ndarray:
+    """Per row, the index of the first row holding the same sequence or its reverse complement (exact)."""
+    first = np.arange(len(seqs))
+    for length in np.unique(seqs.lengths):  # equal sequences have equal lengths: compare within each length
+        rows = np.flatnonzero(seqs.lengths == length)
+        fwd = seqs.codes[rows, :length]
+        rc = _COMPLEMENT[fwd[:, ::-1]]
+        diff = fwd != rc
+        col = diff.argmax(axis=1)
+        use_rc = diff.any(axis=1) & (rc[np.arange(len(rows)), col] < fwd[np.arange(len(rows)), col])
+        canon = np.ascontiguousarray(np.where(use_rc[:, None], rc, fwd))
+        keys = canon.view(np.dtype((np.void, int(length)))).ravel()
+        _, index, inverse = np.unique(keys, return_index=True, return_inverse=True)  # index: first occurrences
+        first[rows] = rows[index][inverse]
+    return first
 
 
 def dedupe(ds: SeqDataset) -> SeqDataset:
     """Keep the first occurrence of each sequence (either strand); drop all copies of label-conflicting ones."""
-    _, first, group = np.unique(canonical_keys(ds.seqs[0]), return_index=True, return_inverse=True)
-    low = np.full(len(first), np.inf)
-    high = np.full(len(first), -np.inf)
-    np.minimum.at(low, group, ds.labels)
-    np.maximum.at(high, group, ds.labels)
-    keep = np.zeros(len(ds), dtype=bool)
-    keep[first] = True
-    keep &= low[group] == high[group]
+    first = first_occurrence(ds.seqs[0])
+    low = np.full(len(ds), np.inf)
+    high = np.full(len(ds), -np.inf)
+    np.minimum.at(low, first, ds.labels)
+    np.maximum.at(high, first, ds.labels)
+    keep = (first == np.arange(len(ds))) & (low[first] == high[first])
     return ds.subset(np.flatnonzero(keep))
 
 
 def drop_shared(train: SeqDataset, test: SeqDataset) -> SeqDataset:
     """`train` without the rows whose sequence (either strand) occurs in `test`."""
-    width = max(train.seqs[0].codes.shape[1], test.seqs[0].codes.shape[1])
-    shared = np.isin(canonical_keys(train.seqs[0], width), canonical_keys(test.seqs[0], width))
-    return train.subset(np.flatnonzero(~shared))
+    first = first_occurrence(concat([test, train]).seqs[0])[len(test) :]
+    return train.subset(np.flatnonzero(first >= len(test)))
 
 
 def with_val(train: SeqDataset, test: SeqDataset, val_fraction: float, seed: int) -> dict[str, SeqDataset]:

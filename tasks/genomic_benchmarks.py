@@ -145,23 +145,22 @@ def read_cache(cache: Path) -> dict[str, SeqDataset]:
     """The `.npz` cache → `{"train", "test"}` datasets, N-padded to each split's longest sequence."""
     with np.load(cache) as npz:
         flat, lengths, labels, split, ids = (npz[k] for k in ("codes", "lengths", "labels", "split", "ids"))
-    starts = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)[:-1]])
+    bounds = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
     out = {}
     for split_index, name in enumerate(OFFICIAL_SPLITS):
-        rows = np.flatnonzero(split == split_index)
+        rows = np.flatnonzero(split == split_index)  # contiguous: splits are written one after the other
+        lo, hi = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)
         out[name] = SeqDataset(
-            (pad_rows(flat, starts[rows], lengths[rows]),),
-            labels[rows].astype(np.float32),
-            ids[rows].astype(str),
+            (pad_rows(flat[bounds[lo] : bounds[hi]], lengths[lo:hi]),),
+            labels[lo:hi].astype(np.float32),
+            ids[lo:hi].astype(str),
         )
     return out
 
 
-def pad_rows(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> Seqs:
-    """Rows `flat[start : start + length]` → N-padded `Seqs` (vectorised gather)."""
+def pad_rows(flat: np.ndarray, lengths: np.ndarray) -> Seqs:
+    """Concatenated codes of consecutive rows → N-padded `Seqs` (row-major mask fill, no index arrays)."""
     width = int(lengths.max(initial=0))
-    cols = np.arange(width)
-    mask = cols[None, :] < lengths[:, None]
     codes = np.full((len(lengths), width), N_CODE, dtype=np.uint8)
-    codes[mask] = flat[(starts[:, None] + cols[None, :])[mask]]
+    codes[np.arange(width)[None, :] < lengths[:, None]] = flat
     return Seqs(codes, lengths.astype(np.int32))

@@ -35,8 +35,12 @@ def real_data() -> Path:
     return Path(value)
 
 
-@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA device"))])
+@pytest.fixture(
+    params=[
+        "cpu",
+        pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")),
+    ]
+)
 def device(request: pytest.FixtureRequest) -> torch.device:
     return torch.device(request.param)
 

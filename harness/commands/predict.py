@@ -21,8 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, help="output TSV path ('-' for stdout)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.set_defaults(func=run_predict)
-    e = sub.add_parser("evaluate", help="metrics with 95%% CIs of a logged model on a labelled TSV",
-                       description="Score a labelled TSV (seq<TAB>label) and print metrics with bootstrap 95%% CIs.")  # fmt: skip
+    e = sub.add_parser(
+        "evaluate",
+        help="metrics with 95%% CIs of a logged model on a labelled TSV",
+        description="Score a labelled TSV (seq<TAB>label) and print metrics with bootstrap 95%% CIs.",
+    )
     e.add_argument("--run", required=True, help="MLflow run id")
     e.add_argument("--input", required=True, help="TSV with columns seq<TAB>label")
     e.add_argument("--threshold", type=float, default=0.5, help="threshold for the thresholded metrics (default 0.5)")
@@ -50,7 +53,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     scores = predictor.score(single_sequence_dataset(ids, seqs, labels, meta, args.input))
     point = binary_metrics(labels, scores, args.threshold)
     cis = bootstrap_binary(labels, scores, args.threshold)
-    print(f"{len(labels)} sequences from {args.input}, model {meta['model']} ({meta['task']}), threshold {args.threshold}")
+    print(
+        f"{len(labels)} sequences from {args.input}, model {meta['model']} ({meta['task']}), threshold {args.threshold}"
+    )
     for name, value in point.items():
         low, high = cis[name]
         print(f"{name:<10} {value:.4f}  95% CI [{low:.4f}, {high:.4f}]")

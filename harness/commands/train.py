@@ -27,8 +27,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model name (see `regbench models`)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting: model.*, train.* or data.* (repeatable), e.g. train.lr=1e-3")  # fmt: skip
-    p.add_argument("--sets", default="", metavar="'K=V K=V'",
-                   help="several overrides in one whitespace-separated string (used by the MLproject entry points)")  # fmt: skip
+    p.add_argument(
+        "--sets",
+        default="",
+        metavar="'K=V K=V'",
+        help="several overrides in one whitespace-separated string (used by the MLproject entry points)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--max-epochs", type=int, default=None, help="maximum training epochs (default: train.max_epochs)")
     p.add_argument("--experiment", default="regbench", help="MLflow experiment name (default: regbench)")

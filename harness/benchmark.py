@@ -1,0 +1,188 @@
+"""A benchmark: every (task, model, seed) cell of a study file, each tuned by `harness.study.run_study`.
+
+MLflow layout (experiment = the study's `name`): one benchmark run (`regbench.kind=benchmark`, run name = study
+name) → one cell run per (task, model, seed) (`regbench.kind=cell`) → one run per trial (`regbench.kind=trial`).
+The benchmark run carries the study file and the leaderboard (`leaderboard.csv`, `leaderboard.md`, `cells.csv`).
+
+A cell that cannot run (an incompatible model, any error in the cell) is recorded, not dropped: its cell run ends
+FAILED with tag `regbench.skip_reason` (and `error.txt`), it appears on the leaderboard with that reason, and the
+benchmark goes on.
+
+Resume: re-running a study file reuses each cell whose newest FINISHED cell run in the experiment has the same
+task, model, seed and `regbench.cell_config` tag (a digest of the cell's overrides and budgets), so editing a
+cell's settings or budgets re-runs exactly that cell. Failed cells are always retried; `resume=False` recomputes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from harness import tracking
+from harness.leaderboard import cell_runs, display, leaderboard, to_markdown
+from harness.study import StudySpec, run_study, validate_study
+from harness.study_file import Cell, StudyFile, StudyFileError, load_study
+
+CONFIG_TAG = "regbench.cell_config"
+SKIP_TAG = "regbench.skip_reason"
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    """What happened to one cell: its cell run, and why it failed if it did."""
+
+    task: str
+    model: str
+    seed: int
+    run_id: str
+    status: Literal["finished", "reused", "failed"]
+    reason: str = ""
+
+
+@dataclass
+class BenchmarkResult:
+    run_id: str  # the benchmark run
+    experiment: str
+    cells: list[CellOutcome]
+    leaderboard: pd.DataFrame  # `harness.leaderboard.leaderboard` over this benchmark's cells
+    markdown: str  # the human-readable leaderboard, as logged in leaderboard.md
+    wall_time_s: float
+
+
+def _digest(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def cell_config(study: StudyFile, cell: Cell) -> str:
+    """Digest of everything that defines a cell's result besides task, model and seed (the resume key)."""
+    return _digest({"overrides": cell.overrides, "trials": study.trials, "max_epochs": study.max_epochs})
+
+
+def optuna_study_name(study: StudyFile, cell: Cell) -> str:
+    """The cell's Optuna study: unique per benchmark, cell and trial-defining settings, but not per trial budget,
+    so raising `trials` extends the earlier search instead of starting over."""
+    key = _digest({"overrides": cell.overrides, "max_epochs": study.max_epochs})[:8]
+    return f"{study.name}__{cell.task}__{cell.model}__s{cell.seed}__{key}"
+
+
+def study_spec(
+    study: StudyFile, cell: Cell, benchmark_run_id: str | None, ray_address: str | None, storage: str | None
+) -> StudySpec:
+    return StudySpec(
+        task=cell.task, model=cell.model, overrides=cell.overrides, seed=cell.seed, trials=study.trials,
+        concurrency=study.concurrency, max_epochs=study.max_epochs, experiment=study.name,
+        study_name=optuna_study_name(study, cell), storage=storage,
+        ray_address=ray_address, cpus_per_trial=study.cpus_per_trial, gpus_per_trial=study.gpus_per_trial,
+        benchmark_run_id=benchmark_run_id,
+    )  # fmt: skip
+
+
+def validate(study: StudyFile, ray_address: str | None = None, storage: str | None = None) -> None:
+    """`validate_study` on every cell; an error names the study file and the line of the cell's task."""
+    for cell in study.cells():
+        try:
+            validate_study(study_spec(study, cell, None, ray_address, storage))
+        except (ValueError, LookupError) as err:
+            raise StudyFileError(
+                study.path, study.lines[cell.task], f"cell {cell.task} × {cell.model}: {err}"
+            ) from None
+
+
+def finished_cells(experiment: str) -> dict[tuple[str, str, int, str], str]:
+    """(task, model, seed, cell_config) → run id of the newest FINISHED cell run of `experiment`."""
+    runs = tracking.search_runs(experiment, "attributes.status = 'FINISHED' AND tags.`regbench.kind` = 'cell'")
+    if runs.empty or f"tags.{CONFIG_TAG}" not in runs:
+        return {}
+    out: dict[tuple[str, str, int, str], str] = {}
+    for _, row in runs.dropna(subset=[f"tags.{CONFIG_TAG}"]).iterrows():  # newest first: keep the first seen
+        key = (row["tags.task"], row["tags.model"], int(row["tags.seed"]), row[f"tags.{CONFIG_TAG}"])
+        out.setdefault(key, row["run_id"])
+    return out
+
+
+def run_benchmark(
+    path: str | Path,
+    ray_address: str | None = None,
+    storage: str | None = None,
+    resume: bool = True,
+    progress: bool = True,
+) -> BenchmarkResult:
+    """Validate the study file, run (or reuse) every cell under one benchmark run, log and return the leaderboard."""
+    from harness.ray_session import ray_connection
+
+    study = load_study(path)
+    validate(study, ray_address, storage)
+    start = time.perf_counter()
+    reusable = finished_cells(study.name) if resume else {}
+    cells = study.cells()
+    outcomes: list[CellOutcome] = []
+    tags = {"regbench.kind": "benchmark", "study_name": study.name, "study_file": str(study.path)}
+    with tracking.client_run(study.name, study.name, tags) as bench:
+        bench.text(study.path.read_text(), f"study/{study.path.name}")
+        with ray_connection(ray_address, num_cpus=os.cpu_count() or 1), tqdm(cells, desc=study.name, unit="cell",
+                                                              disable=not progress) as bar:  # fmt: skip
+            for cell in bar:
+                bar.set_postfix_str(f"{cell.task} × {cell.model} s{cell.seed}")
+                digest = cell_config(study, cell)
+                reused = reusable.get((cell.task, cell.model, cell.seed, digest))
+                if reused:
+                    outcomes.append(CellOutcome(cell.task, cell.model, cell.seed, reused, "reused"))
+                    continue
+                outcomes.append(_run_cell(study, cell, digest, bench.run_id, ray_address, storage))
+        board = leaderboard(_rows(study.name, outcomes))
+        markdown = to_markdown(display(board))
+        wall = time.perf_counter() - start
+        bench.table(board, "leaderboard.csv")
+        bench.text(f"# {study.name}\n\n{markdown}", "leaderboard.md")
+        bench.table(pd.DataFrame([o.__dict__ for o in outcomes]), "cells.csv")
+        bench.metrics({"n_cells": len(outcomes), "n_failed": sum(o.status == "failed" for o in outcomes),
+                       "n_reused": sum(o.status == "reused" for o in outcomes), "benchmark_wall_time_s": wall})  # fmt: skip
+    return BenchmarkResult(bench.run_id, study.name, outcomes, board, markdown, wall)
+
+
+def _run_cell(
+    study: StudyFile, cell: Cell, digest: str, bench_id: str, ray_address: str | None, storage: str | None
+) -> CellOutcome:
+    """Run one cell; on any error record a FAILED cell run with the reason and return the failure."""
+    try:
+        result = run_study(study_spec(study, cell, bench_id, ray_address, storage))
+    except Exception as err:
+        reason = f"{type(err).__name__}: {err}".splitlines()[0][:500]
+        print(f"\n{study.name}: cell {cell.task} × {cell.model} s{cell.seed} failed: {reason}", file=sys.stderr)
+        run_id = _record_failure(study, cell, bench_id, reason, traceback.format_exc())
+        return CellOutcome(cell.task, cell.model, cell.seed, run_id, "failed", reason)
+    tracking.set_tags(result.parent_run_id, {CONFIG_TAG: digest})
+    return CellOutcome(cell.task, cell.model, cell.seed, result.parent_run_id, "finished")
+
+
+def _record_failure(study: StudyFile, cell: Cell, bench_id: str, reason: str, details: str) -> str:
+    """Tag the cell run the failed study left behind, or create a FAILED cell run if it never opened one."""
+    runs = tracking.search_runs(
+        study.name,
+        f"tags.`mlflow.parentRunId` = '{bench_id}' AND tags.`regbench.kind` = 'cell' AND tags.task = '{cell.task}' "
+        f"AND tags.model = '{cell.model}' AND tags.seed = '{cell.seed}' AND attributes.status != 'FINISHED'",
+    )
+    if not runs.empty:
+        run_id = str(runs["run_id"].iloc[0])
+        tracking.set_tags(run_id, {SKIP_TAG: reason})
+    else:
+        tags = {"regbench.kind": "cell", "task": cell.task, "model": cell.model, "seed": cell.seed, SKIP_TAG: reason}
+        run_id = tracking.record_run(study.name, f"{cell.task}/{cell.model}/s{cell.seed}", tags, bench_id)
+    tracking.ClientRun(run_id).text(details, "error.txt")
+    return run_id
+
+
+def _rows(experiment: str, outcomes: list[CellOutcome]) -> pd.DataFrame:
+    """The `cell_runs` rows of this benchmark's cells (reused ones included)."""
+    runs = cell_runs(experiment)
+    return runs[runs["run_id"].isin({o.run_id for o in outcomes})]

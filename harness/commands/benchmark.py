@@ -1,0 +1,66 @@
+"""`regbench benchmark`: run a study file's tasks × models cross; `regbench leaderboard`: an experiment's table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "benchmark",
+        help="run every task × model × seed cell of a study file and print the leaderboard",
+        description="Validate STUDY (a YAML cross of tasks × models × seeds, see studies/), then tune every cell "
+        "with Ray Tune + Optuna under one MLflow benchmark run (experiment = the study's name) and log the "
+        "leaderboard. Cells already finished with the same settings are reused; a cell that fails is recorded "
+        "with its reason and the benchmark goes on.",
+        epilog="examples:\n  regbench benchmark --study studies/smoke.yaml\n"
+        "  regbench benchmark --study studies/enhancers.yaml --ray-address auto   # needs an MLflow server",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--study", required=True, type=Path, help="study YAML file, e.g. studies/smoke.yaml")
+    p.add_argument("--ray-address", default=None,
+                   help="Ray cluster to attach to (auto, host:port, ray://host:port); default: a local Ray")  # fmt: skip
+    p.add_argument("--storage", default=None, help="Optuna storage URL for the cells' studies (default: in memory)")
+    p.add_argument("--no-resume", dest="resume", action="store_false", help="recompute cells that already finished")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(func=run)
+
+    lb = sub.add_parser(
+        "leaderboard",
+        help="print (and optionally write) the task × model leaderboard of an experiment",
+        description="One row per task × model over the cell and `regbench train` runs of EXPERIMENT.",
+    )
+    lb.add_argument("--experiment", required=True, help="MLflow experiment name (a study's name)")
+    lb.add_argument("--out", type=Path, default=None, help="also write leaderboard.md and leaderboard.csv here")
+    lb.set_defaults(func=run_leaderboard)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.benchmark import run_benchmark
+
+    result = run_benchmark(args.study, args.ray_address, args.storage, resume=args.resume, progress=args.progress)
+    failed = sum(c.status == "failed" for c in result.cells)
+    reused = sum(c.status == "reused" for c in result.cells)
+    print(f"\n{result.markdown}")
+    print(f"{len(result.cells)} cells ({reused} reused, {failed} failed) in {result.wall_time_s:.1f} s; "
+          f"experiment {result.experiment!r}")  # fmt: skip
+    print(f"run_id: {result.run_id}")
+    return 0
+
+
+def run_leaderboard(args: argparse.Namespace) -> int:
+    from harness.leaderboard import cell_runs, display, leaderboard, to_markdown
+
+    runs = cell_runs(args.experiment)
+    if runs.empty:
+        raise LookupError(f"experiment {args.experiment!r} has no cell or train runs in this MLflow store")
+    board = leaderboard(runs)
+    markdown = to_markdown(display(board))
+    print(markdown, end="")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "leaderboard.md").write_text(f"# {args.experiment}\n\n{markdown}")
+        board.to_csv(args.out / "leaderboard.csv", index=False)
+        print(f"wrote {args.out / 'leaderboard.md'} and {args.out / 'leaderboard.csv'}")
+    return 0

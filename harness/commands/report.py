@@ -1,0 +1,27 @@
+"""`regbench report`: write report.md and a self-contained report.html for an experiment."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.report import write_report
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="leaderboards and figures of an experiment as report.md + report.html",
+        description="Read the runs of an MLflow experiment ($MLFLOW_TRACKING_URI, default sqlite:///mlflow.db) and "
+        "write report.md, a self-contained report.html (figures embedded) and figures/*.png. The report is also "
+        "logged under report/ of the experiment's benchmark run, if it has one.",
+    )
+    p.add_argument("--experiment", required=True, help="MLflow experiment name (a study's name)")
+    p.add_argument("--out", default="report", help="output folder (default ./report)")
+    p.add_argument("--no-log", action="store_true", help="do not log the report to the benchmark run")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = write_report(args.experiment, args.out, log_to_benchmark=not args.no_log)
+    print(f"wrote {out / 'report.md'} and {out / 'report.html'}")
+    return 0

@@ -1,0 +1,80 @@
+"""The hyperparameter space of a study: the model plugin's own space plus a shared training space.
+
+Searched names are namespaced like `--set` keys (`model.k`, `train.lr`); a setting fixed with `--set` is not
+searched (its `suggest_*` call returns the fixed value and records nothing). Sklearn plugins get only their model
+space (no training loop, no epochs). Dropout belongs to the models' own spaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from harness.spec import ModelPlugin
+
+
+def train_space(trial: Any) -> dict[str, Any]:
+    """Shared optimiser settings of every torch model: learning rate, weight decay, batch size."""
+    return {
+        "lr": trial.suggest_float("lr", 1e-4, 3e-3, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
+    }
+
+
+class NamespacedTrial:
+    """Wraps an optuna-like trial: `suggest_*("k", ...)` becomes `suggest_*("model.k", ...)`, unless fixed."""
+
+    def __init__(self, trial: Any, namespace: str, fixed: Mapping[str, Any]) -> None:
+        self._trial, self._namespace, self._fixed = trial, namespace, fixed
+
+    def _suggest(self, kind: str, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name in self._fixed:
+            return self._fixed[name]
+        return getattr(self._trial, f"suggest_{kind}")(f"{self._namespace}.{name}", *args, **kwargs)
+
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False):
+        return self._suggest("float", name, low, high, step=step, log=log)
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        return self._suggest("int", name, low, high, step=step, log=log)
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        return self._suggest("categorical", name, choices)
+
+
+def study_space(plugin: ModelPlugin, fixed: Mapping[str, Mapping[str, Any]]) -> Callable[[Any], None]:
+    """A define-by-run function suggesting `model.*` (and, for torch plugins, `train.*`) minus fixed settings."""
+
+    def define(trial: Any) -> None:
+        plugin.search_space(NamespacedTrial(trial, "model", fixed.get("model", {})))
+        if plugin.is_torch:
+            train_space(NamespacedTrial(trial, "train", fixed.get("train", {})))
+
+    return define
+
+
+class _Recorder:
+    """An optuna-like trial that suggests the lower bound / first choice and records the names."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def suggest_float(self, name: str, low: float, high: float, **_: Any) -> float:
+        self.names.append(name)
+        return low
+
+    def suggest_int(self, name: str, low: int, high: int, **_: Any) -> int:
+        self.names.append(name)
+        return low
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        self.names.append(name)
+        return choices[0]
+
+
+def searched_names(plugin: ModelPlugin, fixed: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The namespaced names the study will search (for validation and display)."""
+    recorder = _Recorder()
+    study_space(plugin, fixed)(recorder)
+    return recorder.names

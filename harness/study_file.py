@@ -1,0 +1,266 @@
+"""Study files: a YAML cross of tasks × models × seeds, with budgets and fixed overrides.
+
+```yaml
+name: smoke                                      # MLflow experiment name (default: the file name)
+tasks: [enhancers.synthetic]                     # registry names
+models: [kmer_logreg, kmer_attention]
+seeds: [0]
+trials: 2                                        # tuning trials per cell
+max_epochs: 2                                    # per trial and for the refit
+concurrency: 1                                   # trials running at once
+set: {data.n: 300, train.batch_size: 32}         # overrides for every cell
+task_set: {enhancers.synthetic: {data.n: 400}}   # per task (wins over `set`)
+model_set: {kmer_attention: {model.d_model: 16}} # per model (wins over both)
+```
+Values are registry names and scalars only. `load_study` checks everything against the live registries, the
+model defaults, `TrainConfig` and the task factories before anything runs; every error names the file and line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.config import NAMESPACES, ConfigError, merge, parse_value, train_config
+from harness.plugins import MODELS, TASKS, load_plugins, make_task
+from harness.registry import Registry, UnknownNameError
+
+KEYS = ("name", "description", "tasks", "models", "seeds", "trials", "max_epochs", "concurrency", "cpus_per_trial",
+        "gpus_per_trial", "set", "task_set", "model_set")  # fmt: skip
+RESERVED = {"train.max_epochs": "the top-level max_epochs", "train.seed": "the top-level seeds list"}
+
+
+class StudyFileError(ConfigError):
+    """A bad study file; the message starts with `path:line:`."""
+
+    def __init__(self, path: Path, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}")
+        self.path, self.line = path, line
+
+
+@dataclass(frozen=True)
+class Override:
+    """One `namespace.key: value` entry and the line it was written on."""
+
+    key: str
+    value: Any
+    line: int
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (task, model, seed) of the cross, with its effective overrides `{namespace: {key: value}}`."""
+
+    task: str
+    model: str
+    seed: int
+    overrides: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class StudyFile:
+    """A validated study file."""
+
+    path: Path
+    name: str
+    tasks: tuple[str, ...]
+    models: tuple[str, ...]
+    seeds: tuple[int, ...]
+    trials: int = 8
+    max_epochs: int = 10
+    concurrency: int = 1
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    description: str = ""
+    fixed: tuple[Override, ...] = ()
+    per_task: Mapping[str, tuple[Override, ...]] = field(default_factory=dict)
+    per_model: Mapping[str, tuple[Override, ...]] = field(default_factory=dict)
+    lines: Mapping[str, int] = field(default_factory=dict)  # line of each top-level key and each task/model entry
+
+    def effective(self, task: str, model: str) -> dict[str, Override]:
+        """The overrides of one cell by key: `set`, then `task_set[task]`, then `model_set[model]` (last wins)."""
+        out: dict[str, Override] = {}
+        for entry in (*self.fixed, *self.per_task.get(task, ()), *self.per_model.get(model, ())):
+            out[entry.key] = entry
+        return out
+
+    def overrides(self, task: str, model: str) -> dict[str, dict[str, Any]]:
+        """`{"model": {...}, "train": {...}, "data": {...}}` for one cell."""
+        nested: dict[str, dict[str, Any]] = {ns: {} for ns in NAMESPACES}
+        for key, entry in self.effective(task, model).items():
+            ns, _, name = key.partition(".")
+            nested[ns][name] = entry.value
+        return nested
+
+    def cells(self) -> list[Cell]:
+        """Every (task, model, seed), task-major in file order."""
+        return [Cell(t, m, s, self.overrides(t, m)) for t in self.tasks for m in self.models for s in self.seeds]
+
+
+def load_study(path: str | Path) -> StudyFile:
+    """Parse and validate a study file; raises `StudyFileError` naming the file and line of the first problem."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise FileNotFoundError(f"study file {path}: {err.strerror or err}") from None
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise StudyFileError(path, mark.line + 1 if mark else 1, f"not valid YAML: {err}") from None
+    study = _Parser(path).parse(root)
+    for task in study.tasks:
+        for model in study.models:
+            _check_cell(study, task, model)
+    return study
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+class _Parser:
+    """Turns the composed YAML node tree into a `StudyFile`, raising at the first bad node."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines: dict[str, int] = {}
+        load_plugins()
+
+    def fail(self, node: yaml.Node | int, message: str) -> StudyFileError:
+        return StudyFileError(self.path, node if isinstance(node, int) else _line(node), message)
+
+    def mapping(self, node: yaml.Node, what: str) -> list[tuple[yaml.ScalarNode, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, f"{what} must be a mapping of key: value")
+        seen: dict[str, int] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                raise self.fail(key, f"{what}: keys must be plain names")
+            if key.value in seen:
+                raise self.fail(key, f"{what}: duplicate key {key.value!r} (first on line {seen[key.value]})")
+            seen[key.value] = _line(key)
+        return node.value
+
+    def scalar(self, node: yaml.Node, what: str) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, f"{what} must be a scalar (number, string or boolean), not a list or mapping")
+        return parse_value(node.value) if node.style is None else node.value
+
+    def integer(self, node: yaml.Node, what: str, minimum: int) -> int:
+        value = self.scalar(node, what)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(node, f"{what}={node.value!r}: must be an integer >= {minimum}")
+        return value
+
+    def number(self, node: yaml.Node, what: str, positive: bool) -> float:
+        value = self.scalar(node, what)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (positive and value == 0):
+            raise self.fail(node, f"{what}={node.value!r}: must be a number {'> 0' if positive else '>= 0'}")
+        return float(value)
+
+    def names(self, node: yaml.Node, what: str, registry: Registry[Any]) -> tuple[str, ...]:
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            raise self.fail(node, f"{what} must be a non-empty list of {registry.kind} names")
+        out: list[str] = []
+        for item in node.value:
+            name = self.registered(item, f"{what} entry", registry)
+            if name in out:
+                raise self.fail(item, f"{what}: {name!r} is listed twice")
+            self.lines[name] = _line(item)
+            out.append(name)
+        return tuple(out)
+
+    def registered(self, node: yaml.Node, what: str, registry: Registry[Any]) -> str:
+        name = self.scalar(node, what)
+        try:
+            registry.entry(str(name))
+        except UnknownNameError as err:
+            raise self.fail(node, str(err)) from None
+        return str(name)
+
+    def overrides(self, node: yaml.Node, what: str) -> tuple[Override, ...]:
+        out: list[Override] = []
+        for key, value in self.mapping(node, what):
+            ns, dot, name = key.value.partition(".")
+            if not dot or not name or ns not in NAMESPACES:
+                raise self.fail(key, f"{what}: {key.value!r} must be NAMESPACE.KEY with NAMESPACE one of "
+                                     f"{', '.join(NAMESPACES)}, e.g. train.lr or data.n")  # fmt: skip
+            if key.value in RESERVED:
+                raise self.fail(key, f"{what}: {key.value} is set by {RESERVED[key.value]}, not an override")
+            out.append(Override(key.value, self.scalar(value, f"{what}: {key.value}"), _line(key)))
+        return tuple(out)
+
+    def per_name(self, node: yaml.Node, what: str, registry: Registry[Any], listed: tuple[str, ...]) -> dict:
+        out: dict[str, tuple[Override, ...]] = {}
+        for key, value in self.mapping(node, what):
+            name = self.registered(key, f"{what} key", registry)
+            if name not in listed:
+                raise self.fail(key, f"{what}: {registry.kind} {name!r} is not in this study's {registry.kind}s list")
+            out[name] = self.overrides(value, f"{what}.{name}")
+        return out
+
+    def parse(self, root: yaml.Node | None) -> StudyFile:
+        if root is None:
+            raise self.fail(1, "empty study file; expected a mapping with at least tasks and models")
+        fields = dict(self.mapping(root, "study file"))
+        nodes: dict[str, yaml.Node] = {}
+        for key, value in fields.items():
+            if key.value not in KEYS:
+                raise self.fail(key, f"unknown key {key.value!r}; valid keys: {', '.join(KEYS)}")
+            nodes[key.value] = value
+            self.lines[key.value] = _line(key)
+        for required in ("tasks", "models"):
+            if required not in nodes:
+                raise self.fail(root, f"missing required key {required!r}")
+        tasks = self.names(nodes["tasks"], "tasks", TASKS)
+        models = self.names(nodes["models"], "models", MODELS)
+        values: dict[str, Any] = {"tasks": tasks, "models": models, "seeds": (0,)}
+        if "seeds" in nodes:
+            values["seeds"] = self.seeds(nodes["seeds"])
+        for key in ("trials", "max_epochs", "concurrency"):
+            if key in nodes:
+                values[key] = self.integer(nodes[key], key, 1)
+        for key in ("cpus_per_trial", "gpus_per_trial"):
+            if key in nodes:
+                values[key] = self.number(nodes[key], key, positive=key == "cpus_per_trial")
+        for key in ("name", "description"):
+            if key in nodes:
+                values[key] = str(self.scalar(nodes[key], key))
+        if not values.setdefault("name", self.path.stem).strip():
+            raise self.fail(nodes["name"], "name must not be empty (it is the MLflow experiment name)")
+        if "set" in nodes:
+            values["fixed"] = self.overrides(nodes["set"], "set")
+        if "task_set" in nodes:
+            values["per_task"] = self.per_name(nodes["task_set"], "task_set", TASKS, tasks)
+        if "model_set" in nodes:
+            values["per_model"] = self.per_name(nodes["model_set"], "model_set", MODELS, models)
+        return StudyFile(path=self.path, lines=dict(self.lines), **values)
+
+    def seeds(self, node: yaml.Node) -> tuple[int, ...]:
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            raise self.fail(node, "seeds must be a non-empty list of integers, e.g. [0, 1, 2]")
+        seeds = [self.integer(item, "seeds entry", 0) for item in node.value]
+        if len(set(seeds)) != len(seeds):
+            raise self.fail(node, f"seeds {seeds} contain a duplicate")
+        return tuple(seeds)
+
+
+def _check_cell(study: StudyFile, task: str, model: str) -> None:
+    """Resolve one cell's settings as a run would; blame the override the error names, else the task entry."""
+    effective = study.effective(task, model)
+    nested = study.overrides(task, model)
+    try:
+        merge("model", MODELS.get(model).defaults, nested["model"])
+        train_config(nested["train"], max_epochs=study.max_epochs)
+        make_task(task, nested["data"])
+    except ValueError as err:
+        blamed = [e.line for key, e in effective.items() if re.search(rf"{re.escape(key)}\b", str(err))]
+        line = blamed[0] if blamed else study.lines[task]
+        raise StudyFileError(study.path, line, f"cell {task} × {model}: {err}") from None

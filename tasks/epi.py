@@ -1,0 +1,237 @@
+"""Enhancer–promoter interaction (EPI) tasks on TargetFinder pair tables (binary, primary metric AUPRC).
+
+Registered: `epi.gm12878`, `epi.hela_s3`, `epi.huvec`, `epi.imr90`, `epi.k562`, `epi.nhek` (the six cell lines of
+SPEID / EPSAT; pairs from `$REGBENCH_DATA/targetfinder/<CELL>_pairs.csv.gz`, sequences cut from the hg19 FASTA given
+as `data.genome`) and `epi.synthetic` (a generated genome and pair table in the same formats, see
+`tasks.synthetic_epi`).
+
+Pipeline: parse the table → drop duplicate pairs (same enhancer and promoter window; copies with both labels are
+dropped) → split pairs (`data.split=chromosome` default, or `random`; `tasks.epi_splits`) → cut windows centred on each
+element (`data.enhancer_window`, `data.promoter_window`; + strand, N-padded; `tasks.genome`) → drop val/test pairs
+whose two sequences equal an earlier split's (so no sequence pair is in two splits) → optionally add shifted copies
+of the training positives (`data.augment=shift`, `data.shifts=K`, after SPEID): each copy moves the enhancer and
+promoter windows by a distinct random offset (not both 0) that keeps the element inside the window when it fits;
+copies identical to any existing pair are dropped. Val and test are never augmented.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.config import ConfigError, merge
+from harness.data import SeqDataset, Seqs, concat
+from harness.metrics import binary_metrics
+from harness.paths import cache_dir, require_data
+from harness.plugins import TASKS
+from harness.spec import IOSpec
+from tasks.epi_splits import SPLITS, check_protocol, dedupe_pairs, leakage_lines, split_pairs
+from tasks.genome import cached_windows, cut_windows, require_genome, window_starts
+from tasks.synthetic_epi import VERSION, generate
+from tasks.targetfinder import Elements, PairTable, read_pairs
+
+CELLS = {"gm12878": "GM12878", "hela_s3": "HeLa-S3", "huvec": "HUVEC", "imr90": "IMR90", "k562": "K562", "nhek": "NHEK"}
+COMMON = {"split": "chromosome", "val_fraction": 0.1, "test_fraction": 0.1, "seed": 0, "augment": "none", "shifts": 0}
+PRIMARY = "auprc"
+
+
+@dataclass
+class EpiTask:
+    """An EPI task: pair-level splits from the table alone (`pair_splits`, `audit_lines`), sequences on `splits()`."""
+
+    name: str
+    io: IOSpec
+    split_protocol: str
+    synthetic: bool
+    opts: dict[str, Any]
+    pair_table: Callable[[], Path]
+    genome: Callable[[], Path]
+    description: str = ""
+    primary_metric: str = PRIMARY
+    _splits: dict[str, SeqDataset] | None = field(default=None, repr=False)
+
+    def table(self) -> PairTable:
+        """The pair table without duplicate pairs (same enhancer and promoter windows)."""
+        table = read_pairs(self.pair_table())
+        we, wp = self.io.lengths
+        keys = list(
+            zip(table.enhancers.chrom, window_starts(table.enhancers.mid, we), table.promoters.chrom,
+                window_starts(table.promoters.mid, wp), strict=True)
+        )  # fmt: skip
+        return table.subset(dedupe_pairs(keys, table.labels))
+
+    def pair_splits(self, protocol: str | None = None) -> tuple[PairTable, dict[str, np.ndarray]]:
+        """The deduplicated table and row indices per split (no genome needed)."""
+        table = self.table()
+        cross = np.flatnonzero(table.enhancers.chrom != table.promoters.chrom)
+        if cross.size and (protocol or self.opts["split"]) == "chromosome":
+            raise ValueError(f"{table.where(int(cross[0]))}: enhancer and promoter lie on different chromosomes; "
+                             "a chromosome split needs intra-chromosomal pairs (use data.split=random)")  # fmt: skip
+        o = self.opts
+        idx = split_pairs(protocol or o["split"], table.enhancers.chrom, table.labels, o["val_fraction"],
+                          o["test_fraction"], o["seed"])  # fmt: skip
+        return table, idx
+
+    def audit_lines(self) -> list[str]:
+        """Pair-level leakage (shared enhancers / promoters) under both split protocols."""
+        lines = []
+        for protocol in ("chromosome", "random"):
+            table, idx = self.pair_splits(protocol)
+            pairs = list(zip(table.enhancers.names, table.promoters.names, strict=True))
+            sizes = ", ".join(f"{s}={len(idx[s])} ({table.labels[idx[s]].mean():.1%} positive)" for s in SPLITS)
+            lines.append(f"pair leakage, data.split={protocol}: {sizes}")
+            lines.extend(leakage_lines(pairs, table.labels, idx))
+        return lines
+
+    def splits(self) -> Mapping[str, SeqDataset]:
+        if self._splits is None:
+            self._splits = self._load()
+        return self._splits
+
+    def metrics(self, y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]:
+        return binary_metrics(y_true, y_score)
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for name in SPLITS:
+            h.update(f"{name}:{self.splits()[name].digest()};".encode())
+        return h.hexdigest()[:16]
+
+    def _load(self) -> dict[str, SeqDataset]:
+        table, idx = self.pair_splits()
+        genome = self.genome()
+        we, wp = self.io.lengths
+        e_seqs, e_keys = element_windows(genome, table, table.enhancers, we, "enhancer")
+        p_seqs, p_keys = element_windows(genome, table, table.promoters, wp, "promoter")
+        keys = [e + p for e, p in zip(e_keys, p_keys, strict=True)]
+        labels, ids = table.labels.astype(np.float32), table.ids
+        out: dict[str, SeqDataset] = {}
+        seen: set[bytes] = set()
+        for name in SPLITS:
+            rows = np.asarray([r for r in idx[name] if keys[r] not in seen], dtype=np.int64)
+            seen.update(keys[r] for r in idx[name])
+            out[name] = SeqDataset((e_seqs.subset(rows), p_seqs.subset(rows)), labels[rows], ids[rows])
+        if self.opts["augment"] == "shift":
+            extra = shifted_positives(
+                genome, table, idx["train"], (we, wp), self.opts["shifts"], self.opts["seed"], seen
+            )
+            out["train"] = concat([out["train"], extra])
+        return out
+
+
+def element_windows(
+    genome: Path, table: PairTable, elements: Elements, width: int, role: str
+) -> tuple[Seqs, list[bytes]]:
+    """Per pair row, the window around its `role` element, and a content key (same for a window and its RC)."""
+    starts = window_starts(elements.mid, width)
+    keys = np.char.add(np.char.add(elements.chrom.astype(str), ":"), starts.astype(str))
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    where = [f"{role} of {table.where(int(r))}" for r in first]
+    unique = cached_windows(genome, elements.chrom[first], starts[first], width, where, f"{table.digest()}:{role}")
+    digests = unique.canonical_digests()
+    return unique.subset(inverse), [digests[i] for i in inverse]
+
+
+def shift_offsets(rng: np.random.Generator, bounds: tuple[int, int], k: int) -> np.ndarray:
+    """Up to `k` distinct `(enhancer, promoter)` offsets in `[-b, b]` each, never `(0, 0)`: `(k, 2)` int64."""
+    span = (2 * bounds[0] + 1, 2 * bounds[1] + 1)
+    cells = span[0] * span[1]
+    draws = rng.choice(cells - 1, size=min(k, cells - 1), replace=False)
+    draws = draws + (draws >= cells // 2)  # skip the grid centre, offset (0, 0)
+    return np.stack([draws // span[1] - bounds[0], draws % span[1] - bounds[1]], axis=1).astype(np.int64)
+
+
+def shifted_positives(
+    genome: Path, table: PairTable, train: np.ndarray, widths: tuple[int, int], k: int, seed: int, seen: set[bytes]
+) -> SeqDataset:
+    """`k` shifted copies of each training positive (see the module docstring); copies whose sequences are in `seen`
+    (any existing pair, or an earlier copy) are dropped. The shift bound keeps the element inside its window."""
+    rng = np.random.default_rng(seed)
+    rows, offsets = [], []
+    for r in train[table.labels[train] == 1]:
+        sizes = (table.enhancers.end[r] - table.enhancers.start[r], table.promoters.end[r] - table.promoters.start[r])
+        bounds = (max(1, (widths[0] - int(sizes[0])) // 2), max(1, (widths[1] - int(sizes[1])) // 2))
+        shifts = shift_offsets(rng, bounds, k)
+        rows.extend([r] * len(shifts))
+        offsets.append(shifts)
+    rows_arr = np.asarray(rows, dtype=np.int64)
+    off = np.concatenate(offsets) if offsets else np.zeros((0, 2), dtype=np.int64)
+    where = [f"shifted copy of {table.where(int(r))}" for r in rows_arr]
+    branches = [
+        cut_windows(genome, el.chrom[rows_arr], window_starts(el.mid[rows_arr], w) + off[:, i], w, where)
+        for i, (el, w) in enumerate(zip((table.enhancers, table.promoters), widths, strict=True))
+    ]
+    keys = [a + b for a, b in zip(*(b.canonical_digests() for b in branches), strict=True)]
+    keep = []
+    for i, key in enumerate(keys):
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    keep_arr = np.asarray(keep, dtype=np.int64)
+    ids = np.asarray([f"{table.ids[r]}@shift{oe:+d},{op:+d}" for r, (oe, op) in zip(rows_arr, off, strict=True)])
+    return SeqDataset(
+        tuple(b.subset(keep_arr) for b in branches), np.ones(len(keep_arr), dtype=np.float32), ids[keep_arr]
+    )
+
+
+def _options(task: str, defaults: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    opts = merge("data", {**COMMON, **defaults}, options)
+    check_protocol(opts["split"])
+    if opts["augment"] not in ("none", "shift"):
+        raise ConfigError(f"data.augment={opts['augment']!r} for {task}: use none or shift")
+    if (opts["augment"] == "shift") != (opts["shifts"] >= 1):
+        raise ConfigError(f"{task}: data.augment=shift needs data.shifts >= 1 (and shifts needs augment=shift), "
+                          f"got augment={opts['augment']!r}, shifts={opts['shifts']!r}")  # fmt: skip
+    for key in ("enhancer_window", "promoter_window"):
+        if opts[key] < 10:
+            raise ConfigError(f"data.{key}={opts[key]!r} for {task}: must be >= 10 bp")
+    return opts
+
+
+def _make(
+    name: str, opts: dict[str, Any], table: Callable[[], Path], genome: Callable[[], Path], synthetic: bool, about: str
+) -> EpiTask:
+    io = IOSpec("seq_pair", (opts["enhancer_window"], opts["promoter_window"]), 1, "binary", ("interaction",))
+    return EpiTask(name, io, opts["split"], synthetic, opts, table, genome, description=about)
+
+
+def _cell_factory(key: str) -> Callable[..., EpiTask]:
+    cell = CELLS[key]
+
+    def factory(**options: Any) -> EpiTask:
+        opts = _options(f"epi.{key}", {"genome": "", "enhancer_window": 3000, "promoter_window": 2000}, options)
+        return _make(
+            f"epi.{key}",
+            opts,
+            lambda: require_data(f"targetfinder/{cell}_pairs.csv.gz", f"epi.{key} pair table"),
+            lambda: require_genome(opts["genome"]),
+            synthetic=False,
+            about=f"TargetFinder {cell} enhancer–promoter pairs, hg19 windows",
+        )
+
+    return factory
+
+
+for _key, _cell in CELLS.items():
+    TASKS.register(f"epi.{_key}", _cell_factory(_key), f"TargetFinder {_cell} EPI pairs (needs data.genome=hg19.fa)")
+
+
+@TASKS.decorator("epi.synthetic", "synthetic genome + TargetFinder-format pair table, motif-pair interactions")
+def synthetic_task(**options: Any) -> EpiTask:
+    opts = _options("epi.synthetic", {"dir": "", "enhancer_window": 500, "promoter_window": 300}, options)
+    folder = (
+        Path(opts["dir"]).expanduser() if opts["dir"] else cache_dir() / f"epi_synthetic_v{VERSION}_s{opts['seed']}"
+    )
+    return _make(
+        "epi.synthetic",
+        opts,
+        lambda: generate(folder, opts["seed"])[1],
+        lambda: generate(folder, opts["seed"])[0],
+        synthetic=True,
+        about=f"synthetic EPI pairs and genome in {folder}",
+    )
