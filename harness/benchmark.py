@@ -11,6 +11,8 @@ benchmark goes on.
 Resume: re-running a study file reuses each cell whose newest FINISHED cell run in the experiment has the same
 task, model, seed and `regbench.cell_config` tag (a digest of the cell's overrides and budgets), so editing a
 cell's settings or budgets re-runs exactly that cell. Failed cells are always retried; `resume=False` recomputes.
+Each cell's Optuna study is named after the benchmark, the cell and its settings (`optuna_study_name`), so a cell
+cut short (Ctrl-C, a crash) continues its search on the next run: only the missing trials run.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import sys
 import time
 import traceback
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -93,9 +96,8 @@ def validate(study: StudyFile, ray_address: str | None = None, storage: str | No
         try:
             validate_study(study_spec(study, cell, None, ray_address, storage))
         except (ValueError, LookupError) as err:
-            raise StudyFileError(
-                study.path, study.lines[cell.task], f"cell {cell.task} × {cell.model}: {err}"
-            ) from None
+            message = f"cell {cell.task} × {cell.model}: {err}"
+            raise StudyFileError(study.path, study.lines[cell.task], message) from None
 
 
 def finished_cells(experiment: str) -> dict[tuple[str, str, int, str], str]:
@@ -129,8 +131,8 @@ def run_benchmark(
     tags = {"regbench.kind": "benchmark", "study_name": study.name, "study_file": str(study.path)}
     with tracking.client_run(study.name, study.name, tags) as bench:
         bench.text(study.path.read_text(), f"study/{study.path.name}")
-        with ray_connection(ray_address, num_cpus=os.cpu_count() or 1), tqdm(cells, desc=study.name, unit="cell",
-                                                              disable=not progress) as bar:  # fmt: skip
+        with ExitStack() as ray, tqdm(cells, desc=study.name, unit="cell", disable=not progress) as bar:
+            connected = False
             for cell in bar:
                 bar.set_postfix_str(f"{cell.task} × {cell.model} s{cell.seed}")
                 digest = cell_config(study, cell)
@@ -138,6 +140,9 @@ def run_benchmark(
                 if reused:
                     outcomes.append(CellOutcome(cell.task, cell.model, cell.seed, reused, "reused"))
                     continue
+                if not connected:  # one Ray instance for every cell that runs (each study reuses it)
+                    ray.enter_context(ray_connection(ray_address, num_cpus=os.cpu_count() or 1))
+                    connected = True
                 outcomes.append(_run_cell(study, cell, digest, bench.run_id, ray_address, storage))
         board = leaderboard(_rows(study.name, outcomes))
         markdown = to_markdown(display(board))
@@ -145,8 +150,8 @@ def run_benchmark(
         bench.table(board, "leaderboard.csv")
         bench.text(f"# {study.name}\n\n{markdown}", "leaderboard.md")
         bench.table(pd.DataFrame([o.__dict__ for o in outcomes]), "cells.csv")
-        bench.metrics({"n_cells": len(outcomes), "n_failed": sum(o.status == "failed" for o in outcomes),
-                       "n_reused": sum(o.status == "reused" for o in outcomes), "benchmark_wall_time_s": wall})  # fmt: skip
+        counts = {f"n_{s}": sum(o.status == s for o in outcomes) for s in ("finished", "reused", "failed")}
+        bench.metrics({"n_cells": len(outcomes), **counts, "benchmark_wall_time_s": wall})
     return BenchmarkResult(bench.run_id, study.name, outcomes, board, markdown, wall)
 
 
@@ -158,15 +163,16 @@ def _run_cell(
         result = run_study(study_spec(study, cell, bench_id, ray_address, storage))
     except Exception as err:
         reason = f"{type(err).__name__}: {err}".splitlines()[0][:500]
+        run_id, reason = _record_failure(study, cell, bench_id, reason, traceback.format_exc())
         print(f"\n{study.name}: cell {cell.task} × {cell.model} s{cell.seed} failed: {reason}", file=sys.stderr)
-        run_id = _record_failure(study, cell, bench_id, reason, traceback.format_exc())
         return CellOutcome(cell.task, cell.model, cell.seed, run_id, "failed", reason)
     tracking.set_tags(result.parent_run_id, {CONFIG_TAG: digest})
     return CellOutcome(cell.task, cell.model, cell.seed, result.parent_run_id, "finished")
 
 
-def _record_failure(study: StudyFile, cell: Cell, bench_id: str, reason: str, details: str) -> str:
-    """Tag the cell run the failed study left behind, or create a FAILED cell run if it never opened one."""
+def _record_failure(study: StudyFile, cell: Cell, bench_id: str, reason: str, details: str) -> tuple[str, str]:
+    """Tag the cell run the failed study left behind (adding the first failed trial's error to the reason), or
+    create a FAILED cell run if it never opened one; returns the run id and the reason."""
     runs = tracking.search_runs(
         study.name,
         f"tags.`mlflow.parentRunId` = '{bench_id}' AND tags.`regbench.kind` = 'cell' AND tags.task = '{cell.task}' "
@@ -174,12 +180,26 @@ def _record_failure(study: StudyFile, cell: Cell, bench_id: str, reason: str, de
     )
     if not runs.empty:
         run_id = str(runs["run_id"].iloc[0])
+        cause = _trial_error(study.name, run_id)
+        reason = f"{reason} — {cause}"[:500] if cause else reason
         tracking.set_tags(run_id, {SKIP_TAG: reason})
     else:
         tags = {"regbench.kind": "cell", "task": cell.task, "model": cell.model, "seed": cell.seed, SKIP_TAG: reason}
         run_id = tracking.record_run(study.name, f"{cell.task}/{cell.model}/s{cell.seed}", tags, bench_id)
     tracking.ClientRun(run_id).text(details, "error.txt")
-    return run_id
+    return run_id, reason
+
+
+def _trial_error(experiment: str, cell_run_id: str) -> str:
+    """The last line of the first failed trial's `error.txt` under a cell run (why no trial completed), or ""."""
+    trials = tracking.search_runs(
+        experiment, f"tags.`mlflow.parentRunId` = '{cell_run_id}' AND attributes.status = 'FAILED'"
+    )
+    for run_id in [] if trials.empty else list(trials["run_id"])[::-1]:  # oldest first
+        text = tracking.read_text_artifact(run_id, "error.txt")
+        if text:
+            return text.strip().splitlines()[-1]
+    return ""
 
 
 def _rows(experiment: str, outcomes: list[CellOutcome]) -> pd.DataFrame:

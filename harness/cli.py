@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("listing", "train", "predict", "audit", "transfer", "benchmark", "report", "interpret")
+COMMAND_MODULES = ("listing", "train", "predict", "audit", "transfer", "study", "benchmark", "report", "interpret")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -158,6 +158,8 @@ class Encoder:
         for i, (ids, special) in enumerate(zip(enc["input_ids"], enc["special_tokens_mask"], strict=True)):
             head = next((j for j, s in enumerate(special) if not s), len(ids))  # leading special tokens
             tail = len(ids) - next((j for j, s in enumerate(reversed(special)) if not s), 0)  # start of trailing ones
+            if self.spec.pooling == "cls" and head == 0:
+                raise ConfigError("model.pooling=cls needs a tokenizer that adds a leading [CLS]; use pooling=mean")
             if head >= tail:
                 raise ValueError(f"sequence {i} ({seqs[i][:20]!r}) has no tokens besides special ones")
             width = self.max_tokens - head - (len(ids) - tail)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness import plots, tracking
+from harness import multilabel_report, plots, tracking
 from harness.config import TrainConfig, merge, train_config
 from harness.evaluate import Evaluation, evaluate
 from harness.plugins import get_model, make_task
@@ -75,6 +75,8 @@ def log_outcome(
     for split, scores in ev.scores.items():
         labels = splits[split].labels
         log.table(plots.predictions_table(splits[split].ids, labels, scores), f"predictions/{split}.tsv")
+        if task.io.target == "multilabel":
+            multilabel_report.log_split(log, task, split, labels, scores)
         if task.io.target == "binary" and 0 < labels.sum() < len(labels):
             for name, fig in (
                 (f"plots/roc_{split}.png", plots.roc_figure(labels, scores, f"{task.name} {split} ROC")),

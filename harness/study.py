@@ -85,6 +85,7 @@ class StudyResult:
     experiment: str = ""
     n_new_trials: int = 0  # trials started by this invocation
     n_failed: int = 0  # FAIL trials of the study
+    primary_metric: str = ""  # the task's primary metric, e.g. "auroc"
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,7 @@ def _search(spec: StudySpec, cell: _Cell, storage: optuna.storages.RDBStorage, n
             scheduler=asha if cell.plugin.is_torch else None,  # sklearn plugins have no epochs
             num_samples=n_new,
             max_concurrent_trials=spec.concurrency,
+            reuse_actors=True,  # a warm worker process per slot: no torch/mlflow import per trial
         ),
         run_config=tune.RunConfig(
             name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(ray_dir() / "ray_results"), verbose=0
@@ -283,4 +285,5 @@ def run_study(spec: StudySpec) -> StudyResult:
             test_metrics={k: v for k, v in ev.metrics.items() if k.startswith("test_")},
             n_trials=len(table) - n_failed, wall_time_s=wall, trial_epochs=trial_epochs, n_params=result.n_params,
             study_name=spec.name, experiment=experiment, n_new_trials=n_new, n_failed=n_failed,
+            primary_metric=task.primary_metric,
         )  # fmt: skip

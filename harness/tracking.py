@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -214,6 +215,15 @@ def search_runs(experiment: str, filter_string: str = "") -> Any:
                               order_by=["attributes.start_time DESC"])  # fmt: skip
 
 
+def read_text_artifact(run_id: str, name: str) -> str | None:
+    """A run's text artifact, or None when it has none by that name."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            return Path(client().download_artifacts(run_id, name, tmp)).read_text()
+        except Exception:  # MlflowException / OSError: no such artifact
+            return None
+
+
 def set_tags(run_id: str, tags: Mapping[str, Any]) -> None:
     """Tag any run by id (also one that has ended)."""
     c = client()
@@ -271,6 +281,10 @@ def client_run(experiment: str, run_name: str, tags: Mapping[str, Any] | None = 
     if launched:
         set_tags(launched, {**str_tags, "mlflow.runName": run_name})
         run_id = launched
+        if c.get_run(launched).info.experiment_id != experiment_id:
+            hint = f"launch it with `mlflow run ... --experiment-name {experiment}`"
+            warnings.warn(f"the launched MLflow run {launched} is not in experiment {experiment!r}, where its nested "
+                          f"runs go; {hint}", stacklevel=3)  # fmt: skip
     else:
         run_id = c.create_run(experiment_id, tags=str_tags, run_name=run_name).info.run_id
     status = "FAILED"

@@ -119,7 +119,9 @@ def _fractions(opts: Mapping[str, Any], with_test: bool = True) -> str:
     return f"{test}_val{opts['val_fraction']:g}_seed{opts['seed']}"
 
 
-def _task(name: str, length: int, label: str, protocol: str, load: Callable[[], Mapping[str, SeqDataset]], **kw: Any):
+def _task(
+    name: str, length: int, label: str, protocol: str, load: Callable[[], Mapping[str, SeqDataset]], **kw: Any
+) -> SplitTask:
     return SplitTask(
         name=name,
         io=IOSpec("seq", (length,), 1, "binary", (label,)),

@@ -17,7 +17,7 @@ from harness.plugins import make_task
 from harness.runner import RunSpec, train_and_log
 from harness.splits import duplicate_report
 from tasks.epi_splits import chromosome_split, pair_leakage, random_split
-from tasks.genome import GenomeError, cut_windows
+from tasks.genome import GenomeError, cut_windows, window_starts
 from tasks.targetfinder import PairTableError, read_pairs
 
 HEADER = "enhancer_name,promoter_name,label,prediction\n"
@@ -59,7 +59,7 @@ def test_read_pairs_errors_name_file_line_value(tmp_path: Path, row: str, messag
 def test_read_pairs_missing_column(tmp_path: Path) -> None:
     path = tmp_path / "p.csv"
     path.write_text("enhancer_name,label\nX|chr1:1-2,0\n")
-    with pytest.raises(PairTableError, match="p.csv:1: header .* lacks column\\(s\\) promoter_name"):
+    with pytest.raises(PairTableError, match=r"p\.csv:1: header .* lacks column\(s\) promoter_name"):
         read_pairs(path)
 
 
@@ -92,10 +92,8 @@ def test_windows_are_centred_uppercase_and_n_padded(fasta: tuple[Path, str]) -> 
     )
 
 
-def test_window_midpoint_convention(tmp_path: Path, fasta: tuple[Path, str]) -> None:
+def test_window_midpoint_convention() -> None:
     """An element [100, 110) has midpoint 105; a width-10 window is [100, 110), a width-11 one [100, 111)."""
-    from tasks.genome import window_starts
-
     assert list(window_starts(np.array([105]), 10)) == [100] and list(window_starts(np.array([105]), 11)) == [100]
 
 
@@ -106,11 +104,10 @@ def test_missing_chromosome_names_chromosome_and_pair(fasta: tuple[Path, str]) -
 
 def test_genome_missing_error_explains_hg19(real_data: Path) -> None:
     task = make_task("epi.nhek")
-    with pytest.raises(
-        DataNotFoundError, match=r"hgdownload.soe.ucsc.edu/goldenPath/hg19/bigZips/hg19.fa.gz.*data.genome"
-    ):
+    url = r"https://hgdownload\.soe\.ucsc\.edu/goldenPath/hg19/bigZips/hg19\.fa\.gz"
+    with pytest.raises(DataNotFoundError, match=rf"{url}.*--set data\.genome="):
         task.splits()
-    with pytest.raises(DataNotFoundError, match="genome FASTA /nope/hg19.fa does not exist"):
+    with pytest.raises(DataNotFoundError, match=r"genome FASTA /nope/hg19\.fa does not exist"):
         make_task("epi.nhek", {"genome": "/nope/hg19.fa"}).splits()
 
 
@@ -197,16 +194,16 @@ def test_shift_augmentation_touches_train_only() -> None:
 
 
 def test_bad_options_raise() -> None:
-    with pytest.raises(ConfigError, match="data.split='genome'"):
+    with pytest.raises(ConfigError, match=r"data\.split='genome'"):
         make_task("epi.synthetic", {"split": "genome"})
-    with pytest.raises(ConfigError, match="augment=shift needs data.shifts >= 1"):
+    with pytest.raises(ConfigError, match=r"augment=shift needs data\.shifts >= 1"):
         make_task("epi.synthetic", {"augment": "shift"})
     with pytest.raises(ConfigError, match="unknown data setting"):
         make_task("epi.synthetic", {"genome": "x.fa"})
 
 
 def test_train_and_log_on_synthetic_epi(tracking_uri: str) -> None:
-    overrides = parse_overrides(["model.k=3", "model.max_iter=300", "train.progress=false"])
+    overrides = parse_overrides(["model.k=2", "model.max_iter=200", "train.progress=false"])
     run_id = train_and_log(RunSpec("epi.synthetic", "kmer_logreg", overrides, experiment="epi-unit"))
     run = MlflowClient(tracking_uri).get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.tags["split_protocol"] == "chromosome"

@@ -3,6 +3,7 @@ invariance (also in training mode), EPLAE's auxiliary loss and latent PCA, param
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,15 @@ SINGLE = IOSpec("seq", (200,), 1, "binary")
 PAIR_VARIABLE = IOSpec("seq_pair", (0, 0), 1, "binary")
 EPI_LENGTHS = (3000, 2000)
 EPSAT_PUBLISHED = 685_070  # EPSAT's reported count, whose output layer is Linear(100, 2)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """These tensors are tiny: one thread avoids OpenMP overhead (large on a shared CPU); restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def tiny(name: str, **extra: Any) -> dict[str, Any]:

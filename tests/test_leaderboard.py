@@ -17,6 +17,8 @@ DATA = {"n": 120}
 
 
 def test_cell_runs_and_leaderboard_from_real_runs() -> None:
+    empty = cell_runs("lb")  # no such experiment yet
+    assert empty.empty and list(empty.columns) == list(CELL_COLUMNS) and leaderboard(empty).empty
     logreg = [train_and_log(RunSpec(TASK, "kmer_logreg", {"data": DATA, "model": {"k": 3}}, seed, experiment="lb"))
               for seed in (0, 1)]  # fmt: skip
     tiny = {"data": DATA, "model": {"k": 3, "d_model": 16, "head_dim": 16}, "train": {"progress": False}}
@@ -49,21 +51,23 @@ def test_cell_runs_and_leaderboard_from_real_runs() -> None:
 
 
 def frame(rows: list[dict]) -> pd.DataFrame:
-    base = {c: math.nan for c in CELL_COLUMNS} | {"primary_metric": "auroc", "status": "FINISHED", "skip_reason": ""}
+    base = {c: math.nan for c in CELL_COLUMNS} | {"task": "x", "primary_metric": "auroc", "status": "FINISHED",
+                                                  "skip_reason": ""}  # fmt: skip
     return pd.DataFrame([base | r for r in rows], columns=list(CELL_COLUMNS))
 
 
 def test_leaderboard_keeps_newest_finished_run_per_seed_and_ranks() -> None:
     t = pd.Timestamp("2026-01-01", tz="UTC")
+    later = t + pd.Timedelta("1h")
     runs = frame([
-        {"run_id": "a0", "task": "x", "model": "a", "seed": 0, "test_primary": 0.6, "start_time": t},
-        {"run_id": "a0new", "task": "x", "model": "a", "seed": 0, "test_primary": 0.9, "start_time": t + pd.Timedelta("1h"),
+        {"run_id": "a0", "model": "a", "seed": 0, "test_primary": 0.6, "start_time": t},
+        {"run_id": "a0new", "model": "a", "seed": 0, "test_primary": 0.9, "start_time": later,
          "study_wall_time_s": 12.0, "wall_time_s": 2.0},
-        {"run_id": "a1", "task": "x", "model": "a", "seed": 1, "test_primary": 0.7, "start_time": t, "wall_time_s": 4.0},
-        {"run_id": "a2", "task": "x", "model": "a", "seed": 2, "test_primary": 0.1, "start_time": t, "status": "FAILED"},
-        {"run_id": "b0", "task": "x", "model": "b", "seed": 0, "test_primary": 0.95, "test_primary_ci_low": 0.9,
+        {"run_id": "a1", "model": "a", "seed": 1, "test_primary": 0.7, "start_time": t, "wall_time_s": 4.0},
+        {"run_id": "a2", "model": "a", "seed": 2, "test_primary": 0.1, "start_time": t, "status": "FAILED"},
+        {"run_id": "b0", "model": "b", "seed": 0, "test_primary": 0.95, "test_primary_ci_low": 0.9,
          "test_primary_ci_high": 0.99, "start_time": t},
-        {"run_id": "c0", "task": "x", "model": "c", "seed": 0, "status": "KILLED", "start_time": t},
+        {"run_id": "c0", "model": "c", "seed": 0, "status": "KILLED", "start_time": t},
     ])  # fmt: skip
     board = leaderboard(runs)
     assert board["model"].tolist() == ["b", "a", "c"]
@@ -83,9 +87,3 @@ def test_leaderboard_keeps_newest_finished_run_per_seed_and_ranks() -> None:
 def test_to_markdown_renders_escapes_and_blanks() -> None:
     table = pd.DataFrame({"name": ["a|b", "c"], "value": [0.123456, math.nan], "n": [3, 4]})
     assert to_markdown(table) == "| name | value | n |\n|---|---|---|\n| a\\|b | 0.1235 | 3 |\n| c |  | 4 |\n"
-
-
-def test_empty_experiment_gives_empty_tables() -> None:
-    runs = cell_runs("no-such-experiment")
-    assert runs.empty and list(runs.columns) == list(CELL_COLUMNS)
-    assert leaderboard(runs).empty and to_markdown(display(leaderboard(runs))).count("\n") == 2

@@ -16,9 +16,7 @@ tasks:
 models:
   - kmer_logreg
   - kmer_attention
-trials: 1
-max_epochs: 1
-"""  # lines 1-8; a case's extra text starts on line 9
+"""  # lines 1-6; a case's extra text starts on line 7
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -30,11 +28,11 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_parses_cells_with_override_precedence(tmp_path: Path) -> None:
     extra = (
         "seeds: [0, 1]\n"
-        "set: {data.n: 300, train.lr: 1e-3, train.batch_size: 32, train.schedule: '5'}\n"
+        "set: {data.n: 300, train.lr: 1e-3, train.batch_size: 32, train.schedule: linear}\n"
         "task_set:\n  enhancers.synthetic: {data.n: 400}\n"
         "model_set:\n  kmer_attention: {model.d_model: 16, data.n: 500}\n"
     )
-    study = load_study(write(tmp_path, HEAD + extra))
+    study = load_study(write(tmp_path, HEAD + "trials: 1\nmax_epochs: 1\n" + extra))
     assert (study.name, study.trials, study.max_epochs, study.concurrency) == ("t", 1, 1, 1)
     cells = study.cells()
     assert [(c.task, c.model, c.seed) for c in cells] == [
@@ -42,37 +40,38 @@ def test_parses_cells_with_override_precedence(tmp_path: Path) -> None:
         ("enhancers.synthetic", "kmer_attention", 0), ("enhancers.synthetic", "kmer_attention", 1),
     ]  # fmt: skip
     logreg, attention = cells[0].overrides, cells[2].overrides
-    assert logreg == {"model": {}, "train": {"lr": 0.001, "batch_size": 32, "schedule": "5"}, "data": {"n": 400}}
+    assert logreg == {"model": {}, "train": {"lr": 0.001, "batch_size": 32, "schedule": "linear"}, "data": {"n": 400}}
     assert attention["model"] == {"d_model": 16} and attention["data"] == {"n": 500}
     assert study.lines["kmer_attention"] == 6
 
 
-def test_name_defaults_to_file_stem(tmp_path: Path) -> None:
+def test_name_defaults_to_file_stem_and_quoted_scalars_stay_strings(tmp_path: Path) -> None:
     assert load_study(write(tmp_path, HEAD.replace("name: t\n", "\n"))).name == "study"
+    assert load_study(write(tmp_path, HEAD.replace("name: t", "name: '123'"))).name == "123"
 
 
 BAD = [
-    ("modles: [kmer_logreg]\n", 9, "unknown key 'modles'"),
-    ("trials: 0\n", 9, "trials='0': must be an integer >= 1"),
-    ("max_epochs: 1.5\n", 9, "max_epochs='1.5': must be an integer >= 1"),
-    ("concurrency: two\n", 9, "concurrency='two'"),
-    ("trials: true\n", 9, "must be an integer"),
-    ("cpus_per_trial: 0\n", 9, "must be a number > 0"),
-    ("seeds: [0, 0]\n", 9, "duplicate"),
-    ("seeds: 3\n", 9, "seeds must be a non-empty list"),
-    ("set:\n  train.lr: 1e-3\n  model.bogus: 1\n", 11, "unknown model setting(s) model.bogus"),
-    ("set:\n  model.d_model: 16\n", 10, "cell enhancers.synthetic × kmer_logreg: unknown model setting(s) model.d_model"),
-    ("set:\n  data.n: [1, 2]\n", 10, "set: data.n must be a scalar"),
-    ("set:\n  data.n: many\n", 10, "data.n='many': expected int"),
-    ("set:\n  train.lr: -1\n", 10, "train.lr=-1.0 is invalid: must be > 0"),
-    ("set:\n  lr: 0.1\n", 10, "'lr' must be NAMESPACE.KEY"),
-    ("set:\n  train.max_epochs: 3\n", 10, "train.max_epochs is set by the top-level max_epochs"),
-    ("set:\n  data.n: 10\n", 3, "need data.n >= 50"),  # the task factory's error names no key: blame the task
-    ("task_set:\n  enhancers.cohn: {data.source: tsv}\n", 10, "task 'enhancers.cohn' is not in this study's tasks"),
-    ("model_set:\n  kmer_atention: {model.k: 3}\n", 10, "Did you mean kmer_attention"),
-    ("model_set:\n  kmer_attention:\n    model.k: [3]\n", 11, "must be a scalar"),
-    ("trials: 2\n", 9, "duplicate key 'trials' (first on line 7)"),
-    ("set: {a: [1}\n", 9, "not valid YAML"),
+    ("modles: [kmer_logreg]\n", 7, "unknown key 'modles'"),
+    ("trials: 0\n", 7, "trials='0': must be an integer >= 1"),
+    ("max_epochs: 1.5\n", 7, "max_epochs='1.5': must be an integer >= 1"),
+    ("concurrency: two\n", 7, "concurrency='two'"),
+    ("trials: true\n", 7, "must be an integer"),
+    ("cpus_per_trial: 0\n", 7, "must be a number > 0"),
+    ("seeds: [0, 0]\n", 7, "duplicate"),
+    ("seeds: 3\n", 7, "seeds must be a non-empty list"),
+    ("set:\n  train.lr: 1e-3\n  model.bogus: 1\n", 9, "unknown model setting(s) model.bogus"),
+    ("set:\n  model.d_model: 16\n", 8, "cell enhancers.synthetic × kmer_logreg: unknown model setting(s) model.d_"),
+    ("set:\n  data.n: [1, 2]\n", 8, "set: data.n must be a scalar"),
+    ("set:\n  data.n: many\n", 8, "data.n='many': expected int"),
+    ("set:\n  train.lr: -1\n", 8, "train.lr=-1.0 is invalid: must be > 0"),
+    ("set:\n  lr: 0.1\n", 8, "'lr' must be NAMESPACE.KEY"),
+    ("set:\n  train.max_epochs: 3\n", 8, "train.max_epochs is set by the top-level max_epochs"),
+    ("set:\n  data.n: 10\n", 8, "need data.n >= 50"),
+    ("task_set:\n  enhancers.cohn: {data.source: tsv}\n", 8, "task 'enhancers.cohn' is not in this study's tasks"),
+    ("model_set:\n  kmer_atention: {model.k: 3}\n", 8, "Did you mean kmer_attention"),
+    ("model_set:\n  kmer_attention:\n    model.k: [3]\n", 9, "must be a scalar"),
+    ("trials: 1\ntrials: 2\n", 8, "duplicate key 'trials' (first on line 7)"),
+    ("set: {a: [1}\n", 7, "not valid YAML"),
 ]
 
 
@@ -93,6 +92,9 @@ def test_bad_study_names_file_and_line(tmp_path: Path, extra: str, line: int, me
          "unknown task 'enhancers.synthtic'. Did you mean enhancers.synthetic"),
         ("tasks: [enhancers.synthetic]\nmodels: [kmer_logreg, kmer_logreg]\n", 2, "'kmer_logreg' is listed twice"),
         ("tasks: [enhancers.synthetic]\n", 1, "missing required key 'models'"),
+        # the task factory's error names no key of the file: blame the task's entry
+        ("tasks:\n  - enhancers.synthetic\n  - enhancers.files\nmodels: [kmer_logreg]\n", 3,
+         "cell enhancers.files × kmer_logreg: enhancers.files needs data.train"),
         ("", 1, "empty study file"),
         ("- a\n- b\n", 1, "study file must be a mapping"),
         ("name: ''\ntasks: [enhancers.synthetic]\nmodels: [kmer_logreg]\n", 1, "name must not be empty"),
@@ -106,13 +108,16 @@ def test_bad_top_level(tmp_path: Path, text: str, line: int, message: str) -> No
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="study file .*nope.yaml"):
+    with pytest.raises(FileNotFoundError, match=r"study file .*nope\.yaml"):
         load_study(tmp_path / "nope.yaml")
 
 
 @pytest.mark.parametrize("path", STUDIES, ids=[p.name for p in STUDIES])
 def test_shipped_studies_validate(path: Path) -> None:
+    from harness.benchmark import validate
+
     study = load_study(path)
+    validate(study)  # every cell also passes harness.study.validate_study
     assert study.name == path.stem and study.cells()
 
 

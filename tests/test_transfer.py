@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from matplotlib.figure import Figure
 
 from harness import tracking
@@ -16,8 +18,17 @@ from harness.cli import main
 from harness.config import ConfigError
 from harness.transfer import METRICS, SHARED, Cell, heatmap, parse_cells, safe_key
 
-SMALL = ["data.enhancer_window=200", "data.promoter_window=100", "train.device=cpu", "train.progress=false",
-         "train.batch_size=128", "model.n_kernels=8", "model.kernel_size=9", "model.hidden=8", "model.dense=16"]  # fmt: skip
+SMALL = ["data.enhancer_window=120", "data.promoter_window=80", "train.device=cpu", "train.progress=false",
+         "train.threads=1", "train.batch_size=128", "model.n_kernels=8", "model.kernel_size=9", "model.hidden=8",
+         "model.lstm_layers=1", "model.dense=16"]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads() -> Iterator[None]:
+    """`train.threads=1` (tiny tensors train faster on one thread) must not leak into other tests."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_parse_cells() -> None:
@@ -46,8 +57,8 @@ def test_heatmap_and_safe_key() -> None:
 def test_transfer_command_logs_matrix(tmp_path: Path) -> None:
     """Train on two synthetic cells, test on three; the split=random cell shares pairs with the seed-0 train split."""
     tests = ["synthetic", "synthetic@seed=1", "synthetic@split=random"]
-    argv = ["transfer", "--model", "speid", "--train-cell", "synthetic,synthetic@seed=1", "--test-cells", ",".join(tests),
-            "--max-epochs", "1", "--experiment", "transfer-test"]  # fmt: skip
+    argv = ["transfer", "--model", "speid", "--train-cell", "synthetic,synthetic@seed=1", "--test-cells",
+            ",".join(tests), "--max-epochs", "1", "--experiment", "transfer-test"]  # fmt: skip
     for item in SMALL:
         argv += ["--set", item]
     out = io.StringIO()

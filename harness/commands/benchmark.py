@@ -1,4 +1,4 @@
-"""`regbench benchmark`: run a study file's tasks × models cross; `regbench leaderboard`: an experiment's table."""
+"""`regbench benchmark`: run a study file's tasks × models cross; prints the leaderboard and `run_id: <id>` last."""
 
 from __future__ import annotations
 
@@ -20,20 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--study", required=True, type=Path, help="study YAML file, e.g. studies/smoke.yaml")
     p.add_argument("--ray-address", default=None,
-                   help="Ray cluster to attach to (auto, host:port, ray://host:port); default: a local Ray")  # fmt: skip
-    p.add_argument("--storage", default=None, help="Optuna storage URL for the cells' studies (default: in memory)")
+                   help="Ray cluster to attach (auto, host:port, ray://host:port); default: a local Ray")  # fmt: skip
+    p.add_argument("--storage", default=None,
+                   help="Optuna storage URL of the cells' searches (default: sqlite:///optuna.db here)")  # fmt: skip
     p.add_argument("--no-resume", dest="resume", action="store_false", help="recompute cells that already finished")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=run)
-
-    lb = sub.add_parser(
-        "leaderboard",
-        help="print (and optionally write) the task × model leaderboard of an experiment",
-        description="One row per task × model over the cell and `regbench train` runs of EXPERIMENT.",
-    )
-    lb.add_argument("--experiment", required=True, help="MLflow experiment name (a study's name)")
-    lb.add_argument("--out", type=Path, default=None, help="also write leaderboard.md and leaderboard.csv here")
-    lb.set_defaults(func=run_leaderboard)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,21 +38,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(result.cells)} cells ({reused} reused, {failed} failed) in {result.wall_time_s:.1f} s; "
           f"experiment {result.experiment!r}")  # fmt: skip
     print(f"run_id: {result.run_id}")
-    return 0
-
-
-def run_leaderboard(args: argparse.Namespace) -> int:
-    from harness.leaderboard import cell_runs, display, leaderboard, to_markdown
-
-    runs = cell_runs(args.experiment)
-    if runs.empty:
-        raise LookupError(f"experiment {args.experiment!r} has no cell or train runs in this MLflow store")
-    board = leaderboard(runs)
-    markdown = to_markdown(display(board))
-    print(markdown, end="")
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "leaderboard.md").write_text(f"# {args.experiment}\n\n{markdown}")
-        board.to_csv(args.out / "leaderboard.csv", index=False)
-        print(f"wrote {args.out / 'leaderboard.md'} and {args.out / 'leaderboard.csv'}")
     return 0

@@ -1,0 +1,219 @@
+"""Multi-label chromatin-profile tasks (primary metric: median per-label AUROC).
+
+Registered: `chromatin.deepsea` (DeepSEA bundle: 919 labels, 1000 bp), `chromatin.basset` (Basset HDF5: 164 DNase
+cell types, 600 bp) and `chromatin.synthetic` (planted motifs written in either real format, then read back by the
+same readers). Splits are the files' own train/valid/test. Metrics: `harness.metrics.multilabel_metrics` overall
+and per label group (`task.label_groups`, e.g. `auroc_median_dnase`); `harness.evaluate` adds bootstrap CIs of the
+medians. Large training sets stream from HDF5 (`tasks.hdf5_dataset`); the small DeepSEA valid/test .mat files
+(MATLAB v5, which has no lazy reader) are read whole.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from harness.config import ConfigError, merge
+from harness.data import SeqDataset, Seqs
+from harness.metrics import multilabel_metrics
+from harness.paths import DataNotFoundError, cache_dir, data_root, require_data
+from harness.plugins import TASKS
+from harness.spec import Dataset, IOSpec
+from tasks import synthetic_chromatin as synthetic
+from tasks.chromatin_formats import (
+    BASSET,
+    BASSET_SPLITS,
+    DEEPSEA_SPLITS,
+    DEEPSEA_TRAIN,
+    check_basset,
+    check_deepsea_train,
+    read_deepsea_v5,
+)
+from tasks.common import SplitTask
+from tasks.hdf5_dataset import HDF5SeqDataset
+
+PRIMARY = "auroc_median"
+DEEPSEA_URL = "http://deepsea.princeton.edu/media/code/deepsea_train_bundle.v0.9.tar.gz"
+DEEPSEA_NAMES = "label_names/deepsea_919_predictor_names.txt"
+BASSET_NAMES = "label_names/basset_164_target_labels.txt"
+DEEPSEA_GROUPS = {"dnase": (0, 125), "tf": (125, 815), "histone": (815, 919)}  # 0-based [start, stop) rows
+
+
+@dataclass
+class ChromatinTask(SplitTask):
+    """A multi-label `SplitTask` whose labels fall into named groups (read by `harness.evaluate`)."""
+
+    label_groups: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def block_groups(sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
+    """Consecutive label blocks `{"dnase": 4, "tf": 5}` → `{"dnase": [0..3], "tf": [4..8]}`."""
+    bounds = np.cumsum([0, *sizes.values()])
+    return {name: np.arange(lo, hi) for name, lo, hi in zip(sizes, bounds[:-1], bounds[1:], strict=True)}
+
+
+def read_names(path: Path, expected: int) -> tuple[str, ...]:
+    names = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+    if len(names) != expected:
+        raise ValueError(f"{path}: expected {expected} label names, found {len(names)}")
+    return names
+
+
+def deepsea_label_names() -> tuple[str, ...]:
+    return read_names(require_data(DEEPSEA_NAMES, "chromatin.deepsea label names"), 919)
+
+
+def deepsea_groups() -> dict[str, np.ndarray]:
+    return {name: np.arange(lo, hi) for name, (lo, hi) in DEEPSEA_GROUPS.items()}
+
+
+def metric_fn(groups: dict[str, np.ndarray]) -> Callable[[np.ndarray, np.ndarray], dict[str, float]]:
+    def metrics(y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]:
+        return multilabel_metrics(y_true, y_score, groups)[0]
+
+    return metrics
+
+
+def _task(name: str, length: int, names: tuple[str, ...], groups: dict[str, np.ndarray], protocol: str,
+          load: Callable[[], Mapping[str, Dataset]], synthetic_: bool, description: str) -> ChromatinTask:  # fmt: skip
+    return ChromatinTask(
+        name=name,
+        io=IOSpec("seq", (length,), len(names), "multilabel", names),
+        primary_metric=PRIMARY,
+        split_protocol=protocol,
+        synthetic=synthetic_,
+        load=load,
+        metric_fn=metric_fn(groups),
+        description=description,
+        label_groups=groups,
+    )
+
+
+# --- DeepSEA ---------------------------------------------------------------------------------------------------------
+
+
+def deepsea_folder(option: str) -> Path:
+    """`data.dir`, else `$REGBENCH_DATA/deepsea`; a DataNotFoundError says what to fetch when files are missing."""
+    root = data_root()
+    folder = Path(option).expanduser() if option else (root / "deepsea" if root else None)
+    files = [f for f, _, _ in DEEPSEA_SPLITS.values()]
+    if folder is None or not all((folder / f).is_file() for f in files):
+        where = f"{folder}" if folder else "data.dir (REGBENCH_DATA is not set)"
+        raise DataNotFoundError(
+            f"chromatin.deepsea: {', '.join(files)} not found in {where}. Download {DEEPSEA_URL}, unpack it and "
+            "pass --set data.dir=PATH/deepsea_train (or put the three files in $REGBENCH_DATA/deepsea)."
+        )
+    return folder
+
+
+def load_deepsea(folder: Path) -> dict[str, Dataset]:
+    train_path = folder / DEEPSEA_SPLITS["train"][0]
+    with h5py.File(train_path, "r") as f:
+        x, y = check_deepsea_train(train_path, f)
+        n_labels, length = y.shape[0], x.shape[0]
+    out: dict[str, Dataset] = {"train": HDF5SeqDataset(train_path, *DEEPSEA_SPLITS["train"][1:], DEEPSEA_TRAIN)}
+    for split in ("val", "test"):
+        path = folder / DEEPSEA_SPLITS[split][0]
+        codes, labels = read_deepsea_v5(path, split)
+        if labels.shape[1] != n_labels or codes.shape[1] != length:
+            raise ValueError(f"{path}: {codes.shape[1]} bp × {labels.shape[1]} labels, train.mat has {length} × "
+                             f"{n_labels}")  # fmt: skip
+        ids = np.array([f"{split}:{i}" for i in range(len(codes))])
+        out[split] = SeqDataset((Seqs(codes, np.full(len(codes), length, np.int32)),), labels, ids)
+    return out
+
+
+@TASKS.decorator("chromatin.deepsea", "DeepSEA bundle: 919 chromatin profiles (DNase/TF/histone), 1000 bp")
+def deepsea_task(**options: Any) -> ChromatinTask:
+    opts = merge("data", {"dir": ""}, options)
+    folder = deepsea_folder(opts["dir"])
+    names = deepsea_label_names()
+    return _task("chromatin.deepsea", 1000, names, deepsea_groups(), "official", lambda: load_deepsea(folder),
+                 False, f"DeepSEA training bundle v0.9 ({folder})")  # fmt: skip
+
+
+# --- Basset ----------------------------------------------------------------------------------------------------------
+
+
+def basset_path(option: str) -> Path:
+    root = data_root()
+    path = Path(option).expanduser() if option else (root / "basset" / "encode_roadmap.h5" if root else None)
+    if path is None or not path.is_file():
+        raise DataNotFoundError(
+            f"chromatin.basset: Basset HDF5 {path or '(REGBENCH_DATA is not set)'} not found. Build "
+            "encode_roadmap.h5 with Basset's data scripts (github.com/davek44/Basset, data/get_dnase.sh then "
+            "seq_hdf5.py) and pass --set data.path=PATH/encode_roadmap.h5."
+        )
+    return path
+
+
+def basset_info(path: Path, fallback_names: Callable[[], tuple[str, ...]]) -> tuple[int, tuple[str, ...]]:
+    """Length and label names of a Basset file (names from its `target_labels`, else `fallback_names()`)."""
+    with h5py.File(path, "r") as f:
+        length, names = check_basset(path, f)
+        n_labels = f["train_out"].shape[1]
+    resolved = tuple(names) or fallback_names()
+    if len(resolved) != n_labels:
+        raise ValueError(f"{path}: {n_labels} labels but {len(resolved)} label names")
+    return length, resolved
+
+
+def load_basset(path: Path) -> dict[str, Dataset]:
+    return {split: HDF5SeqDataset(path, x_key, y_key, BASSET) for split, (x_key, y_key) in BASSET_SPLITS.items()}
+
+
+@TASKS.decorator("chromatin.basset", "Basset HDF5: 164 DNase-seq cell types, 600 bp")
+def basset_task(**options: Any) -> ChromatinTask:
+    opts = merge("data", {"path": ""}, options)
+    path = basset_path(opts["path"])
+    length, names = basset_info(path, lambda: read_names(require_data(BASSET_NAMES, "chromatin.basset"), 164))
+    groups = {"dnase": np.arange(len(names))}
+    return _task("chromatin.basset", length, names, groups, "official", lambda: load_basset(path), False,
+                 f"Basset ENCODE/Roadmap DNase ({path})")  # fmt: skip
+
+
+# --- synthetic -------------------------------------------------------------------------------------------------------
+
+
+def synthetic_files(fmt: str, n: int, length: int, seed: int) -> Path:
+    """The cached synthetic files for these options, generated (atomically) on first use."""
+    name = f"{fmt}_n{n}_L{length}_s{seed}"
+    target = cache_dir() / "synthetic_chromatin" / (name if fmt == "deepsea" else f"{name}.h5")
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+        try:
+            written = synthetic.write_synthetic(tmp / target.name, fmt, n, length, seed)
+            os.replace(written, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+@TASKS.decorator("chromatin.synthetic", "planted-motif chromatin profiles (4 DNase, 5 TF, 3 histone) in real formats")
+def synthetic_task(**options: Any) -> ChromatinTask:
+    opts = merge("data", {"n": 3000, "length": 200, "format": "deepsea", "seed": 0}, options)
+    if opts["format"] not in ("deepsea", "basset"):
+        raise ConfigError(f"chromatin.synthetic: data.format={opts['format']!r} is not one of deepsea, basset")
+    if opts["n"] < 100:
+        raise ConfigError(f"chromatin.synthetic: data.n={opts['n']} is too small; need >= 100")
+    if opts["length"] < 4 * max(len(m) for m in synthetic.MOTIFS.values()):
+        raise ConfigError(f"chromatin.synthetic: data.length={opts['length']} is too short; need >= 56")
+    names = tuple(synthetic.LABELS)
+    groups = block_groups(synthetic.GROUP_SIZES)
+
+    def load() -> dict[str, Dataset]:
+        path = synthetic_files(opts["format"], opts["n"], opts["length"], opts["seed"])
+        return load_deepsea(path) if opts["format"] == "deepsea" else load_basset(path)
+
+    protocol = f"synthetic_blocks_train0.8_val0.1_test0.1_seed{opts['seed']}"
+    return _task("chromatin.synthetic", opts["length"], names, groups, protocol, load, True,
+                 f"synthetic chromatin profiles, {opts['format']} format")  # fmt: skip

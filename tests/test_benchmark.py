@@ -1,0 +1,103 @@
+"""A tiny real benchmark: benchmark → cell → trial runs, leaderboard artifacts, a failing cell, resume."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness import tracking
+from harness.benchmark import run_benchmark
+from harness.cli import main
+from harness.study_file import StudyFileError
+
+SYNTHETIC = """\
+name: tiny
+tasks: [enhancers.synthetic]
+models: [kmer_logreg, kmer_attention]
+trials: 1
+max_epochs: 1
+task_set:
+  enhancers.synthetic: {data.n: 120}
+model_set:
+  kmer_logreg: {model.k: 3, model.max_iter: 200}
+  kmer_attention: {model.k: 3, model.d_model: 16, model.head_dim: 16}
+"""
+# The same cells plus a task whose data file is missing: validation passes, both of its cells fail at run time.
+WITH_FAILING = SYNTHETIC.replace("[enhancers.synthetic]", "[enhancers.synthetic, enhancers.files]").replace(
+    "model_set:", "  enhancers.files: {data.train: /nonexistent/train.tsv}\nmodel_set:"
+)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Optuna's default storage and Ray's files stay out of the repo; Ray's socket paths stay short."""
+    ray_tmp = tempfile.mkdtemp(prefix="rb", dir="/tmp")
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def runs_by_kind(experiment: str) -> dict[str, pd.DataFrame]:
+    runs = tracking.search_runs(experiment)
+    return {kind: group for kind, group in runs.groupby("tags.regbench.kind")}
+
+
+def test_benchmark_hierarchy_leaderboard_failures_and_resume(workdir: Path) -> None:
+    (workdir / "tiny.yaml").write_text(WITH_FAILING)
+    result = run_benchmark(workdir / "tiny.yaml", progress=False)
+
+    status = {(c.task, c.model): c.status for c in result.cells}
+    assert status == {("enhancers.synthetic", "kmer_logreg"): "finished", ("enhancers.synthetic", "kmer_attention"):
+                      "finished", ("enhancers.files", "kmer_logreg"): "failed", ("enhancers.files", "kmer_attention"):
+                      "failed"}  # fmt: skip
+    runs = runs_by_kind("tiny")
+    bench = runs["benchmark"]
+    assert bench["run_id"].tolist() == [result.run_id]
+    assert bench["tags.mlflow.runName"].iloc[0] == "tiny" and bench["status"].iloc[0] == "FINISHED"
+    cells = runs["cell"].set_index("run_id")
+    assert set(cells.index) == {c.run_id for c in result.cells}
+    assert (cells["tags.mlflow.parentRunId"] == result.run_id).all()
+    finished = cells[cells["status"] == "FINISHED"]
+    assert len(finished) == 2 and set(runs["trial"]["tags.mlflow.parentRunId"]) == set(finished.index)
+    assert finished["metrics.test_auroc"].between(0, 1).all()
+    failed = cells[cells["status"] == "FAILED"]
+    assert len(failed) == 2 and failed["tags.regbench.skip_reason"].str.contains("/nonexistent/train.tsv").all()
+    error = Path(tracking.client().download_artifacts(failed.index[0], "error.txt", str(workdir))).read_text()
+    assert error.startswith("Traceback") and "DataNotFoundError" in error
+
+    logged = pd.read_csv(tracking.client().download_artifacts(result.run_id, "leaderboard.csv", str(workdir)))
+    assert len(logged) == 4 and list(logged.columns) == list(result.leaderboard.columns)
+    board = result.leaderboard.set_index("model")
+    ok = board[board["task"] == "enhancers.synthetic"]
+    assert (ok["status"] == "ok").all() and sorted(ok["rank"]) == [1, 2]
+    assert ok.loc["kmer_attention", "test_primary"] == pytest.approx(
+        cells.loc[ok.loc["kmer_attention", "run_ids"], "metrics.test_auroc"]
+    )
+    assert (board[board["task"] == "enhancers.files"]["status"] == "failed").all()
+    markdown = Path(tracking.client().download_artifacts(result.run_id, "leaderboard.md", str(workdir))).read_text()
+    assert markdown == f"# tiny\n\n{result.markdown}" and "/nonexistent/train.tsv does not exist" in markdown
+
+    # Resume: the finished cells are reused (no new cell or trial runs), only the failed task would run again.
+    (workdir / "again.yaml").write_text(SYNTHETIC)
+    again = run_benchmark(workdir / "again.yaml", progress=False)
+    assert [c.status for c in again.cells] == ["reused", "reused"]
+    assert {c.run_id for c in again.cells} == set(finished.index)
+    after = runs_by_kind("tiny")
+    assert len(after["cell"]) == 4 and len(after["trial"]) == len(runs["trial"]) and len(after["benchmark"]) == 2
+    assert again.leaderboard["test_primary"].tolist() == ok["test_primary"].tolist()
+
+
+def test_bad_study_fails_before_any_run(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = workdir / "bad.yaml"
+    path.write_text(SYNTHETIC.replace("trials: 1", "trials: 0"))
+    with pytest.raises(StudyFileError, match=r"bad\.yaml:4: trials='0'"):
+        run_benchmark(path, progress=False)
+    assert main(["benchmark", "--study", str(path)]) == 2
+    assert f"regbench benchmark: error: {path}:4: trials='0'" in capsys.readouterr().err
+    assert tracking.search_runs("tiny").empty

@@ -1,0 +1,122 @@
+"""Distributed mode: a real 2-node Ray cluster (`ray start`) plus a real MLflow tracking server, both on loopback.
+
+Everything started here is stopped by PID (processes whose command line names this test's temp dir), never with
+`ray stop`, which would also stop other Ray instances on the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from harness import tracking
+
+BIN = Path(sys.executable).parent
+TINY = {"model.k": 3, "model.d_model": 16, "model.head_dim": 16, "model.pos_encoding": "none", "data.n": 200}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pids_naming(text: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def _stop(pids: list[int]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(-pid, sig) if pid < 0 else os.kill(pid, sig)
+        time.sleep(1.0)
+
+
+def _start(cmd: list[str], env: dict[str, str]) -> None:
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+
+
+def _wait_http(url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout_s} s")
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A head and a worker node (1 CPU each) and an MLflow server; yields the Ray address."""
+    tmp = tempfile.mkdtemp(prefix="rc", dir="/tmp")  # short: Ray's socket paths must stay < 108 bytes
+    token = Path(tmp) / "auth_token"  # Ray 2.60 clusters use token auth; every node and the driver read this file
+    token.write_text(secrets.token_hex(32))
+    ray_env = {"RAY_TMPDIR": tmp, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+               "RAY_AUTH_TOKEN_PATH": str(token)}  # fmt: skip
+    env = {**os.environ, **ray_env}
+    for key, value in ray_env.items():
+        monkeypatch.setenv(key, value)
+    port, mlflow_port = _free_port(), _free_port()
+    address = f"127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db", "--artifacts-destination",
+         f"{tmp}/artifacts", "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    ray_start = [str(BIN / "ray"), "start", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
+    try:
+        _start([*ray_start, "--head", f"--port={port}", f"--temp-dir={tmp}", "--include-dashboard=false"], env)
+        _start([*ray_start, f"--address={address}"], env)
+        _wait_http(f"http://127.0.0.1:{mlflow_port}/health", 60)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{mlflow_port}")
+        yield address
+    finally:
+        _stop([-server.pid])  # the server's process group (it forks workers)
+        _stop(_pids_naming(tmp))
+
+
+def test_trials_spread_over_two_nodes_and_log_to_the_server(tmp_path: Path, cluster: str) -> None:
+    # The driver runs as the CLI in its own process: Ray reads its auth settings when it is first imported.
+    argv = [str(BIN / "regbench"), "study", "--task", "enhancers.synthetic", "--model", "kmer_attention",
+            "--trials", "4", "--concurrency", "2", "--cpus-per-trial", "1", "--max-epochs", "1",
+            "--ray-address", cluster, "--storage", f"sqlite:///{tmp_path / 'optuna.db'}"]  # fmt: skip
+    argv += [a for key, value in TINY.items() for a in ("--set", f"{key}={value}")]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=400, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    parent_run_id = done.stdout.strip().splitlines()[-1].removeprefix("parent_run_id: ")
+    client = MlflowClient(tracking.tracking_uri())
+    experiment = client.get_experiment_by_name("enhancers.synthetic__kmer_attention__s0")
+    runs = client.search_runs([experiment.experiment_id])
+    children = [r for r in runs if r.data.tags.get(tracking.PARENT_TAG) == parent_run_id]
+    assert sorted(r.info.run_name for r in children) == ["trial-0", "trial-1", "trial-2", "trial-3"]
+    assert len({r.data.tags["ray_node_id"] for r in children}) == 2  # both nodes ran trials
+    assert {r.info.status for r in runs} <= {"FINISHED", "KILLED"}
+    assert "trials.csv" in {a.path for a in client.list_artifacts(parent_run_id)}

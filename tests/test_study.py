@@ -1,0 +1,132 @@
+"""`regbench study` on a local Ray: MLflow parent/child layout, resume, failing trials, spec validation."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import ray
+from mlflow.tracking import MlflowClient
+
+from harness import tracking
+from harness.cli import main
+from harness.config import ConfigError
+from harness.plugins import get_model
+from harness.ray_session import init_local_ray
+from harness.registry import UnknownNameError
+from harness.search_space import searched_names
+from harness.study import StudySpec, run_study, validate_study
+
+TINY = {"model": {"k": 3, "d_model": 16, "ff_mult": 2, "head_dim": 16, "n_layers": 1, "pos_encoding": "none"},
+        "train": {"progress": False}, "data": {"n": 200}}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """One Ray instance for the module (start-up takes seconds); short temp dir for its sockets."""
+    with tempfile.TemporaryDirectory(prefix="ray", dir="/tmp") as tmp:
+        os.environ["RAY_TMPDIR"] = tmp
+        init_local_ray(num_cpus=2)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+            os.environ.pop("RAY_TMPDIR", None)
+
+
+def _spec(tmp_path: Path, **kw: object) -> StudySpec:
+    args = {"task": "enhancers.synthetic", "model": "kmer_attention", "overrides": TINY, "trials": 2,
+            "concurrency": 2, "max_epochs": 2, "storage": f"sqlite:///{tmp_path / 'optuna.db'}"}  # fmt: skip
+    return StudySpec(**{**args, **kw})
+
+
+def _runs(experiment: str) -> list:
+    client = MlflowClient(tracking.tracking_uri())
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], max_results=100)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"model": "no_such_model"}, UnknownNameError, "no_such_model"),
+        ({"trials": 0}, ConfigError, "trials=0"),
+        ({"concurrency": 0}, ConfigError, "concurrency=0"),
+        ({"overrides": {"model": {"nope": 1}}}, ConfigError, "model.nope"),
+        ({"overrides": {"train": {"max_epochs": 3}}}, ConfigError, "--max-epochs"),
+        ({"storage": "not a url"}, ConfigError, "not a url"),
+    ],
+)
+def test_bad_spec_fails_before_ray_starts(tmp_path: Path, change: dict, error: type, message: str) -> None:
+    assert not ray.is_initialized()
+    with pytest.raises(error, match=message):
+        run_study(_spec(tmp_path, **change))
+    assert not ray.is_initialized() and not (tmp_path / "optuna.db").exists()
+
+
+def test_sqlite_store_is_refused_with_a_ray_address(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="mlflow server --backend-store-uri"):
+        validate_study(_spec(tmp_path, ray_address="auto"))
+
+
+def test_fixed_settings_are_not_searched() -> None:
+    plugin = get_model("kmer_logreg")
+    assert searched_names(plugin, {"model": {"k": 3}}) == ["model.C", "model.class_weight"]  # no train.* for sklearn
+
+
+def test_layout_and_resume(tmp_path: Path, local_ray: None) -> None:
+    spec = _spec(tmp_path)
+    first = run_study(spec)
+    runs = _runs(first.experiment)
+    parent = next(r for r in runs if r.info.run_id == first.parent_run_id)
+    children = [r for r in runs if r.data.tags.get(tracking.PARENT_TAG) == first.parent_run_id]
+    assert parent.data.tags["regbench.kind"] == "cell" and parent.data.tags["study_name"] == spec.name
+    assert parent.info.run_name == "enhancers.synthetic/kmer_attention/s0" and parent.info.status == "FINISHED"
+    assert sorted(r.info.run_name for r in children) == ["trial-0", "trial-1"]
+    searched = set(searched_names(get_model("kmer_attention"), TINY))
+    assert searched == {"model.n_heads", "model.dropout", "model.pooling", "train.lr", "train.weight_decay",
+                        "train.batch_size"}  # fmt: skip
+    client = MlflowClient(tracking.tracking_uri())
+    for child in children:
+        assert child.data.tags["regbench.kind"] == "trial" and child.data.tags["ray_node_id"]
+        assert set(child.data.params) == searched  # only the searched hyperparameters
+        history = client.get_metric_history(child.info.run_id, "val_auroc")
+        assert [m.step for m in history] == list(range(1, len(history) + 1)) and history
+        assert "train_loss" in child.data.metrics and child.data.metrics["peak_rss_mb"] > 0
+    assert {r.info.status for r in runs} <= {"FINISHED", "KILLED"}
+    artifacts = {a.path for a in client.list_artifacts(first.parent_run_id)}
+    assert {"trials.csv", "regbench_meta.json", "plots"} <= artifacts
+    assert tracking.load_model(first.parent_run_id, "torch") is not None
+    metrics = parent.data.metrics
+    assert metrics["trial_epochs"] == first.trial_epochs >= 2 and metrics["n_params"] == first.n_params > 0
+    assert {"study_wall_time_s", "peak_rss_mb", "test_auroc_ci_low"} <= set(metrics)
+    assert parent.data.params["model.k"] == "3" and first.n_trials == 2
+    assert set(first.best_params) <= searched and 0.0 <= first.best_val <= 1.0
+
+    second = run_study(_spec(tmp_path, trials=3))  # resume: one new trial, the table covers all three
+    assert second.n_new_trials == 1 and second.n_trials == 3
+    table = pd.read_csv(client.download_artifacts(second.parent_run_id, "trials.csv", str(tmp_path)))
+    assert list(table["number"]) == [0, 1, 2] and set(table["state"]) == {"COMPLETE"}
+    new_children = [r for r in _runs(spec.name) if r.data.tags.get(tracking.PARENT_TAG) == second.parent_run_id]
+    assert [r.info.run_name for r in new_children] == ["trial-2"]
+    assert not [r for r in _runs(spec.name) if r.info.status == "RUNNING"]
+
+
+def test_failing_trials_end_failed_and_the_study_fails_cleanly(tmp_path: Path, local_ray: None, capsys) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    sets = ["data.n=200", "model.k=3", "model.d_model=16", "model.head_dim=16", "train.lr=1e30", "train.grad_clip=0",
+            "train.warmup_frac=0", "train.progress=false"]  # fmt: skip
+    argv = ["study", "--task", "enhancers.synthetic", "--model", "kmer_attention", "--trials", "1", "--max-epochs",
+            "1", "--storage", storage, "--experiment", "nan"] + [a for s in sets for a in ("--set", s)]  # fmt: skip
+    assert main(argv) == 1
+    assert "no trial completed (1 failed)" in capsys.readouterr().err
+    runs = _runs("nan")
+    assert sorted((r.info.run_name, r.info.status) for r in runs) == [
+        ("enhancers.synthetic/kmer_attention/s0", "FAILED"), ("trial-0", "FAILED")]  # fmt: skip
+    trial = next(r for r in runs if r.info.run_name == "trial-0")
+    error = MlflowClient(tracking.tracking_uri()).download_artifacts(trial.info.run_id, "error.txt", str(tmp_path))
+    assert "FloatingPointError" in Path(error).read_text()
