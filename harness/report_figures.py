@@ -14,7 +14,7 @@ from harness import tracking
 from harness.report_html import Section, png
 
 PREDICTIONS = "predictions/test.tsv"
-PER_LABEL = "per_label_metrics.csv"  # columns label, group, auroc, auprc (multi-label runs, optional)
+PER_LABEL = "per_label/test.csv"  # harness.multilabel_report: label, group, auroc, auprc (multi-label runs)
 
 
 def metric_heatmap(tables: dict[str, pd.DataFrame]) -> Figure:

@@ -44,7 +44,17 @@ def run_tags(task: Task, model: str, seed: int) -> dict[str, Any]:
     return tags
 
 
+def log_config(
+    log: tracking.RunLogger, hp: Mapping[str, Any], cfg: TrainConfig, data_options: Mapping[str, Any]
+) -> None:
+    """The run's settings as params `model.*`, `train.*`, `data.*`."""
+    log.params({**tracking.flatten_params("model", hp), **tracking.flatten_params("train", dataclasses.asdict(cfg)),
+                **tracking.flatten_params("data", data_options)})  # fmt: skip
+
+
 def log_run_inputs(log: tracking.RunLogger, task: Task, splits: Mapping[str, Dataset]) -> None:
+    """Each split as an MLflow dataset input, plus a featurize hook's own measurements (e.g. embed_seq_per_s)."""
+    log.metrics(getattr(splits, "stats", {}))
     for name, ds in splits.items():
         digest = ds.digest() if hasattr(ds, "digest") else task.digest()
         log.dataset(f"{task.name}:{name}", digest, name, {"task": task.name, "split": name, "rows": len(ds),
@@ -108,11 +118,9 @@ def train_and_log(spec: RunSpec) -> str:
     data_options = dict(spec.overrides.get("data", {}))
     with tracking.run(spec.experiment, f"{task.name}/{plugin.name}/s{spec.seed}",
                       {**run_tags(task, plugin.name, spec.seed), "regbench.kind": "train"}) as log:  # fmt: skip
-        log.params({**tracking.flatten_params("model", hp), **tracking.flatten_params("train", dataclasses.asdict(cfg)),
-                    **tracking.flatten_params("data", data_options)})  # fmt: skip
+        log_config(log, hp, cfg, data_options)
         with ResourceMonitor(device=resolve_device(cfg.device)) as monitor:
             splits = prepare_splits(task, plugin, hp)
-            log.metrics(getattr(splits, "stats", {}))  # a featurize hook's own measurements, e.g. embed_seq_per_s
             log_run_inputs(log, task, splits)
             result = fit(task, plugin, hp, cfg, report=lambda row: log.metrics(row, step=int(row["epoch"])),
                          splits=splits)  # fmt: skip

@@ -32,7 +32,7 @@ from harness.config import NAMESPACES, ConfigError
 from harness.plugins import get_model
 from harness.ray_session import ray_connection, ray_dir, require_tracking_server
 from harness.resources import ResourceMonitor
-from harness.runner import log_outcome, log_run_inputs, run_tags
+from harness.runner import log_config, log_outcome, log_run_inputs, run_tags
 from harness.search_space import searched_names, study_space
 from harness.spec import ModelPlugin, Task
 from harness.study_table import RecordingOptunaSearch, close_figures, completed, study_figures, trials_table
@@ -264,8 +264,8 @@ def run_study(spec: StudySpec) -> StudyResult:
             splits = prepare_splits(task, plugin, hp)
             result = fit(task, plugin, hp, cfg, splits=splits)
         data_options = dict(spec.overrides.get("data", {}))
-        log.params({**tracking.flatten_params("model", hp), **tracking.flatten_params("train", dataclasses.asdict(cfg)),
-                    **tracking.flatten_params("data", data_options), "study.best_trial": best.number})  # fmt: skip
+        log_config(log, hp, cfg, data_options)
+        log.params({"study.best_trial": best.number})
         log_run_inputs(log, task, splits)
         refit = monitor.summary()
         resources = {

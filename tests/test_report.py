@@ -1,0 +1,87 @@
+"""`regbench report` on a temporary MLflow store holding real tiny runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import tracking
+from harness.report import tied_ranks, write_report
+from harness.report_figures import group_auroc_figure, transfer_section
+from harness.runner import RunSpec, train_and_log
+
+TRAIN = {"progress": False, "device": "cpu"}
+DATA = {"n": 200}
+
+
+def test_tied_ranks_follow_the_documented_grouping() -> None:
+    score = np.array([0.90, 0.88, 0.80, 0.79, 0.60, np.nan])
+    low = np.array([0.85, 0.84, 0.78, 0.70, 0.55, np.nan])
+    high = np.array([0.95, 0.92, 0.82, 0.81, 0.65, np.nan])
+    assert tied_ranks(score, low, high) == ["1=", "1=", "3=", "3=", "5", ""]
+
+
+def test_report_of_two_models_by_two_seeds(tmp_path: Path) -> None:
+    ids = {}
+    for model, overrides in (("kmer_logreg", {}), ("kmer_attention", {"k": 3, "d_model": 16, "head_dim": 16})):
+        for seed in (0, 1):
+            spec = RunSpec(
+                "enhancers.synthetic",
+                model,
+                {"model": overrides, "train": TRAIN, "data": DATA},
+                seed=seed,
+                max_epochs=1,
+                experiment="rep",
+            )
+            ids[model, seed] = train_and_log(spec)
+    bench = tracking.record_run("rep", "bench", {"regbench.kind": "benchmark"}, None, "FINISHED")
+
+    out = write_report("rep", tmp_path / "out")
+    md = (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    runs = tracking.search_runs("rep")
+    auroc = runs.set_index("run_id")["metrics.test_auroc"]
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "enhancers" not in line.split("|")[1]]
+    table_rows = [r for r in rows if "kmer_" in r]
+    assert len(table_rows) == 2
+    means = {m: np.mean([auroc[ids[m, s]] for s in (0, 1)]) for m in ("kmer_logreg", "kmer_attention")}
+    best = max(means, key=means.get)
+    assert best in table_rows[0] and table_rows[0].split("|")[1].strip() in ("1", "1=")
+    assert f"{means[best]:.3f} ± " in table_rows[0] and "(n=2)" in table_rows[0]
+    for run_id in ids.values():
+        assert run_id in md and run_id in html
+    assert runs["tags.dataset_digest"].dropna().iloc[0] in md and "synthetic_stratified" in md
+    assert "data:image/png;base64," in html and "src='figures/" not in html
+    figures = {p.name for p in (out / "figures").iterdir()}
+    assert {"task_x_model_heatmap.png", "enhancers.synthetic_ROC_and_PR_curves.png"} <= figures
+    logged = {f.path for f in tracking.client().list_artifacts(bench, "report")}
+    assert {"report/report.md", "report/report.html"} <= logged
+
+
+def test_unknown_experiment_is_a_lookup_error(tmp_path: Path) -> None:
+    with pytest.raises(LookupError, match="'no-such-study'"):
+        write_report("no-such-study", tmp_path)
+
+
+def test_transfer_matrices_and_group_aurocs_are_drawn(tmp_path: Path) -> None:
+    matrix = pd.DataFrame({"train_cell": ["gm12878", "k562"], "gm12878": [0.8, 0.6], "k562": [0.55, 0.9]})
+    tags = {"regbench.kind": "transfer", "primary_metric": "auprc", "model": "speid", "seed": 0}
+    with tracking.client_run("epi", "transfer", tags) as run:
+        run.table(matrix, "transfer/auprc.csv")
+    section = transfer_section("epi", tmp_path)
+    assert section is not None and [name for name, _ in section.figures] == ["transfer speid s0: test AUPRC"]
+    assert section.figures[0][1].startswith(b"\x89PNG")
+    assert transfer_section("empty", tmp_path) is None
+    per_label = pd.DataFrame(
+        {
+            "label": list("abcd"),
+            "group": ["TF", "TF", "DNase", "DNase"],
+            "auroc": [0.7, 0.8, 0.9, 0.85],
+            "auprc": [0.1, 0.2, 0.3, 0.2],
+        }
+    )
+    fig = group_auroc_figure("chromatin.x", {"m1": per_label, "m2": per_label})
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["DNase", "TF"]
