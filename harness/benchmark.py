@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from harness import tracking
 from harness.leaderboard import cell_runs, display, leaderboard, to_markdown
+from harness.modeling import IncompatibleError
 from harness.study import StudySpec, run_study, validate_study
 from harness.study_file import Cell, StudyFile, StudyFileError, load_study
 
@@ -95,6 +96,8 @@ def validate(study: StudyFile, ray_address: str | None = None, storage: str | No
     for cell in study.cells():
         try:
             validate_study(study_spec(study, cell, None, ray_address, storage))
+        except IncompatibleError:
+            continue  # a cell that cannot run is recorded with its reason when the benchmark reaches it
         except (ValueError, LookupError) as err:
             message = f"cell {cell.task} × {cell.model}: {err}"
             raise StudyFileError(study.path, study.lines[cell.task], message) from None

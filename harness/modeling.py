@@ -42,6 +42,27 @@ class SequenceClassifier(nn.Module):
         return getattr(self.encoder, "aux_loss", None)
 
 
+class IncompatibleError(ValueError):
+    """A model cannot run on a task (or a prerequisite is missing); the message says why."""
+
+
+def check_compatible(plugin: ModelPlugin, io: IOSpec, hp: Mapping[str, Any], task_name: str) -> None:
+    """Raise IncompatibleError when `plugin` cannot run on a task with `io`, before any data is loaded.
+
+    Sequence models (native "seq" / "seq_pair") run on every sequence task through the adapters; feature-table
+    models (native "features") run only on feature tasks, and vice versa.
+    """
+    if (io.inputs == "features") != (plugin.native_inputs == "features"):
+        wants = "a feature table" if plugin.native_inputs == "features" else "sequences"
+        has = "a feature table" if io.inputs == "features" else "sequences"
+        raise IncompatibleError(f"model {plugin.name} needs {wants}, but task {task_name} provides {has}")
+    if plugin.check is not None:
+        try:
+            plugin.check(hp)
+        except (ValueError, FileNotFoundError) as err:
+            raise IncompatibleError(f"model {plugin.name} cannot run: {err}") from None
+
+
 def build_model(plugin: ModelPlugin, io: IOSpec, hp: Mapping[str, Any]) -> SequenceClassifier:
     """Build the plugin's encoder for `io` (one branch or the siamese adapter) and add the head."""
     if plugin.build is None:

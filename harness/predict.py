@@ -54,7 +54,10 @@ def single_sequence_dataset(
     """A dataset for a single-sequence model; checks the model's fixed input length, if it has one."""
     io = meta["io"]
     if io["inputs"] != "seq":
-        raise ValueError(f"run was trained on a pair task ({meta['task']}); pair input files are not supported here")
+        raise ValueError(
+            f"run was trained on task {meta['task']} with {io['inputs']} inputs; predict and evaluate read single "
+            "sequences only"
+        )
     fixed = int(io["lengths"][0])
     if fixed:
         bad = next((i for i, s in enumerate(seqs) if len(s) != fixed), None)

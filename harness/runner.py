@@ -10,6 +10,7 @@ from typing import Any
 from harness import multilabel_report, plots, tracking
 from harness.config import TrainConfig, merge, train_config
 from harness.evaluate import Evaluation, evaluate
+from harness.modeling import check_compatible
 from harness.plugins import get_model, make_task
 from harness.resources import ResourceMonitor
 from harness.spec import Dataset, ModelPlugin, Task
@@ -33,6 +34,7 @@ class RunSpec:
         hp = merge("model", plugin.defaults, self.overrides.get("model", {}))
         cfg = train_config(self.overrides.get("train", {}), seed=self.seed, max_epochs=self.max_epochs)
         task = make_task(self.task, dict(self.overrides.get("data", {})))
+        check_compatible(plugin, task.io, hp, task.name)
         return task, plugin, hp, cfg
 
 

@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-InputKind = Literal["seq", "seq_pair"]
+InputKind = Literal["seq", "seq_pair", "features"]
 TargetKind = Literal["binary", "multilabel"]
 
 
@@ -21,7 +21,7 @@ TargetKind = Literal["binary", "multilabel"]
 class IOSpec:
     """What a task feeds a model and what it expects back."""
 
-    inputs: InputKind
+    inputs: InputKind  # "features": a precomputed feature table (FeatureDataset), for feature-table models only
     lengths: tuple[int, ...]  # (L,) or (L_enhancer, L_promoter); 0 = variable length
     n_outputs: int  # 1 for binary, number of labels for multi-label
     target: TargetKind
@@ -94,6 +94,8 @@ class ModelPlugin:
     featurize: optional `featurize(task, splits, **hp) -> splits` computed once (e.g. frozen embeddings).
     inspect: optional `inspect(predictor, splits) -> {artifact_name: matplotlib Figure}` logged with the run
         (e.g. EPLAE's latent-space PCA).
+    check: optional `check(hp)` raising (ValueError / FileNotFoundError with the reason) when a prerequisite is
+        missing, e.g. a language-model checkpoint; called before any data is loaded or trained on.
     """
 
     name: str
@@ -106,6 +108,7 @@ class ModelPlugin:
     fit_sklearn: Callable[..., Any] | None = None
     featurize: Callable[..., Any] | None = None
     inspect: Callable[..., dict[str, Any]] | None = None
+    check: Callable[[Mapping[str, Any]], Any] | None = None
     paper: str = ""
 
     @property

@@ -31,7 +31,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from harness.data import Seqs
-from harness.embeddings import EmbeddedSplits, EmbedSpec, FrozenEmbedder, embed_splits, hidden_size
+from harness.embeddings import EmbeddedSplits, EmbedSpec, FrozenEmbedder, embed_splits, hidden_size, resolve_checkpoint
 from harness.plugins import register_model
 from harness.spec import Dataset, IOSpec, ModelPlugin, Task
 
@@ -133,6 +133,7 @@ PLUGIN = register_model(
         search_space=search_space,
         build=build,
         featurize=featurize,
+        check=lambda hp: resolve_checkpoint(hp["checkpoint"]),
         paper=PAPER,
     )
 )
@@ -147,6 +148,7 @@ PLUGIN_SKLEARN = register_model(
         search_space=search_space_sklearn,
         fit_sklearn=fit_sklearn,
         featurize=featurize,
+        check=lambda hp: resolve_checkpoint(hp["checkpoint"]),
         paper=PAPER,
     )
 )

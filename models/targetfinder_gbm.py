@@ -91,7 +91,7 @@ PLUGIN = register_model(
     ModelPlugin(
         name="targetfinder_gbm",
         description="TargetFinder gradient boosting on enhancer/promoter/window peak features (feature tables)",
-        native_inputs="seq",
+        native_inputs="features",
         defaults={
             "n_estimators": 4000,
             "learning_rate": 0.1,

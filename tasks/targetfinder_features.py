@@ -132,5 +132,5 @@ class FeatureTask:
 def targetfinder_nhek(**options: Any) -> FeatureTask:
     opts = merge("data", {"split": "chromosome", "val_fraction": 0.1, "test_fraction": 0.1, "seed": 0}, options)
     check_protocol(opts["split"])
-    io = IOSpec("seq", (0,), 1, "binary", ("interaction",))  # no sequence input: feature-table plugins only
+    io = IOSpec("features", (0,), 1, "binary", ("interaction",))
     return FeatureTask("epi.targetfinder_nhek", io, opts["split"], opts)

@@ -25,11 +25,21 @@ from models.kmer_features import kmer_spectrum
 load_plugins()
 PLUGINS = [e.obj for e in MODELS]
 NEEDS_CHECKPOINT = "featurize hook (frozen LM embeddings) needs a checkpoint: tested in its own test file"
+NEEDS_FEATURES = "feature-table model (no sequence input): tested on its feature task in its own test file"
+
+
+def skip_reason(plugin: ModelPlugin) -> str | None:
+    """Why a plugin cannot run on the random sequence batches of these tests, or None."""
+    if plugin.featurize is not None:
+        return NEEDS_CHECKPOINT
+    if plugin.native_inputs == "features":
+        return NEEDS_FEATURES
+    return None
 
 
 def contract(plugins: list[ModelPlugin]) -> list[Any]:
-    """Plugins for the contract tests; those with a `featurize` hook are skipped with a reason."""
-    return [pytest.param(p, id=p.name, marks=pytest.mark.skip(reason=NEEDS_CHECKPOINT)) if p.featurize else p
+    """Plugins for the contract tests; those that need a checkpoint or a feature table are skipped with a reason."""
+    return [pytest.param(p, id=p.name, marks=pytest.mark.skip(reason=skip_reason(p))) if skip_reason(p) else p
             for p in plugins]  # fmt: skip
 
 
@@ -157,8 +167,8 @@ def test_search_space_extremes_build(plugin: ModelPlugin, high: bool, rng: np.ra
     space = plugin.search_space(trial)
     assert set(space) <= set(plugin.defaults), f"unknown keys {set(space) - set(plugin.defaults)}"
     assert sorted(space) == sorted(trial.names)
-    if plugin.featurize is not None:
-        pytest.skip(NEEDS_CHECKPOINT)
+    if skip_reason(plugin):
+        pytest.skip(skip_reason(plugin))
     hp = {**plugin.defaults, **space}
     if plugin.is_torch:
         io = IO_SPECS["seq200"]

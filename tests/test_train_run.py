@@ -118,6 +118,9 @@ def test_cli_train_prints_run_id_last(capsys: pytest.CaptureFixture[str]) -> Non
         (["train", "--task", "enhancers.synthetic", "--model", "kmer_logreg", "--set", "model.kk=1"], "model.kk"),
         (["train", "--task", "enhancers.synthetic", "--model", "kmer_logreg", "--set", "train.lr=0"], "train.lr=0"),
         (["predict", "--run", "0123456789abcdef", "--input", "x.fa", "--output", "o.tsv"], "0123456789abcdef"),
+        (["train", "--task", "enhancers.synthetic", "--model", "targetfinder_gbm"], "needs a feature table"),
+        (["train", "--task", "epi.targetfinder_nhek", "--model", "kmer_logreg"], "provides a feature table"),
+        (["train", "--task", "enhancers.synthetic", "--model", "dnabert2_probe"], "no language-model checkpoint"),
     ],
 )
 def test_cli_errors_are_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -25,11 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Optuna storage URL of the cells' searches (default: sqlite:///optuna.db here)")  # fmt: skip
     p.add_argument("--no-resume", dest="resume", action="store_false", help="recompute cells that already finished")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--report-dir", type=Path, default=None,
+                   help="where to write report.md/report.html at the end (default: reports/<study name>)")  # fmt: skip
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from harness.benchmark import run_benchmark
+    from harness.report import write_report
 
     result = run_benchmark(args.study, args.ray_address, args.storage, resume=args.resume, progress=args.progress)
     failed = sum(c.status == "failed" for c in result.cells)
@@ -37,5 +40,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{result.markdown}")
     print(f"{len(result.cells)} cells ({reused} reused, {failed} failed) in {result.wall_time_s:.1f} s; "
           f"experiment {result.experiment!r}")  # fmt: skip
+    report = write_report(result.experiment, args.report_dir or Path("reports") / result.experiment)
+    print(f"report: {report / 'report.html'} (also logged to the benchmark run under report/)")
     print(f"run_id: {result.run_id}")
     return 0
