@@ -25,8 +25,8 @@ format: setup
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 demo: setup
-	$(BIN)/regbench train --task enhancers.ienhancer2l --model kmer_attention
-	@echo "Open the runs: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then http://127.0.0.1:5000)"
+	$(BIN)/regbench benchmark --study studies/smoke.yaml
+	@echo "Open the runs: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then http://127.0.0.1:5000, experiment 'smoke')"
 
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1
