@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.data import SeqDataset
 from harness.spec import Dataset, IOSpec
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -41,9 +40,12 @@ class SplitTask:
         return self.metric_fn(y_true, y_score)
 
     def digest(self) -> str:
-        h = hashlib.sha256()
-        for name in SPLIT_NAMES:
-            ds = self.splits()[name]
-            part = ds.digest() if isinstance(ds, SeqDataset) or hasattr(ds, "digest") else str(len(ds))
-            h.update(f"{name}:{part};".encode())
-        return h.hexdigest()[:16]
+        return splits_digest(self.splits())
+
+
+def splits_digest(splits: Mapping[str, Dataset]) -> str:
+    """One content digest over the train/val/test datasets (each has `digest()`)."""
+    h = hashlib.sha256()
+    for name in SPLIT_NAMES:
+        h.update(f"{name}:{splits[name].digest()};".encode())
+    return h.hexdigest()[:16]

@@ -16,7 +16,6 @@ copies identical to any existing pair are dropped. Val and test are never augmen
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from harness.metrics import binary_metrics
 from harness.paths import cache_dir, require_data
 from harness.plugins import TASKS
 from harness.spec import IOSpec
+from tasks.common import splits_digest
 from tasks.epi_splits import SPLITS, check_protocol, dedupe_pairs, leakage_lines, split_pairs
 from tasks.genome import cached_windows, cut_windows, require_genome, window_starts
 from tasks.synthetic_epi import VERSION, generate
@@ -97,10 +97,7 @@ class EpiTask:
         return binary_metrics(y_true, y_score)
 
     def digest(self) -> str:
-        h = hashlib.sha256()
-        for name in SPLITS:
-            h.update(f"{name}:{self.splits()[name].digest()};".encode())
-        return h.hexdigest()[:16]
+        return splits_digest(self.splits())
 
     def _load(self) -> dict[str, SeqDataset]:
         table, idx = self.pair_splits()

@@ -9,7 +9,6 @@ Distance, bin and window counts are not used. Splits: as `epi.*` (`data.split=ch
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from harness.metrics import binary_metrics
 from harness.paths import require_data
 from harness.plugins import TASKS
 from harness.spec import IOSpec
+from tasks.common import splits_digest
 from tasks.epi_splits import SPLITS, check_protocol, dedupe_pairs, leakage_lines, split_pairs
 from tasks.targetfinder import PairTableError
 
@@ -122,10 +122,7 @@ class FeatureTask:
         return binary_metrics(y_true, y_score)
 
     def digest(self) -> str:
-        h = hashlib.sha256()
-        for name in SPLITS:
-            h.update(f"{name}:{self.splits()[name].digest()};".encode())
-        return h.hexdigest()[:16]
+        return splits_digest(self.splits())
 
 
 @TASKS.decorator("epi.targetfinder_nhek", "TargetFinder NHEK enhancer/promoter peak features (feature baselines)")
