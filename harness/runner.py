@@ -32,7 +32,8 @@ class RunSpec:
         """Build the task and model plugin and validate every setting before any training starts."""
         plugin = get_model(self.model)
         hp = merge("model", plugin.defaults, self.overrides.get("model", {}))
-        cfg = train_config(self.overrides.get("train", {}), seed=self.seed, max_epochs=self.max_epochs)
+        train = {**plugin.train_defaults, **self.overrides.get("train", {})}
+        cfg = train_config(train, seed=self.seed, max_epochs=self.max_epochs)
         task = make_task(self.task, dict(self.overrides.get("data", {})))
         check_compatible(plugin, task.io, hp, task.name)
         return task, plugin, hp, cfg

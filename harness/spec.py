@@ -94,6 +94,8 @@ class ModelPlugin:
     featurize: optional `featurize(task, splits, **hp) -> splits` computed once (e.g. frozen embeddings).
     inspect: optional `inspect(predictor, splits) -> {artifact_name: matplotlib Figure}` logged with the run
         (e.g. EPLAE's latent-space PCA).
+    train_defaults: the model's own training recipe (e.g. reverse-complement augmentation), applied under any
+        `--set train.*` the user gives.
     check: optional `check(hp)` raising (ValueError / FileNotFoundError with the reason) when a prerequisite is
         missing, e.g. a language-model checkpoint; called before any data is loaded or trained on.
     """
@@ -109,6 +111,7 @@ class ModelPlugin:
     featurize: Callable[..., Any] | None = None
     inspect: Callable[..., dict[str, Any]] | None = None
     check: Callable[[Mapping[str, Any]], Any] | None = None
+    train_defaults: Mapping[str, Any] = field(default_factory=dict)
     paper: str = ""
 
     @property
