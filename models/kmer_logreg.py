@@ -27,6 +27,12 @@ class KmerLogReg:
     def __init__(self, k: int, model: Pipeline | OneVsRestClassifier, multilabel: bool) -> None:
         self.k, self.model, self.multilabel = k, model, multilabel
 
+    @property
+    def n_params(self) -> int:
+        """Fitted coefficients and intercepts of the logistic regression(s)."""
+        heads = self.model.estimators_ if self.multilabel else [self.model]
+        return sum(int(h[-1].coef_.size + h[-1].intercept_.size) for h in heads)
+
     def score(self, dataset: Dataset) -> np.ndarray:
         features, _ = dataset_spectra(dataset, self.k)
         proba = self.model.predict_proba(features)

@@ -109,6 +109,8 @@ def test_cli_train_prints_run_id_last(capsys: pytest.CaptureFixture[str]) -> Non
                  "--set", "model.k=3", "--experiment", "cli"])  # fmt: skip
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 0 and lines[-1].startswith("run_id: ") and len(lines[-1]) > len("run_id: ") + 10
+    metrics = MlflowClient().get_run(lines[-1].removeprefix("run_id: ")).data.metrics
+    assert metrics["n_params"] == 4**3 + 1  # one coefficient per 3-mer plus the intercept
 
 
 @pytest.mark.parametrize(
