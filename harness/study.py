@@ -35,6 +35,7 @@ from harness.resources import ResourceMonitor
 from harness.runner import log_config, log_outcome, log_run_inputs, run_tags
 from harness.search_space import searched_names, study_space
 from harness.spec import ModelPlugin, Task
+from harness.study_progress import TrialProgress
 from harness.study_table import RecordingOptunaSearch, close_figures, completed, study_figures, trials_table
 from harness.study_trial import BEST_VAL, TRIAL_NUMBER, TrialContext, run_spec, run_trial, split_searched
 from harness.train import fit, prepare_splits, resolve_device
@@ -197,7 +198,10 @@ def _search(spec: StudySpec, cell: _Cell, storage: optuna.storages.RDBStorage, n
             reuse_actors=True,  # a warm worker process per slot: no torch/mlflow import per trial
         ),
         run_config=tune.RunConfig(
-            name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(ray_dir() / "ray_results"), verbose=0
+            name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=str(ray_dir() / "ray_results"),
+            verbose=0,
+            callbacks=[TrialProgress(n_new, metric, spec.name)],
         ),
     )
     tuner.fit()
