@@ -24,7 +24,7 @@ from torch import nn
 
 from harness.plugins import register_model
 from harness.spec import IOSpec, ModelPlugin
-from models.pair_branches import ConvLstmTrunk
+from models.pair_branches import TRUNK_DEFAULTS, ConvLstmTrunk
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -102,19 +102,7 @@ PLUGIN = register_model(
         name="epsat",
         description="EPSAT: SPEID's conv + BiLSTM trunk, then 8-head self-attention (head size 32) and a dense layer",
         native_inputs="seq_pair",
-        defaults={
-            "n_kernels": 200,
-            "kernel_size": 13,
-            "pool": 6,
-            "conv_dropout": 0.2,
-            "hidden": 100,
-            "lstm_layers": 2,
-            "dropout": 0.4,
-            "n_heads": 8,
-            "head_size": 32,
-            "attn_dropout": 0.2,
-            "dense": 100,
-        },
+        defaults={**TRUNK_DEFAULTS, "n_heads": 8, "head_size": 32, "attn_dropout": 0.2, "dense": 100},
         tiny={"n_kernels": 8, "kernel_size": 5, "pool": 3, "hidden": 8, "n_heads": 2, "head_size": 4, "dense": 8},
         search_space=search_space,
         build=build,

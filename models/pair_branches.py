@@ -22,6 +22,17 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from harness.encode import one_hot
 
+# The trunk's paper configuration (SPEID as described for EPSAT), shared by speid's and epsat's defaults.
+TRUNK_DEFAULTS = {
+    "n_kernels": 200,
+    "kernel_size": 13,
+    "pool": 6,
+    "conv_dropout": 0.2,
+    "hidden": 100,
+    "lstm_layers": 2,
+    "dropout": 0.4,
+}
+
 
 class ConvBranch(nn.Module):
     """`forward(codes (B, L), mask (B, L)) -> (h (B, T, C), real (B, T))` with T = (L - kernel_size + 1) // pool."""

@@ -21,7 +21,7 @@ from torch import nn
 
 from harness.plugins import register_model
 from harness.spec import IOSpec, ModelPlugin
-from models.pair_branches import ConvLstmTrunk
+from models.pair_branches import TRUNK_DEFAULTS, ConvLstmTrunk
 
 
 class SpeidEncoder(nn.Module):
@@ -74,16 +74,7 @@ PLUGIN = register_model(
         name="speid",
         description="SPEID: conv branch per sequence, concatenated along the sequence axis, BiLSTM, dense",
         native_inputs="seq_pair",
-        defaults={
-            "n_kernels": 200,
-            "kernel_size": 13,
-            "pool": 6,
-            "conv_dropout": 0.2,
-            "hidden": 100,
-            "lstm_layers": 2,
-            "dropout": 0.4,
-            "dense": 800,
-        },
+        defaults={**TRUNK_DEFAULTS, "dense": 800},
         tiny={"n_kernels": 8, "kernel_size": 5, "pool": 3, "hidden": 8, "dense": 16},
         search_space=search_space,
         build=build,
