@@ -66,17 +66,18 @@ class EpsatEncoder(nn.Module):
 
 def build(
     io: IOSpec,
-    n_kernels: int = 200,
-    kernel_size: int = 13,
-    pool: int = 6,
-    conv_dropout: float = 0.2,
-    hidden: int = 100,
-    lstm_layers: int = 2,
-    dropout: float = 0.4,
-    n_heads: int = 8,
-    head_size: int = 32,
-    attn_dropout: float = 0.2,
-    dense: int = 100,
+    *,
+    n_kernels: int,
+    kernel_size: int,
+    pool: int,
+    conv_dropout: float,
+    hidden: int,
+    lstm_layers: int,
+    dropout: float,
+    n_heads: int,
+    head_size: int,
+    attn_dropout: float,
+    dense: int,
 ) -> EpsatEncoder:
     """SPEID's trunk for `io` (two branches on pair tasks, one otherwise) plus attention; any lengths."""
     trunk = ConvLstmTrunk(io.n_branches, n_kernels, kernel_size, pool, conv_dropout, hidden, lstm_layers)

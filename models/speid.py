@@ -42,14 +42,15 @@ class SpeidEncoder(nn.Module):
 
 def build(
     io: IOSpec,
-    n_kernels: int = 200,
-    kernel_size: int = 13,
-    pool: int = 6,
-    conv_dropout: float = 0.2,
-    hidden: int = 100,
-    lstm_layers: int = 2,
-    dropout: float = 0.4,
-    dense: int = 800,
+    *,
+    n_kernels: int,
+    kernel_size: int,
+    pool: int,
+    conv_dropout: float,
+    hidden: int,
+    lstm_layers: int,
+    dropout: float,
+    dense: int,
 ) -> SpeidEncoder:
     """One conv branch per input sequence of `io` (two on pair tasks, one otherwise); any lengths."""
     trunk = ConvLstmTrunk(io.n_branches, n_kernels, kernel_size, pool, conv_dropout, hidden, lstm_layers)
