@@ -5,7 +5,12 @@ Usage: REGBENCH_DATA=../shared/data python bench/targetfinder_cv.py [--trees 400
 Prints, as mean ± sd over folds, F1 at 0.5 and AUPRC for: random stratified 10-fold CV (the literature's protocol),
 leave-chromosomes-out 10-fold CV (GroupKFold over chromosomes), and the one `data.split=chromosome` test split of
 `epi.targetfinder_nhek` (trained on train + val) — next to the F1 of the `prediction` column of NHEK_pairs.csv.gz
-(TargetFinder's committed 10-fold CV predictions). Also the seconds per fit.
+(TargetFinder's committed 10-fold CV predictions, pooled over its folds). `pooled F1` is the F1 of all out-of-fold
+predictions of a protocol concatenated, the way TargetFinder's prediction files are. Also the seconds per fit.
+
+Note: NHEK_pairs.csv.gz is TargetFinder's `paper/targetfinder/NHEK/output-ep/predictions-gbm.csv` (enhancer and
+promoter features only), and NHEK_training.csv.gz its `output-ep/training.csv.gz`: the E/P feature set. The paper's
+E/P/W figure (window features, F1 ≈ 0.9) needs `output-epw`, which is not in $REGBENCH_DATA.
 """
 
 from __future__ import annotations
@@ -26,13 +31,13 @@ from tasks.targetfinder_features import RELATIVE, read_feature_table
 
 
 def fold_scores(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, args: argparse.Namespace) -> tuple:
-    """Fit on `train` rows, score `test` rows: `(f1 at 0.5, auprc, seconds)`."""
+    """Fit on `train` rows, score `test` rows: `(f1 at 0.5, auprc, seconds, test probabilities)`."""
     model = make_estimator(args.backend, args.trees, 0.1, 5, "log2", 0, x.shape[1])
     start = time.perf_counter()
     model.fit(x[train], y[train])
     seconds = time.perf_counter() - start
     proba = model.predict_proba(x[test])[:, 1]
-    return f1_score(y[test], proba >= 0.5), average_precision_score(y[test], proba), seconds
+    return f1_score(y[test], proba >= 0.5), average_precision_score(y[test], proba), seconds, proba
 
 
 def main() -> None:
@@ -62,11 +67,14 @@ def main() -> None:
     }
     jobs = [(name, tr, te) for name, folds in protocols.items() for tr, te in folds]
     results = Parallel(n_jobs=args.jobs)(delayed(fold_scores)(x, y, tr, te, args) for _, tr, te in jobs)
-    print(f"{'protocol':<40} {'F1@0.5':>15} {'AUPRC':>15} {'s/fit':>7}")
+    print(f"{'protocol':<40} {'F1@0.5':>15} {'pooled F1':>9} {'AUPRC':>15} {'s/fit':>7}")
     for name in protocols:
-        rows = np.array([r for (n, _, _), r in zip(jobs, results, strict=True) if n == name])
+        mine = [(te, r) for (n, _, te), r in zip(jobs, results, strict=True) if n == name]
+        rows = np.array([r[:3] for _, r in mine])
         mean, sd = rows.mean(axis=0), rows.std(axis=0)
-        print(f"{name:<40} {mean[0]:>7.3f} ± {sd[0]:.3f} {mean[1]:>7.3f} ± {sd[1]:.3f} {mean[2]:>7.1f}")
+        test = np.concatenate([te for te, _ in mine])
+        pooled = f1_score(y[test], np.concatenate([r[3] for _, r in mine]) >= 0.5)
+        print(f"{name:<40} {mean[0]:>7.3f} ± {sd[0]:.3f} {pooled:>9.3f} {mean[1]:>7.3f} ± {sd[1]:.3f} {mean[2]:>7.1f}")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,20 @@
 """A benchmark: every (task, model, seed) cell of a study file, each tuned by `harness.study.run_study`.
 
 MLflow layout (experiment = the study's `name`): one benchmark run (`regbench.kind=benchmark`, run name = study
-name) → one cell run per (task, model, seed) (`regbench.kind=cell`) → one run per trial (`regbench.kind=trial`).
-The benchmark run carries the study file and the leaderboard (`leaderboard.csv`, `leaderboard.md`, `cells.csv`).
+name) → one cell run per (task, split, model, seed) (`regbench.kind=cell`, tag `regbench.cell_config`) → one run
+per trial (`regbench.kind=trial`). A study file with `splits` runs each cell once per `data.split`; its cell runs
+are named `task[split]/model/sSEED`.
+The benchmark run carries the study file and the leaderboard (`leaderboard.csv`, `leaderboard.md`, `cells.csv`,
+and `split_comparison.csv` when a task ran under several split protocols).
 
 A cell that cannot run (an incompatible model, any error in the cell) is recorded, not dropped: its cell run ends
 FAILED with tag `regbench.skip_reason` (and `error.txt`), it appears on the leaderboard with that reason, and the
 benchmark goes on.
 
 Resume: re-running a study file reuses each cell whose newest FINISHED cell run in the experiment has the same
-task, model, seed and `regbench.cell_config` tag (a digest of the cell's overrides and budgets), so editing a
-cell's settings or budgets re-runs exactly that cell. Failed cells are always retried; `resume=False` recomputes.
+task, model, seed and `regbench.cell_config` tag (a digest of the cell's overrides, its split included, and
+budgets), so editing a cell's settings or budgets re-runs exactly that cell. Failed cells are always retried;
+`resume=False` recomputes.
 Each cell's Optuna study is named after the benchmark, the cell and its settings (`optuna_study_name`), so a cell
 cut short (Ctrl-C, a crash) continues its search on the next run: only the missing trials run.
 """
@@ -32,8 +36,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from harness import tracking
-from harness.leaderboard import cell_runs, display, leaderboard, to_markdown
+from harness.leaderboard import cell_runs, display, leaderboard, split_comparison, to_markdown
 from harness.modeling import IncompatibleError
+from harness.plugins import make_task
 from harness.study import StudySpec, run_study, validate_study
 from harness.study_file import Cell, StudyFile, StudyFileError, load_study
 
@@ -51,6 +56,11 @@ class CellOutcome:
     run_id: str
     status: Literal["finished", "reused", "failed"]
     reason: str = ""
+    split: str = ""  # the cell's `data.split` from the study file's `splits`, "" without one
+
+    @classmethod
+    def of(cls, cell: Cell, run_id: str, status: Literal["finished", "reused", "failed"], reason: str = ""):
+        return cls(cell.task, cell.model, cell.seed, run_id, status, reason, cell.split)
 
 
 @dataclass
@@ -76,7 +86,14 @@ def optuna_study_name(study: StudyFile, cell: Cell) -> str:
     """The cell's Optuna study: unique per benchmark, cell and trial-defining settings, but not per trial budget,
     so raising `trials` extends the earlier search instead of starting over."""
     key = _digest({"overrides": cell.overrides, "max_epochs": study.max_epochs})[:8]
-    return f"{study.name}__{cell.task}__{cell.model}__s{cell.seed}__{key}"
+    task = f"{cell.task}@{cell.split}" if cell.split else cell.task
+    return f"{study.name}__{task}__{cell.model}__s{cell.seed}__{key}"
+
+
+def cell_run_name(cell: Cell) -> str:
+    """`task/model/sSEED`, `task[split]/model/sSEED` when the study crosses splits."""
+    task = f"{cell.task}[{cell.split}]" if cell.split else cell.task
+    return f"{task}/{cell.model}/s{cell.seed}"
 
 
 def study_spec(
@@ -87,7 +104,7 @@ def study_spec(
         concurrency=study.concurrency, max_epochs=study.max_epochs, experiment=study.name,
         study_name=optuna_study_name(study, cell), storage=storage,
         ray_address=ray_address, cpus_per_trial=study.cpus_per_trial, gpus_per_trial=study.gpus_per_trial,
-        benchmark_run_id=benchmark_run_id,
+        benchmark_run_id=benchmark_run_id, run_name=cell_run_name(cell), tags={CONFIG_TAG: cell_config(study, cell)},
     )  # fmt: skip
 
 
@@ -99,7 +116,7 @@ def validate(study: StudyFile, ray_address: str | None = None, storage: str | No
         except IncompatibleError:
             continue  # a cell that cannot run is recorded with its reason when the benchmark reaches it
         except (ValueError, LookupError) as err:
-            message = f"cell {cell.task} × {cell.model}: {err}"
+            message = f"cell {cell.label}: {err}"
             raise StudyFileError(study.path, study.lines[cell.task], message) from None
 
 
@@ -137,18 +154,21 @@ def run_benchmark(
         with ExitStack() as ray, tqdm(cells, desc=study.name, unit="cell", disable=not progress) as bar:
             connected = False
             for cell in bar:
-                bar.set_postfix_str(f"{cell.task} × {cell.model} s{cell.seed}")
-                digest = cell_config(study, cell)
-                reused = reusable.get((cell.task, cell.model, cell.seed, digest))
+                bar.set_postfix_str(cell.label)
+                reused = reusable.get((cell.task, cell.model, cell.seed, cell_config(study, cell)))
                 if reused:
-                    outcomes.append(CellOutcome(cell.task, cell.model, cell.seed, reused, "reused"))
+                    outcomes.append(CellOutcome.of(cell, reused, "reused"))
                     continue
                 if not connected:  # one Ray instance for every cell that runs (each study reuses it)
                     ray.enter_context(ray_connection(ray_address, num_cpus=os.cpu_count() or 1))
                     connected = True
-                outcomes.append(_run_cell(study, cell, digest, bench.run_id, ray_address, storage))
+                outcomes.append(_run_cell(study, cell, bench.run_id, ray_address, storage))
         board = leaderboard(_rows(study.name, outcomes))
         markdown = to_markdown(display(board))
+        side_by_side = split_comparison(board)
+        if len(side_by_side):
+            bench.table(side_by_side, "split_comparison.csv")
+            markdown += f"\n## Split protocols side by side\n\n{to_markdown(side_by_side)}"
         wall = time.perf_counter() - start
         bench.table(board, "leaderboard.csv")
         bench.text(f"# {study.name}\n\n{markdown}", "leaderboard.md")
@@ -158,28 +178,27 @@ def run_benchmark(
     return BenchmarkResult(bench.run_id, study.name, outcomes, board, markdown, wall)
 
 
-def _run_cell(
-    study: StudyFile, cell: Cell, digest: str, bench_id: str, ray_address: str | None, storage: str | None
-) -> CellOutcome:
+def _run_cell(study: StudyFile, cell: Cell, bench_id: str, ray_address: str | None, storage: str | None) -> CellOutcome:
     """Run one cell; on any error record a FAILED cell run with the reason and return the failure."""
     try:
         result = run_study(study_spec(study, cell, bench_id, ray_address, storage))
     except Exception as err:
         reason = f"{type(err).__name__}: {err}".splitlines()[0][:500]
         run_id, reason = _record_failure(study, cell, bench_id, reason, traceback.format_exc())
-        print(f"\n{study.name}: cell {cell.task} × {cell.model} s{cell.seed} failed: {reason}", file=sys.stderr)
-        return CellOutcome(cell.task, cell.model, cell.seed, run_id, "failed", reason)
-    tracking.set_tags(result.parent_run_id, {CONFIG_TAG: digest})
-    return CellOutcome(cell.task, cell.model, cell.seed, result.parent_run_id, "finished")
+        print(f"\n{study.name}: cell {cell.label} failed: {reason}", file=sys.stderr)
+        return CellOutcome.of(cell, run_id, "failed", reason)
+    return CellOutcome.of(cell, result.parent_run_id, "finished")
 
 
 def _record_failure(study: StudyFile, cell: Cell, bench_id: str, reason: str, details: str) -> tuple[str, str]:
     """Tag the cell run the failed study left behind (adding the first failed trial's error to the reason), or
     create a FAILED cell run if it never opened one; returns the run id and the reason."""
+    digest = cell_config(study, cell)
     runs = tracking.search_runs(
         study.name,
         f"tags.`mlflow.parentRunId` = '{bench_id}' AND tags.`regbench.kind` = 'cell' AND tags.task = '{cell.task}' "
-        f"AND tags.model = '{cell.model}' AND tags.seed = '{cell.seed}' AND attributes.status != 'FINISHED'",
+        f"AND tags.model = '{cell.model}' AND tags.seed = '{cell.seed}' AND tags.`{CONFIG_TAG}` = '{digest}' "
+        "AND attributes.status != 'FINISHED'",
     )
     if not runs.empty:
         run_id = str(runs["run_id"].iloc[0])
@@ -187,10 +206,20 @@ def _record_failure(study: StudyFile, cell: Cell, bench_id: str, reason: str, de
         reason = f"{reason} — {cause}"[:500] if cause else reason
         tracking.set_tags(run_id, {SKIP_TAG: reason})
     else:
-        tags = {"regbench.kind": "cell", "task": cell.task, "model": cell.model, "seed": cell.seed, SKIP_TAG: reason}
-        run_id = tracking.record_run(study.name, f"{cell.task}/{cell.model}/s{cell.seed}", tags, bench_id)
+        tags = {"regbench.kind": "cell", "task": cell.task, "model": cell.model, "seed": cell.seed, SKIP_TAG: reason,
+                CONFIG_TAG: digest, "split_protocol": _split_protocol(cell)}  # fmt: skip
+        run_id = tracking.record_run(study.name, cell_run_name(cell), tags, bench_id)
     tracking.ClientRun(run_id).text(details, "error.txt")
     return run_id, reason
+
+
+def _split_protocol(cell: Cell) -> str:
+    """The cell's task's `split_protocol` (tagged on every cell run, so a cell that failed before its task loaded
+    still sits in its split's leaderboard group); "" when the task cannot even be configured."""
+    try:
+        return make_task(cell.task, cell.overrides.get("data", {})).split_protocol
+    except Exception:  # the failure being recorded may be this very error
+        return cell.split
 
 
 def _trial_error(experiment: str, cell_run_id: str) -> str:

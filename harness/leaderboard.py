@@ -1,8 +1,10 @@
-"""Leaderboards from MLflow runs: one row per task × model.
+"""Leaderboards from MLflow runs: one row per task × split protocol × model.
 
 `cell_runs(experiment)` flattens the scored runs of an experiment (study cells and `regbench train` runs) into one
-row each; `leaderboard(runs)` aggregates them per task × model; `display(board)` picks the human-readable columns
-and `to_markdown(table)` renders any table as GitHub Markdown (no tabulate dependency).
+row each; `leaderboard(runs)` aggregates them per task × split protocol × model; `display(board)` picks the
+human-readable columns; `split_comparison(board)` puts the scores of a task under different split protocols side
+by side (e.g. `epi.*` with `data.split` chromosome vs random); `to_markdown(table)` renders any table as GitHub
+Markdown (no tabulate dependency).
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ CELL_COLUMNS = (
     "parent_run_id", "start_time",
 )  # fmt: skip
 BOARD_COLUMNS = (
-    "task", "model", "rank", "primary_metric", "n_seeds", "test_primary", "test_primary_sd", "test_primary_ci_low",
-    "test_primary_ci_high", "test_auprc", "runtime_s", "peak_rss_mb", "peak_gpu_mb", "n_params", "status",
-    "skip_reason", "run_ids",
+    "task", "split_protocol", "model", "rank", "primary_metric", "n_seeds", "test_primary", "test_primary_sd",
+    "test_primary_ci_low", "test_primary_ci_high", "test_auprc", "runtime_s", "peak_rss_mb", "peak_gpu_mb",
+    "n_params", "status", "skip_reason", "run_ids",
 )  # fmt: skip
 # Where each metric column comes from, first present wins (multi-label tasks log `*_median` summaries).
 SOURCES = {
@@ -88,27 +90,37 @@ def _cell_row(row: pd.Series) -> dict[str, Any]:
 
 
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per task × model (columns `BOARD_COLUMNS`), ranked within each task by the primary test metric.
+    """Per task × split protocol × model (columns `BOARD_COLUMNS`), ranked within each task and split protocol by
+    the primary test metric (runs with no split protocol tag form their own group, "").
 
     Only FINISHED runs are scored, the newest per seed. One seed: `test_primary` with its bootstrap 95% CI.
     Several seeds: the mean, `test_primary_sd` (sample sd across seeds) and no CI. `runtime_s` is the whole cell
     (`study_wall_time_s`: tuning plus refit) where logged, else the run's `wall_time_s`; memory is the maximum over
     seeds. A pair with no finished run gets `status` "failed" and the newest `skip_reason` (or its run status)."""
-    rows = [_board_row(task, model, group) for (task, model), group in runs.groupby(["task", "model"], sort=False)]
+    runs = runs.assign(split_protocol=runs["split_protocol"].astype(object).fillna(""))
+    keys = ["task", "split_protocol", "model"]
+    rows = [_board_row(*key, group) for key, group in runs.groupby(keys, sort=False)]
     board = pd.DataFrame(rows, columns=[c for c in BOARD_COLUMNS if c != "rank"])
     if board.empty:
         return pd.DataFrame(columns=list(BOARD_COLUMNS))
-    board = board.sort_values(["task", "test_primary"], ascending=[True, False], na_position="last")
-    board.insert(2, "rank", board.groupby("task")["test_primary"].rank(ascending=False, method="min"))
+    board = board.sort_values(["task", "split_protocol", "test_primary"], ascending=[True, True, False],
+                              na_position="last")  # fmt: skip
+    ranks = board.groupby(["task", "split_protocol"])["test_primary"].rank(ascending=False, method="min")
+    board.insert(3, "rank", ranks)
     board["rank"] = board["rank"].astype("Int64")
     return board.reset_index(drop=True)
 
 
-def _board_row(task: str, model: str, group: pd.DataFrame) -> dict[str, Any]:
+def _board_row(task: str, split: str, model: str, group: pd.DataFrame) -> dict[str, Any]:
     group = group.sort_values("start_time", ascending=False)
     done = group[group["status"] == "FINISHED"].drop_duplicates("seed")
-    base = {"task": task, "model": model, "primary_metric": group["primary_metric"].dropna().iloc[0]
-            if group["primary_metric"].notna().any() else ""}  # fmt: skip
+    metric = group["primary_metric"].dropna()
+    base = {
+        "task": task,
+        "split_protocol": split,
+        "model": model,
+        "primary_metric": metric.iloc[0] if len(metric) else "",
+    }
     if done.empty:
         latest = group.iloc[0]
         reason = latest["skip_reason"] or f"run {latest['run_id']} ended {latest['status']}"
@@ -138,6 +150,7 @@ def display(board: pd.DataFrame) -> pd.DataFrame:
     """The leaderboard for people: the score as `0.871 [0.842, 0.897]` (one seed) or `0.871 ± 0.012 (n=3)`."""
     out = pd.DataFrame({
         "task": board["task"],
+        "split": board["split_protocol"],
         "model": board["model"],
         "rank": board["rank"],
         "metric": board["primary_metric"],
@@ -150,6 +163,23 @@ def display(board: pd.DataFrame) -> pd.DataFrame:
         "note": [r if s != "ok" else "" for s, r in zip(board["status"], board["skip_reason"], strict=True)],
     })  # fmt: skip
     return out
+
+
+def split_comparison(board: pd.DataFrame) -> pd.DataFrame:
+    """For each task scored under two or more split protocols: one row per task × model with its score under
+    each protocol in a column `test <metric> [protocol]` (formatted as in `display`), plus `gap`, the largest
+    minus the smallest mean test score across protocols (how much a leaky protocol flatters the model). Empty
+    when no task has several protocols."""
+    multi = board.groupby("task")["split_protocol"].transform("nunique") > 1
+    rows: list[dict[str, Any]] = []
+    for (task, model), group in board[multi].groupby(["task", "model"], sort=False):
+        metric = group["primary_metric"].iloc[0] or "primary"
+        row: dict[str, Any] = {"task": task, "model": model}
+        row.update({f"test {metric} [{r['split_protocol']}]": _score(r) for _, r in group.iterrows()})
+        scores = group.loc[group["status"] == "ok", "test_primary"]
+        row["gap"] = _fmt(scores.max() - scores.min(), ".3f") if len(scores) > 1 else ""
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("")
 
 
 def _fmt(value: Any, spec: str) -> str:

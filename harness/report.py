@@ -55,9 +55,12 @@ def tied_ranks(score: np.ndarray, low: np.ndarray, high: np.ndarray) -> list[str
     return ["" if g < 0 else f"{g + 1}{'=' if sizes[g] > 1 else ''}" for g in leaders]
 
 
-def task_table(runs: pd.DataFrame, task: str) -> pd.DataFrame:
-    """The leaderboard of one task: one row per model, sorted, with tied ranks (numeric columns kept raw)."""
-    board = leaderboard.leaderboard(runs[runs["task"] == task])
+def task_table(runs: pd.DataFrame, task: str, split: str | None = None) -> pd.DataFrame:
+    """The leaderboard of one task (of its runs under split protocol `split`; None: all its runs as one group): one
+    row per model, sorted, with tied ranks (numeric columns kept raw)."""
+    protocol = runs["split_protocol"].astype(object).fillna("")
+    chosen = runs[(runs["task"] == task) & ((protocol == split) | (split is None))]
+    board = leaderboard.leaderboard(chosen.assign(split_protocol=split or ""))
     by_id = runs.set_index("run_id")
     rows = []
     for _, row in board.iterrows():
@@ -139,14 +142,33 @@ def build_sections(experiment: str, artifacts_dir: Path) -> list[Section]:
             f"experiment {experiment!r} has no scored runs (regbench.kind=cell or train) in {tracking.tracking_uri()}; "
             "check the name and MLFLOW_TRACKING_URI"
         )
-    tables = {task: task_table(runs, task) for task in sorted(runs["task"].dropna().unique())}
+    tables = task_tables(runs)
     rank_note = (
         "Rank: models sorted by the test metric; a model whose uncertainty interval (one seed: bootstrap 95% CI; "
         "several seeds: mean CI bounds widened to cover mean ± sd) overlaps that of its group's leader shares the "
         "leader's rank, marked `=` (e.g. `1=`: indistinguishable from the best)."
     )
     sections = [Section(f"Leaderboard: {task}", rank_note, [display_table(t)]) for task, t in tables.items()]
+    side_by_side = leaderboard.split_comparison(leaderboard.leaderboard(runs))
+    if len(side_by_side):
+        note = ("The same task and model under each split protocol; `gap`: best minus worst mean test score. A "
+                "large gap between a random and a chromosome split is leakage, not skill.")  # fmt: skip
+        sections.append(Section("Split protocols side by side", note, [side_by_side]))
     return sections + figure_sections(experiment, runs, tables, artifacts_dir)
+
+
+def task_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """`task_table` per task, or per task and split protocol (`"task [protocol]"`) for a task run under several."""
+    protocols = runs["split_protocol"].astype(object).fillna("")
+    tables: dict[str, pd.DataFrame] = {}
+    for task in sorted(runs["task"].dropna().unique()):
+        splits = sorted(protocols[runs["task"] == task].unique())
+        if len(splits) == 1:
+            tables[task] = task_table(runs, task)
+            continue
+        for split in splits:
+            tables[f"{task} [{split}]"] = task_table(runs, task, split)
+    return tables
 
 
 def write_report(experiment: str, out_dir: str | Path, log_to_benchmark: bool = True) -> Path:

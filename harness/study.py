@@ -66,6 +66,8 @@ class StudySpec:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     benchmark_run_id: str | None = None  # the benchmark run the cell's parent run is nested under
+    run_name: str | None = None  # of the cell's parent run; default "task/model/sSEED"
+    tags: Mapping[str, str] = field(default_factory=dict)  # extra tags of the cell's parent run
 
     @property
     def name(self) -> str:
@@ -232,8 +234,9 @@ def run_study(spec: StudySpec) -> StudyResult:
     storage, n_done = _open_study(spec, cell)
     n_new = max(0, spec.trials - n_done)
     experiment = spec.experiment or spec.name
-    tags = {**run_tags(cell.task, cell.plugin.name, spec.seed), "regbench.kind": "cell", "study_name": spec.name}
-    run_name = f"{cell.task.name}/{cell.plugin.name}/s{spec.seed}"
+    tags = {**run_tags(cell.task, cell.plugin.name, spec.seed), "regbench.kind": "cell", "study_name": spec.name,
+            **spec.tags}  # fmt: skip
+    run_name = spec.run_name or f"{cell.task.name}/{cell.plugin.name}/s{spec.seed}"
     with tracking.run(experiment, run_name, tags, parent_run_id=spec.benchmark_run_id) as log:
         log.params({"study.trials": spec.trials, "study.concurrency": spec.concurrency, "study.name": spec.name,
                     "study.searched": ",".join(cell.searched), "study.resumed_from": n_done})  # fmt: skip

@@ -8,10 +8,13 @@ seeds: [0]
 trials: 2                                        # tuning trials per cell
 max_epochs: 2                                    # per trial and for the refit
 concurrency: 1                                   # trials running at once
+splits: [chromosome, random]                     # optional: every cell once per data.split protocol
 set: {data.n: 300, train.batch_size: 32}         # overrides for every cell
 task_set: {enhancers.synthetic: {data.n: 400}}   # per task (wins over `set`)
 model_set: {kmer_attention: {model.d_model: 16}} # per model (wins over both)
 ```
+`splits` crosses every cell with `data.split` (tasks that take it: `epi.*`, `epi.targetfinder_nhek`), so one
+benchmark scores the same task × model under several split protocols and the leaderboard puts them side by side.
 Values are registry names and scalars only. `load_study` checks everything against the live registries, the
 model defaults, `TrainConfig` and the task factories before anything runs; every error names the file and line.
 """
@@ -30,9 +33,10 @@ from harness.config import NAMESPACES, ConfigError, merge, parse_value, train_co
 from harness.plugins import MODELS, TASKS, load_plugins, make_task
 from harness.registry import Registry, UnknownNameError
 
-KEYS = ("name", "description", "tasks", "models", "seeds", "trials", "max_epochs", "concurrency", "cpus_per_trial",
-        "gpus_per_trial", "set", "task_set", "model_set")  # fmt: skip
+KEYS = ("name", "description", "tasks", "models", "seeds", "splits", "trials", "max_epochs", "concurrency",
+        "cpus_per_trial", "gpus_per_trial", "set", "task_set", "model_set")  # fmt: skip
 RESERVED = {"train.max_epochs": "the top-level max_epochs", "train.seed": "the top-level seeds list"}
+SPLIT_KEY = "data.split"
 
 
 class StudyFileError(ConfigError):
@@ -54,12 +58,20 @@ class Override:
 
 @dataclass(frozen=True)
 class Cell:
-    """One (task, model, seed) of the cross, with its effective overrides `{namespace: {key: value}}`."""
+    """One (task, split, model, seed) of the cross, with its effective overrides `{namespace: {key: value}}`;
+    `split` is the `data.split` the study file's `splits` gave this cell, "" when it has no `splits`."""
 
     task: str
     model: str
     seed: int
     overrides: Mapping[str, Mapping[str, Any]]
+    split: str = ""
+
+    @property
+    def label(self) -> str:
+        """`task × model sSEED`, with `[split]` after the task when the study crosses splits."""
+        task = f"{self.task} [{self.split}]" if self.split else self.task
+        return f"{task} × {self.model} s{self.seed}"
 
 
 @dataclass(frozen=True)
@@ -81,25 +93,31 @@ class StudyFile:
     per_task: Mapping[str, tuple[Override, ...]] = field(default_factory=dict)
     per_model: Mapping[str, tuple[Override, ...]] = field(default_factory=dict)
     lines: Mapping[str, int] = field(default_factory=dict)  # line of each top-level key and each task/model entry
+    splits: tuple[Override, ...] = ()  # one `data.split` override per `splits` entry, in file order
 
-    def effective(self, task: str, model: str) -> dict[str, Override]:
-        """The overrides of one cell by key: `set`, then `task_set[task]`, then `model_set[model]` (last wins)."""
+    def effective(self, task: str, model: str, split: Override | None = None) -> dict[str, Override]:
+        """The overrides of one cell by key: `set`, `task_set[task]`, `model_set[model]`, then the split (last
+        wins; a study with `splits` may not set `data.split` elsewhere)."""
         out: dict[str, Override] = {}
-        for entry in (*self.fixed, *self.per_task.get(task, ()), *self.per_model.get(model, ())):
+        last = (split,) if split else ()
+        for entry in (*self.fixed, *self.per_task.get(task, ()), *self.per_model.get(model, ()), *last):
             out[entry.key] = entry
         return out
 
-    def overrides(self, task: str, model: str) -> dict[str, dict[str, Any]]:
+    def overrides(self, task: str, model: str, split: Override | None = None) -> dict[str, dict[str, Any]]:
         """`{"model": {...}, "train": {...}, "data": {...}}` for one cell."""
         nested: dict[str, dict[str, Any]] = {ns: {} for ns in NAMESPACES}
-        for key, entry in self.effective(task, model).items():
+        for key, entry in self.effective(task, model, split).items():
             ns, _, name = key.partition(".")
             nested[ns][name] = entry.value
         return nested
 
     def cells(self) -> list[Cell]:
-        """Every (task, model, seed), task-major in file order."""
-        return [Cell(t, m, s, self.overrides(t, m)) for t in self.tasks for m in self.models for s in self.seeds]
+        """Every (task, split, model, seed), task-major in file order."""
+        return [
+            Cell(t, m, s, self.overrides(t, m, split), str(split.value) if split else "")
+            for t in self.tasks for split in (self.splits or (None,)) for m in self.models for s in self.seeds
+        ]  # fmt: skip
 
 
 def load_study(path: str | Path) -> StudyFile:
@@ -116,8 +134,9 @@ def load_study(path: str | Path) -> StudyFile:
         raise StudyFileError(path, mark.line + 1 if mark else 1, f"not valid YAML: {err}") from None
     study = _Parser(path).parse(root)
     for task in study.tasks:
-        for model in study.models:
-            _check_cell(study, task, model)
+        for split in study.splits or (None,):
+            for model in study.models:
+                _check_cell(study, task, model, split)
     return study
 
 
@@ -241,7 +260,24 @@ class _Parser:
             values["per_task"] = self.per_name(nodes["task_set"], "task_set", TASKS, tasks)
         if "model_set" in nodes:
             values["per_model"] = self.per_name(nodes["model_set"], "model_set", MODELS, models)
+        if "splits" in nodes:
+            values["splits"] = self.splits(nodes["splits"], values)
         return StudyFile(path=self.path, lines=dict(self.lines), **values)
+
+    def splits(self, node: yaml.Node, values: Mapping[str, Any]) -> tuple[Override, ...]:
+        """The `splits` list as `data.split` overrides; refused when `data.split` is also set elsewhere."""
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            raise self.fail(node, "splits must be a non-empty list of data.split values, e.g. [chromosome, random]")
+        out: list[Override] = []
+        for item in node.value:
+            value = str(self.scalar(item, "splits entry"))
+            if value in [o.value for o in out]:
+                raise self.fail(item, f"splits: {value!r} is listed twice")
+            out.append(Override(SPLIT_KEY, value, _line(item)))
+        groups = [values.get("fixed", ()), *values.get("per_task", {}).values(), *values.get("per_model", {}).values()]
+        for entry in (e for group in groups for e in group if e.key == SPLIT_KEY):
+            raise self.fail(entry.line, f"{SPLIT_KEY} is set here and by splits (line {_line(node)}); keep one")
+        return tuple(out)
 
     def seeds(self, node: yaml.Node) -> tuple[int, ...]:
         if not isinstance(node, yaml.SequenceNode) or not node.value:
@@ -252,10 +288,10 @@ class _Parser:
         return tuple(seeds)
 
 
-def _check_cell(study: StudyFile, task: str, model: str) -> None:
+def _check_cell(study: StudyFile, task: str, model: str, split: Override | None) -> None:
     """Resolve one cell's settings as a run would; blame the override the error names, else the task entry."""
-    effective = study.effective(task, model)
-    nested = study.overrides(task, model)
+    effective = study.effective(task, model, split)
+    nested = study.overrides(task, model, split)
     try:
         merge("model", MODELS.get(model).defaults, nested["model"])
         train_config(nested["train"], max_epochs=study.max_epochs)
@@ -263,4 +299,5 @@ def _check_cell(study: StudyFile, task: str, model: str) -> None:
     except ValueError as err:
         blamed = [e.line for key, e in effective.items() if re.search(rf"{re.escape(key)}\b", str(err))]
         line = blamed[0] if blamed else study.lines[task]
-        raise StudyFileError(study.path, line, f"cell {task} × {model}: {err}") from None
+        where = f"{task} [{split.value}]" if split else task
+        raise StudyFileError(study.path, line, f"cell {where} × {model}: {err}") from None

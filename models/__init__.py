@@ -1,5 +1,6 @@
 """Model plugins; importing this package registers every model."""
 
+import harness  # noqa: F401  (first: it silences the pynvml notice that importing torch would print)
 from models import (  # noqa: F401
     basset,
     deepsea,

@@ -13,6 +13,7 @@ import pytest
 from harness import tracking
 from harness.benchmark import run_benchmark
 from harness.cli import main
+from harness.report import write_report
 from harness.study_file import StudyFileError
 
 SYNTHETIC = """\
@@ -101,3 +102,48 @@ def test_bad_study_fails_before_any_run(workdir: Path, capsys: pytest.CaptureFix
     assert main(["benchmark", "--study", str(path)]) == 2
     assert f"regbench benchmark: error: {path}:4: trials='0'" in capsys.readouterr().err
     assert tracking.search_runs("tiny").empty
+
+
+SPLITS = """\
+name: splits
+tasks: [epi.synthetic]
+models: [kmer_logreg]
+splits: [chromosome, random]
+trials: 2
+max_epochs: 1
+model_set:
+  kmer_logreg: {model.k: 3, model.max_iter: 200}
+"""
+
+
+def test_splits_run_side_by_side_and_resume(workdir: Path) -> None:
+    """A tiny study on `epi.synthetic` under both split protocols: nested runs, side-by-side leaderboard, resume."""
+    (workdir / "splits.yaml").write_text(SPLITS)
+    result = run_benchmark(workdir / "splits.yaml", progress=False)
+    assert [(c.split, c.status) for c in result.cells] == [("chromosome", "finished"), ("random", "finished")]
+    runs = runs_by_kind("splits")
+    cells = runs["cell"].set_index("run_id")
+    assert sorted(cells["tags.split_protocol"]) == ["chromosome", "random"]
+    assert sorted(cells["tags.mlflow.runName"]) == ["epi.synthetic[chromosome]/kmer_logreg/s0",
+                                                    "epi.synthetic[random]/kmer_logreg/s0"]  # fmt: skip
+    assert cells["tags.regbench.cell_config"].nunique() == 2
+    assert runs["trial"]["tags.mlflow.parentRunId"].value_counts().to_dict() == {c: 2 for c in cells.index}
+    board = result.leaderboard.set_index("split_protocol")
+    assert board["rank"].tolist() == [1, 1] and board["primary_metric"].tolist() == ["auprc", "auprc"]
+    for split in ("chromosome", "random"):
+        run_id = board.loc[split, "run_ids"]
+        assert cells.loc[run_id, "tags.split_protocol"] == split
+        assert board.loc[split, "test_primary"] == pytest.approx(cells.loc[run_id, "metrics.test_auprc"])
+    side = pd.read_csv(tracking.client().download_artifacts(result.run_id, "split_comparison.csv", str(workdir)))
+    assert list(side.columns) == ["task", "model", "test auprc [chromosome]", "test auprc [random]", "gap"]
+    assert side["test auprc [random]"].iloc[0].startswith(f"{board.loc['random', 'test_primary']:.3f} [")
+    gap = board["test_primary"].max() - board["test_primary"].min()
+    assert side["gap"].iloc[0] == pytest.approx(gap, abs=5e-4)
+    assert "## Split protocols side by side" in result.markdown
+    report = (write_report("splits", workdir / "report", log_to_benchmark=False) / "report.md").read_text()
+    assert "Leaderboard: epi.synthetic [chromosome]" in report and "Leaderboard: epi.synthetic [random]" in report
+    assert "Split protocols side by side" in report
+
+    again = run_benchmark(workdir / "splits.yaml", progress=False)
+    assert [(c.split, c.status) for c in again.cells] == [("chromosome", "reused"), ("random", "reused")]
+    assert len(runs_by_kind("splits")["trial"]) == 4

@@ -9,7 +9,15 @@ import pandas as pd
 import pytest
 
 from harness import tracking
-from harness.leaderboard import BOARD_COLUMNS, CELL_COLUMNS, cell_runs, display, leaderboard, to_markdown
+from harness.leaderboard import (
+    BOARD_COLUMNS,
+    CELL_COLUMNS,
+    cell_runs,
+    display,
+    leaderboard,
+    split_comparison,
+    to_markdown,
+)
 from harness.runner import RunSpec, train_and_log
 
 TASK = "enhancers.synthetic"
@@ -82,6 +90,32 @@ def test_leaderboard_keeps_newest_finished_run_per_seed_and_ranks() -> None:
     shown = display(board)
     assert shown["test score"].tolist() == ["0.950 [0.900, 0.990]", "0.800 ± 0.141 (n=2)", "failed"]
     assert shown["note"].tolist() == ["", "", "run c0 ended KILLED"]
+
+
+def test_split_protocols_rank_separately_and_sit_side_by_side() -> None:
+    t = pd.Timestamp("2026-01-01", tz="UTC")
+    ci = {"test_primary_ci_low": 0.1, "test_primary_ci_high": 0.9, "start_time": t}
+    runs = frame([
+        {"run_id": "ar", "model": "a", "seed": 0, "split_protocol": "random", "test_primary": 0.9, **ci},
+        {"run_id": "ac", "model": "a", "seed": 0, "split_protocol": "chromosome", "test_primary": 0.3, **ci},
+        {"run_id": "br", "model": "b", "seed": 0, "split_protocol": "random", "test_primary": 0.8, **ci},
+        {"run_id": "bc", "model": "b", "seed": 0, "split_protocol": "chromosome", "test_primary": 0.4, **ci},
+        {"run_id": "cc", "model": "c", "seed": 0, "split_protocol": "chromosome", "status": "FAILED", "start_time": t,
+         "skip_reason": "boom"},
+        {"run_id": "o", "task": "other", "model": "a", "seed": 0, "split_protocol": "holdout", "test_primary": 0.5,
+         **ci},
+    ])  # fmt: skip
+    board = leaderboard(runs)
+    ranked = board.set_index(["task", "split_protocol", "model"])["rank"]
+    assert ranked[("x", "chromosome", "b")] == 1 and ranked[("x", "chromosome", "a")] == 2
+    assert ranked[("x", "random", "a")] == 1 and ranked[("x", "random", "b")] == 2
+    assert display(board)["split"].tolist() == board["split_protocol"].tolist()
+    side = split_comparison(board)  # the task with one protocol is left out
+    assert side.columns.tolist() == ["task", "model", "test auroc [chromosome]", "test auroc [random]", "gap"]
+    assert side.set_index("model")["gap"].to_dict() == {"a": "0.600", "b": "0.400", "c": ""}
+    assert side.set_index("model").loc["c", "test auroc [chromosome]"] == "failed"
+    assert side.set_index("model").loc["a", "test auroc [random]"] == "0.900 [0.100, 0.900]"
+    assert split_comparison(leaderboard(runs[runs["task"] == "other"])).empty
 
 
 def test_to_markdown_renders_escapes_and_blanks() -> None:

@@ -72,6 +72,7 @@ BAD = [
     ("model_set:\n  kmer_attention:\n    model.k: [3]\n", 9, "must be a scalar"),
     ("trials: 1\ntrials: 2\n", 8, "duplicate key 'trials' (first on line 7)"),
     ("set: {a: [1}\n", 7, "not valid YAML"),
+    ("splits: [chromosome]\n", 7, "cell enhancers.synthetic [chromosome] × kmer_logreg: unknown data setting(s)"),
 ]
 
 
@@ -127,3 +128,33 @@ def test_smoke_study_covers_every_synthetic_task_and_model() -> None:
     study = load_study(Path(__file__).parents[1] / "studies" / "smoke.yaml")
     assert set(study.tasks) == {name for name in TASKS.names() if name.endswith(".synthetic")}
     assert set(study.models) == set(MODELS.names())
+
+
+EPI_HEAD = "name: s\ntasks: [epi.synthetic]\nmodels: [kmer_logreg]\n"  # lines 1-3
+
+
+def test_splits_cross_every_cell_with_data_split(tmp_path: Path) -> None:
+    study = load_study(
+        write(tmp_path, EPI_HEAD + "seeds: [0, 1]\nsplits: [chromosome, random]\nset: {data.enhancer_window: 200}\n")
+    )
+    cells = study.cells()
+    assert [(c.split, c.seed) for c in cells] == [("chromosome", 0), ("chromosome", 1), ("random", 0), ("random", 1)]
+    assert all(c.overrides["data"] == {"enhancer_window": 200, "split": c.split} for c in cells)
+    assert cells[2].label == "epi.synthetic [random] × kmer_logreg s0"
+    assert load_study(write(tmp_path, EPI_HEAD)).cells()[0].split == ""
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "message"),
+    [
+        ("splits:\n  - chromosome\n  - diagonal\n", 6, "cell epi.synthetic [diagonal] × kmer_logreg: data.split="),
+        ("splits: [random, random]\n", 4, "splits: 'random' is listed twice"),
+        ("splits: random\n", 4, "splits must be a non-empty list"),
+        ("set: {data.split: random}\nsplits: [chromosome]\n", 4, "data.split is set here and by splits (line 5)"),
+    ],
+)  # fmt: skip
+def test_bad_splits_name_the_line(tmp_path: Path, extra: str, line: int, message: str) -> None:
+    path = write(tmp_path, EPI_HEAD + extra)
+    with pytest.raises(StudyFileError, match=rf"^{path}:{line}: ") as err:
+        load_study(path)
+    assert message in str(err.value)

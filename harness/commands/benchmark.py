@@ -12,9 +12,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run every task × model × seed cell of a study file and print the leaderboard",
         description="Validate STUDY (a YAML cross of tasks × models × seeds, see studies/), then tune every cell "
         "with Ray Tune + Optuna under one MLflow benchmark run (experiment = the study's name) and log the "
-        "leaderboard. Cells already finished with the same settings are reused; a cell that fails is recorded "
-        "with its reason and the benchmark goes on.",
+        "leaderboard. With `splits: [chromosome, random]` every cell runs once per data.split and the "
+        "leaderboard shows the scores side by side. Cells already finished with the same settings are reused; a "
+        "cell that fails is recorded with its reason and the benchmark goes on.",
         epilog="examples:\n  regbench benchmark --study studies/smoke.yaml\n"
+        "  regbench benchmark --study studies/epi_splits.yaml   # chromosome vs random split, offline\n"
         "  regbench benchmark --study studies/enhancers.yaml --ray-address auto   # needs an MLflow server",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
