@@ -86,14 +86,12 @@ def optuna_study_name(study: StudyFile, cell: Cell) -> str:
     """The cell's Optuna study: unique per benchmark, cell and trial-defining settings, but not per trial budget,
     so raising `trials` extends the earlier search instead of starting over."""
     key = _digest({"overrides": cell.overrides, "max_epochs": study.max_epochs})[:8]
-    task = f"{cell.task}@{cell.split}" if cell.split else cell.task
-    return f"{study.name}__{task}__{cell.model}__s{cell.seed}__{key}"
+    return f"{study.name}__{cell.where}__{cell.model}__s{cell.seed}__{key}"
 
 
 def cell_run_name(cell: Cell) -> str:
     """`task/model/sSEED`, `task[split]/model/sSEED` when the study crosses splits."""
-    task = f"{cell.task}[{cell.split}]" if cell.split else cell.task
-    return f"{task}/{cell.model}/s{cell.seed}"
+    return f"{cell.where}/{cell.model}/s{cell.seed}"
 
 
 def study_spec(

@@ -68,10 +68,14 @@ class Cell:
     split: str = ""
 
     @property
+    def where(self) -> str:
+        """`task`, or `task[split]` when the study crosses splits (names the cell's runs and Optuna study)."""
+        return f"{self.task}[{self.split}]" if self.split else self.task
+
+    @property
     def label(self) -> str:
-        """`task × model sSEED`, with `[split]` after the task when the study crosses splits."""
-        task = f"{self.task} [{self.split}]" if self.split else self.task
-        return f"{task} × {self.model} s{self.seed}"
+        """`task × model sSEED` (task as in `where`), for messages and progress bars."""
+        return f"{self.where} × {self.model} s{self.seed}"
 
 
 @dataclass(frozen=True)
@@ -299,5 +303,5 @@ def _check_cell(study: StudyFile, task: str, model: str, split: Override | None)
     except ValueError as err:
         blamed = [e.line for key, e in effective.items() if re.search(rf"{re.escape(key)}\b", str(err))]
         line = blamed[0] if blamed else study.lines[task]
-        where = f"{task} [{split.value}]" if split else task
+        where = f"{task}[{split.value}]" if split else task
         raise StudyFileError(study.path, line, f"cell {where} × {model}: {err}") from None

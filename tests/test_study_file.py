@@ -72,7 +72,7 @@ BAD = [
     ("model_set:\n  kmer_attention:\n    model.k: [3]\n", 9, "must be a scalar"),
     ("trials: 1\ntrials: 2\n", 8, "duplicate key 'trials' (first on line 7)"),
     ("set: {a: [1}\n", 7, "not valid YAML"),
-    ("splits: [chromosome]\n", 7, "cell enhancers.synthetic [chromosome] × kmer_logreg: unknown data setting(s)"),
+    ("splits: [chromosome]\n", 7, "cell enhancers.synthetic[chromosome] × kmer_logreg: unknown data setting(s)"),
 ]
 
 
@@ -140,14 +140,14 @@ def test_splits_cross_every_cell_with_data_split(tmp_path: Path) -> None:
     cells = study.cells()
     assert [(c.split, c.seed) for c in cells] == [("chromosome", 0), ("chromosome", 1), ("random", 0), ("random", 1)]
     assert all(c.overrides["data"] == {"enhancer_window": 200, "split": c.split} for c in cells)
-    assert cells[2].label == "epi.synthetic [random] × kmer_logreg s0"
+    assert cells[2].label == "epi.synthetic[random] × kmer_logreg s0"
     assert load_study(write(tmp_path, EPI_HEAD)).cells()[0].split == ""
 
 
 @pytest.mark.parametrize(
     ("extra", "line", "message"),
     [
-        ("splits:\n  - chromosome\n  - diagonal\n", 6, "cell epi.synthetic [diagonal] × kmer_logreg: data.split="),
+        ("splits:\n  - chromosome\n  - diagonal\n", 6, "cell epi.synthetic[diagonal] × kmer_logreg: data.split="),
         ("splits: [random, random]\n", 4, "splits: 'random' is listed twice"),
         ("splits: random\n", 4, "splits must be a non-empty list"),
         ("set: {data.split: random}\nsplits: [chromosome]\n", 4, "data.split is set here and by splits (line 5)"),
