@@ -149,18 +149,21 @@ def run_benchmark(
     tags = {"regbench.kind": "benchmark", "study_name": study.name, "study_file": str(study.path)}
     with tracking.client_run(study.name, study.name, tags) as bench:
         bench.text(study.path.read_text(), f"study/{study.path.name}")
-        with ExitStack() as ray, tqdm(cells, desc=study.name, unit="cell", disable=not progress) as bar:
+        with ExitStack() as ray, tqdm(total=len(cells), desc=study.name, unit="cell", disable=not progress) as bar:
             connected = False
-            for cell in bar:
-                bar.set_postfix_str(cell.label)
+            for cell in cells:
                 reused = reusable.get((cell.task, cell.model, cell.seed, cell_config(study, cell)))
                 if reused:
                     outcomes.append(CellOutcome.of(cell, reused, "reused"))
+                    bar.set_postfix_str(f"{cell.label} (reused)")
+                    bar.update()
                     continue
+                bar.set_postfix_str(cell.label)
                 if not connected:  # one Ray instance for every cell that runs (each study reuses it)
                     ray.enter_context(ray_connection(ray_address, num_cpus=os.cpu_count() or 1))
                     connected = True
                 outcomes.append(_run_cell(study, cell, bench.run_id, ray_address, storage))
+                bar.update()
         board = leaderboard(_rows(study.name, outcomes))
         markdown = to_markdown(display(board))
         side_by_side = split_comparison(board)

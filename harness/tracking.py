@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
@@ -26,6 +27,8 @@ import mlflow
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.tracking import MlflowClient
+
+from harness.run_owner import PROCESS_TAG, process_gone, process_stamp
 
 PARENT_TAG = "mlflow.parentRunId"
 META_ARTIFACT = "regbench_meta.json"
@@ -142,6 +145,32 @@ def _requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in ("torch", "scikit-learn", "numpy", "mlflow")]
 
 
+def close_abandoned_runs(experiment_id: str) -> list[str]:
+    """End KILLED every RUNNING run of the experiment whose process (`regbench.process`) is gone from this host,
+    and the RUNNING runs nested under it at any depth; returns their ids. Called before a top-level run starts, so
+    a crashed study never shows as running (its results stay; resuming it reuses them)."""
+    c = client()
+    running = c.search_runs([experiment_id], "attributes.status = 'RUNNING'")
+    children: dict[str, list[str]] = {}
+    for r in running:
+        children.setdefault(r.data.tags.get(PARENT_TAG, ""), []).append(r.info.run_id)
+    owners = {r.info.run_id: r.data.tags.get(PROCESS_TAG, "") for r in running}
+    pending = [run_id for run_id, owner in owners.items() if process_gone(owner)]
+    closed: list[str] = []
+    while pending:
+        run_id = pending.pop()
+        if run_id in closed:
+            continue
+        c.set_tag(run_id, "regbench.ended_by", "abandoned: the process that ran it is gone")
+        c.set_terminated(run_id, "KILLED")
+        closed.append(run_id)
+        pending.extend(children.get(run_id, []))
+    if closed:
+        print(f"regbench: {len(closed)} run(s) left RUNNING by a process that no longer exists ended as KILLED",
+              file=sys.stderr)  # fmt: skip
+    return closed
+
+
 @contextmanager
 def run(
     experiment: str,
@@ -151,9 +180,11 @@ def run(
 ) -> Iterator[RunLogger]:
     """Start a run (nested under `parent_run_id` if given); it ends FINISHED, or FAILED/KILLED on error."""
     experiment_id = ensure_experiment(experiment)
-    all_tags = {"git_sha": git_sha(), **(tags or {})}
+    all_tags = {"git_sha": git_sha(), PROCESS_TAG: process_stamp(), **(tags or {})}
     if parent_run_id:
         all_tags[PARENT_TAG] = parent_run_id
+    else:
+        close_abandoned_runs(experiment_id)
     str_tags = {k: str(v) for k, v in all_tags.items()}
     # Under `mlflow run`, MLFLOW_RUN_ID names the run the project was launched in: the top-level run adopts it.
     launched = os.environ.pop("MLFLOW_RUN_ID", None) if parent_run_id is None else None
@@ -275,7 +306,8 @@ def client_run(experiment: str, run_name: str, tags: Mapping[str, Any] | None = 
     """A top-level run driven through the client (see `ClientRun`); adopts MLFLOW_RUN_ID like `run`. It ends
     FINISHED, or FAILED/KILLED on error."""
     experiment_id = ensure_experiment(experiment)
-    str_tags = {k: str(v) for k, v in {"git_sha": git_sha(), **(tags or {})}.items()}
+    str_tags = {k: str(v) for k, v in {"git_sha": git_sha(), PROCESS_TAG: process_stamp(), **(tags or {})}.items()}
+    close_abandoned_runs(experiment_id)
     c = client()
     launched = os.environ.pop("MLFLOW_RUN_ID", None)
     if launched:

@@ -1,0 +1,58 @@
+"""Runs left RUNNING by a process that died (SIGKILL) are ended KILLED, with their nested runs, when the next
+top-level run starts in the experiment; live runs and runs of other hosts are left alone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from harness import tracking
+from harness.run_owner import PROCESS_TAG, process_gone, process_stamp
+
+REPO = Path(__file__).resolve().parents[1]
+
+CRASHING_STUDY = """
+import os, signal
+from harness import tracking
+with tracking.client_run("exp", "crashed-study") as parent:
+    with tracking.run("exp", "trial-0", parent_run_id=parent.run_id) as child:
+        print(parent.run_id, child.run_id, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_process_gone_tells_dead_reused_and_foreign_processes_apart() -> None:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(finished.stdout)
+    assert not process_gone(process_stamp())
+    assert process_gone(process_stamp().rsplit(":", 1)[0] + ":00000000-1")  # this pid, another process's start
+    host = process_stamp().split(":")[0]
+    assert process_gone(f"{host}:{dead_pid}:")
+    assert not process_gone(f"another-host:{dead_pid}:")
+    assert not process_gone("")
+    assert not process_gone(f"{host}:not-a-pid:")
+
+
+def test_runs_of_a_killed_process_end_killed_with_their_children() -> None:
+    crashed = subprocess.run([sys.executable, "-c", CRASHING_STUDY], capture_output=True, text=True, cwd=REPO,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    parent_id, child_id = crashed.stdout.split()
+    client = tracking.client()
+    assert client.get_run(parent_id).info.status == "RUNNING"
+    foreign = client.create_run(tracking.ensure_experiment("exp"), tags={PROCESS_TAG: "another-host:1:"})
+
+    # starting a top-level run sweeps the experiment; the live study's run is still open meanwhile
+    with tracking.client_run("exp", "live-study") as live, tracking.run("exp", "next-train-run") as nxt:
+        assert client.get_run(live.run_id).info.status == "RUNNING"
+        assert client.get_run(nxt.run_id).data.tags[PROCESS_TAG] == process_stamp()
+
+    for run_id in (parent_id, child_id):
+        run = client.get_run(run_id)
+        assert run.info.status == "KILLED"
+        assert run.data.tags["regbench.ended_by"].startswith("abandoned")
+    assert client.get_run(live.run_id).info.status == "FINISHED"
+    assert client.get_run(foreign.info.run_id).info.status == "RUNNING"
