@@ -89,6 +89,11 @@ def _cell_row(row: pd.Series) -> dict[str, Any]:
     return out
 
 
+def split_protocols(runs: pd.DataFrame) -> pd.Series:
+    """The `split_protocol` of each run, "" where it has none (so runs without one group together)."""
+    return runs["split_protocol"].astype(object).fillna("")
+
+
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     """Per task × split protocol × model (columns `BOARD_COLUMNS`), ranked within each task and split protocol by
     the primary test metric (runs with no split protocol tag form their own group, "").
@@ -97,7 +102,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     Several seeds: the mean, `test_primary_sd` (sample sd across seeds) and no CI. `runtime_s` is the whole cell
     (`study_wall_time_s`: tuning plus refit) where logged, else the run's `wall_time_s`; memory is the maximum over
     seeds. A pair with no finished run gets `status` "failed" and the newest `skip_reason` (or its run status)."""
-    runs = runs.assign(split_protocol=runs["split_protocol"].astype(object).fillna(""))
+    runs = runs.assign(split_protocol=split_protocols(runs))
     keys = ["task", "split_protocol", "model"]
     rows = [_board_row(*key, group) for key, group in runs.groupby(keys, sort=False)]
     board = pd.DataFrame(rows, columns=[c for c in BOARD_COLUMNS if c != "rank"])

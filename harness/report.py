@@ -58,7 +58,7 @@ def tied_ranks(score: np.ndarray, low: np.ndarray, high: np.ndarray) -> list[str
 def task_table(runs: pd.DataFrame, task: str, split: str | None = None) -> pd.DataFrame:
     """The leaderboard of one task (of its runs under split protocol `split`; None: all its runs as one group): one
     row per model, sorted, with tied ranks (numeric columns kept raw)."""
-    protocol = runs["split_protocol"].astype(object).fillna("")
+    protocol = leaderboard.split_protocols(runs)
     chosen = runs[(runs["task"] == task) & ((protocol == split) | (split is None))]
     board = leaderboard.leaderboard(chosen.assign(split_protocol=split or ""))
     by_id = runs.set_index("run_id")
@@ -159,7 +159,7 @@ def build_sections(experiment: str, artifacts_dir: Path) -> list[Section]:
 
 def task_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """`task_table` per task, or per task and split protocol (`"task [protocol]"`) for a task run under several."""
-    protocols = runs["split_protocol"].astype(object).fillna("")
+    protocols = leaderboard.split_protocols(runs)
     tables: dict[str, pd.DataFrame] = {}
     for task in sorted(runs["task"].dropna().unique()):
         splits = sorted(protocols[runs["task"] == task].unique())

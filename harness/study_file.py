@@ -56,6 +56,11 @@ class Override:
     line: int
 
 
+def cell_where(task: str, split: str) -> str:
+    """`task`, or `task[split]` for a cell of a study that crosses splits."""
+    return f"{task}[{split}]" if split else task
+
+
 @dataclass(frozen=True)
 class Cell:
     """One (task, split, model, seed) of the cross, with its effective overrides `{namespace: {key: value}}`;
@@ -70,7 +75,7 @@ class Cell:
     @property
     def where(self) -> str:
         """`task`, or `task[split]` when the study crosses splits (names the cell's runs and Optuna study)."""
-        return f"{self.task}[{self.split}]" if self.split else self.task
+        return cell_where(self.task, self.split)
 
     @property
     def label(self) -> str:
@@ -303,5 +308,5 @@ def _check_cell(study: StudyFile, task: str, model: str, split: Override | None)
     except ValueError as err:
         blamed = [e.line for key, e in effective.items() if re.search(rf"{re.escape(key)}\b", str(err))]
         line = blamed[0] if blamed else study.lines[task]
-        where = f"{task}[{split.value}]" if split else task
+        where = cell_where(task, str(split.value) if split else "")
         raise StudyFileError(study.path, line, f"cell {where} × {model}: {err}") from None

@@ -154,8 +154,7 @@ def close_abandoned_runs(experiment_id: str) -> list[str]:
     children: dict[str, list[str]] = {}
     for r in running:
         children.setdefault(r.data.tags.get(PARENT_TAG, ""), []).append(r.info.run_id)
-    owners = {r.info.run_id: r.data.tags.get(PROCESS_TAG, "") for r in running}
-    pending = [run_id for run_id, owner in owners.items() if process_gone(owner)]
+    pending = [r.info.run_id for r in running if process_gone(r.data.tags.get(PROCESS_TAG, ""))]
     closed: list[str] = []
     while pending:
         run_id = pending.pop()
