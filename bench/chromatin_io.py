@@ -20,8 +20,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tasks.chromatin_formats import BASSET, BASSET_BASES, DEEPSEA_BASES, DEEPSEA_TRAIN, Layout, codes_to_onehot
-from tasks.hdf5_dataset import HDF5SeqDataset
+from tasks._chromatin_formats import BASSET, BASSET_BASES, DEEPSEA_BASES, DEEPSEA_TRAIN, Layout, codes_to_onehot
+from tasks._hdf5_dataset import HDF5SeqDataset
 
 WRITE_BLOCK = 10_000  # samples per write
 

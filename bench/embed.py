@@ -1,6 +1,6 @@
 """Frozen language-model embedding throughput (sequences/s) and peak memory, for the DNABERT-2 probe
 (Zhou et al. 2023, arXiv:2306.15006) or any local BERT-like checkpoint; the encoder runs as in `featurize`
-(`harness.embeddings`: windows, masked mean pooling, bf16 autocast on CUDA).
+(`models.lm._embeddings`: windows, masked mean pooling, bf16 autocast on CUDA).
 
 Run: `.venv/bin/python bench/embed.py [--checkpoint DIR] [--n 512] [--lengths 200,1000] [--device auto]`.
 Without `--checkpoint` it builds a tiny random BERT (hidden 32, 2 layers) in a temporary folder. Seeded random
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.embeddings import EmbedSpec, load_encoder, write_tiny_checkpoint
-from harness.resources import peak_rss_mb
+from harness.training.resources import peak_rss_mb
+from models.lm._embeddings import EmbedSpec, load_encoder, write_tiny_checkpoint
 
 _MB = 2**20
 

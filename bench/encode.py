@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.encode import encode_many
+from harness.data.encode import encode_many
 
 LOOKUP = {b: i for i, b in enumerate("ACGTN")}
 NAME = "bench_dataset"
@@ -75,7 +75,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["REGBENCH_CACHE"] = str(Path(tmp) / "cache")
-        from tasks import genomic_benchmarks as gb
+        from tasks import _genomic_benchmarks as gb
 
         root = Path(tmp) / "gb"
         write_layout(root, seqs)

@@ -12,12 +12,12 @@ import time
 import numpy as np
 import torch
 
-from harness.data import Seqs
-from harness.ism import LogitFn, logit_fn, mutant_rows, saturation_mutagenesis
-from harness.modeling import build_model
+from harness.data.datasets import Seqs
+from harness.interpret.ism import LogitFn, logit_fn, mutant_rows, saturation_mutagenesis
 from harness.plugins import get_model
 from harness.spec import IOSpec
-from harness.train import TorchPredictor
+from harness.training.fit import TorchPredictor
+from harness.training.modeling import build_model
 
 
 def naive(fn: LogitFn, seqs: Seqs, device: str) -> int:

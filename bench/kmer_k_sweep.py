@@ -14,9 +14,9 @@ import time
 import numpy as np
 
 from harness.config import TrainConfig
-from harness.metrics import binary_metrics
+from harness.evaluation.metrics import binary_metrics
 from harness.plugins import get_model, make_task
-from harness.train import fit
+from harness.training.fit import fit
 
 
 def main() -> None:

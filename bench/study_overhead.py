@@ -18,10 +18,10 @@ from pathlib import Path
 import optuna
 import ray
 
-from harness import tracking
-from harness.ray_session import init_local_ray
-from harness.study import StudySpec, run_study
-from harness.study_table import trials_table
+from harness.tracking import store
+from harness.tuning.optuna_tables import trials_table
+from harness.tuning.ray_connection import init_local_ray
+from harness.tuning.search import StudySpec, run_study
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
         result = run_study(spec)
         ray.shutdown()
         table = trials_table(optuna.load_study(study_name=spec.name, storage=storage))
-        metrics = tracking.client().get_run(result.parent_run_id).data.metrics
+        metrics = store.client().get_run(result.parent_run_id).data.metrics
     search = metrics["search_wall_time_s"]
     trial_sum = float(table["wall_time_s"].sum())
     overhead = (search - trial_sum / args.concurrency) / args.trials

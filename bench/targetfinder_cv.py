@@ -25,8 +25,8 @@ from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 from harness.paths import require_data
 from models.targetfinder_gbm import make_estimator
-from tasks.epi_splits import chromosome_split
-from tasks.targetfinder import read_pairs
+from tasks._epi_splits import chromosome_split
+from tasks._targetfinder_pairs import read_pairs
 from tasks.targetfinder_features import RELATIVE, read_feature_table
 
 

@@ -2,5 +2,5 @@
 
 import warnings
 
-# pynvml (imported by torch.cuda and by harness.resources) warns at import that it is deprecated.
+# pynvml (imported by torch.cuda and by harness.training.resources) warns at import that it is deprecated.
 warnings.filterwarnings("ignore", message="The pynvml package is deprecated", category=FutureWarning)

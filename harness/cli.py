@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by input or setup, reported as one line instead of a traceback."""
     from harness.config import ConfigError
-    from harness.encode import InvalidSequenceError
+    from harness.data.encode import InvalidSequenceError
     from harness.paths import DataNotFoundError
     from harness.registry import UnknownNameError
 

@@ -22,7 +22,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Settings of the training loop (`harness.train.fit`)."""
+    """Settings of the training loop (`harness.training.fit.fit`)."""
 
     max_epochs: int = 20
     batch_size: int = 64

@@ -1,7 +1,7 @@
 """The plugin contract shared by tasks, models and the harness.
 
 A task declares an `IOSpec`; a model plugin builds an encoder for that spec; the harness adds the
-adapter and the output head (`harness.modeling`). Tasks hand out `Dataset`s whose `take(idx)` returns a
+adapter and the output head (`harness.training.modeling`). Tasks hand out `Dataset`s whose `take(idx)` returns a
 `Batch` of numpy arrays; models take those arrays as tensors, in the same order.
 """
 
@@ -85,7 +85,7 @@ class ModelPlugin:
         the module has an integer attribute `out_dim`. Native pair models get `io.n_branches == 1`
         on single-sequence tasks and must then build one branch. Sklearn plugins leave it None.
     native_inputs: the input kind the paper's model was designed for; a "seq" model on a pair task
-        runs through the shared siamese adapter in `harness.modeling`.
+        runs through the shared siamese adapter in `harness.training.modeling`.
     search_space: `search_space(trial) -> dict` over the model's hyperparameters; `trial` is any object
         with optuna's `suggest_*` methods (model files never import optuna).
     defaults: the paper's configuration. tiny: overrides giving a small, fast variant for tests.

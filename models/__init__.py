@@ -4,11 +4,11 @@ import harness  # noqa: F401  (first: it silences the pynvml notice that importi
 from models import (  # noqa: F401
     basset,
     deepsea,
-    dnabert2_probe,
     eplae,
     epsat,
     kmer_attention,
     kmer_logreg,
+    lm,
     speid,
     targetfinder_gbm,
 )

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.encode import one_hot
+from harness.data.encode import one_hot
 from harness.plugins import register_model
 from harness.spec import IOSpec, ModelPlugin
 

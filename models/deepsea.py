@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.encode import one_hot
+from harness.data.encode import one_hot
 from harness.plugins import register_model
 from harness.spec import IOSpec, ModelPlugin
 from models.basset import conv_stack_length, pad_to

@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 from torch import nn
 
-from harness.encode import one_hot
+from harness.data.encode import one_hot
 from harness.plugins import register_model
 from harness.spec import Dataset, IOSpec, ModelPlugin
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from harness.plugins import register_model
 from harness.spec import IOSpec, ModelPlugin
-from models.pair_branches import TRUNK_DEFAULTS, ConvLstmTrunk
+from models._pair_trunk import TRUNK_DEFAULTS, ConvLstmTrunk
 
 
 class MultiHeadSelfAttention(nn.Module):

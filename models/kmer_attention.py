@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.encode import kmer_ids, kmer_vocab_size
+from harness.data.encode import kmer_ids, kmer_vocab_size
 from harness.plugins import register_model
 from harness.spec import IOSpec, ModelPlugin
 

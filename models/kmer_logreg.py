@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from harness.plugins import register_model
 from harness.spec import Dataset, IOSpec, ModelPlugin
-from models.kmer_features import dataset_spectra
+from models._kmer_features import dataset_spectra
 
 
 class KmerLogReg:

@@ -21,7 +21,7 @@ from torch import nn
 
 from harness.plugins import register_model
 from harness.spec import IOSpec, ModelPlugin
-from models.pair_branches import TRUNK_DEFAULTS, ConvLstmTrunk
+from models._pair_trunk import TRUNK_DEFAULTS, ConvLstmTrunk
 
 
 class SpeidEncoder(nn.Module):

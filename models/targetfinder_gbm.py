@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 
-from harness.data import FeatureDataset
+from harness.data.datasets import FeatureDataset
 from harness.plugins import register_model
 from harness.spec import Dataset, IOSpec, ModelPlugin
 

@@ -2,10 +2,11 @@
 
 Registered: `chromatin.deepsea` (DeepSEA bundle: 919 labels, 1000 bp), `chromatin.basset` (Basset HDF5: 164 DNase
 cell types, 600 bp) and `chromatin.synthetic` (planted motifs written in either real format, then read back by the
-same readers). Splits are the files' own train/valid/test. Metrics: `harness.metrics.multilabel_metrics` overall
-and per label group (`task.label_groups`, e.g. `auroc_median_dnase`); `harness.evaluate` adds bootstrap CIs of the
-medians. Large training sets stream from HDF5 (`tasks.hdf5_dataset`); the small DeepSEA valid/test .mat files
-(MATLAB v5, which has no lazy reader) are read whole.
+same readers). Splits are the files' own train/valid/test. Metrics:
+`harness.evaluation.metrics.multilabel_metrics` overall and per label group (`task.label_groups`, e.g.
+`auroc_median_dnase`); `harness.evaluation.scoring` adds bootstrap CIs of the medians. Large training sets stream
+from HDF5 (`tasks._hdf5_dataset`); the small DeepSEA valid/test .mat files (MATLAB v5, which has no lazy reader)
+are read whole.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ import h5py
 import numpy as np
 
 from harness.config import ConfigError, merge
-from harness.data import SeqDataset, Seqs
-from harness.metrics import multilabel_metrics
+from harness.data.datasets import SeqDataset, Seqs
+from harness.evaluation.metrics import multilabel_metrics
 from harness.paths import DataNotFoundError, cache_dir, data_root, require_data
 from harness.plugins import TASKS
 from harness.spec import Dataset, IOSpec
-from tasks import synthetic_chromatin as synthetic
-from tasks.chromatin_formats import (
+from tasks import _synthetic_chromatin as synthetic
+from tasks._chromatin_formats import (
     BASSET,
     BASSET_SPLITS,
     DEEPSEA_SPLITS,
@@ -37,8 +38,8 @@ from tasks.chromatin_formats import (
     check_deepsea_train,
     read_deepsea_v5,
 )
-from tasks.common import SplitTask
-from tasks.hdf5_dataset import HDF5SeqDataset
+from tasks._hdf5_dataset import HDF5SeqDataset
+from tasks._split_task import SplitTask
 
 PRIMARY = "auroc_median"
 DEEPSEA_URL = "http://deepsea.princeton.edu/media/code/deepsea_train_bundle.v0.9.tar.gz"
@@ -49,7 +50,7 @@ DEEPSEA_GROUPS = {"dnase": (0, 125), "tf": (125, 815), "histone": (815, 919)}  #
 
 @dataclass
 class ChromatinTask(SplitTask):
-    """A multi-label `SplitTask` whose labels fall into named groups (read by `harness.evaluate`)."""
+    """A multi-label `SplitTask` whose labels fall into named groups (read by `harness.evaluation.scoring`)."""
 
     label_groups: dict[str, np.ndarray] = field(default_factory=dict)
 

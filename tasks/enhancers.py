@@ -19,15 +19,15 @@ from typing import Any
 import numpy as np
 
 from harness.config import ConfigError, merge
-from harness.data import SeqDataset, Seqs, concat
+from harness.data.datasets import SeqDataset, Seqs, concat
+from harness.data.readers import Labeled, read_fasta_classes, read_source, read_tsv, require_two_classes
+from harness.data.splits import stratified_holdout
 from harness.paths import require_data
 from harness.plugins import TASKS
 from harness.spec import IOSpec
-from harness.splits import stratified_holdout
-from tasks import genomic_benchmarks as gb
-from tasks.common import SplitTask
-from tasks.readers import Labeled, read_fasta_classes, read_source, read_tsv, require_two_classes
-from tasks.synthetic_enhancers import SyntheticLoader
+from tasks import _genomic_benchmarks as gb
+from tasks._split_task import SplitTask
+from tasks._synthetic_enhancers import SyntheticLoader
 
 PRIMARY = "auroc"
 COMMON = {"val_fraction": 0.1, "seed": 0}
@@ -35,7 +35,7 @@ _COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)  # A C G T N → T G C A
 
 
 def binary_task_metrics(y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]:
-    from harness.metrics import binary_metrics  # imported at call time: the metrics module is optional here
+    from harness.evaluation.metrics import binary_metrics  # imported at call time: the metrics module is optional here
 
     return binary_metrics(y_true, y_score)
 

@@ -3,11 +3,11 @@
 Registered: `epi.gm12878`, `epi.hela_s3`, `epi.huvec`, `epi.imr90`, `epi.k562`, `epi.nhek` (the six cell lines of
 SPEID / EPSAT; pairs from `$REGBENCH_DATA/targetfinder/<CELL>_pairs.csv.gz`, sequences cut from the hg19 FASTA given
 as `data.genome`) and `epi.synthetic` (a generated genome and pair table in the same formats, see
-`tasks.synthetic_epi`).
+`tasks._synthetic_epi`).
 
 Pipeline: parse the table → drop duplicate pairs (same enhancer and promoter window; copies with both labels are
-dropped) → split pairs (`data.split=chromosome` default, or `random`; `tasks.epi_splits`) → cut windows centred on each
-element (`data.enhancer_window`, `data.promoter_window`; + strand, N-padded; `tasks.genome`) → drop val/test pairs
+dropped) → split pairs (`data.split=chromosome` default, or `random`; `tasks._epi_splits`) → cut windows centred on each
+element (`data.enhancer_window`, `data.promoter_window`; + strand, N-padded; `tasks._genome`) → drop val/test pairs
 whose two sequences equal an earlier split's (so no sequence pair is in two splits) → optionally add shifted copies
 of the training positives (`data.augment=shift`, `data.shifts=K`, after SPEID): each copy moves the enhancer and
 promoter windows by a distinct random offset (not both 0) that keeps the element inside the window when it fits;
@@ -24,16 +24,16 @@ from typing import Any
 import numpy as np
 
 from harness.config import ConfigError, merge
-from harness.data import SeqDataset, Seqs, concat
-from harness.metrics import binary_metrics
+from harness.data.datasets import SeqDataset, Seqs, concat
+from harness.evaluation.metrics import binary_metrics
 from harness.paths import cache_dir, require_data
 from harness.plugins import TASKS
 from harness.spec import IOSpec
-from tasks.common import splits_digest
-from tasks.epi_splits import SPLITS, check_protocol, dedupe_pairs, leakage_lines, split_pairs
-from tasks.genome import cached_windows, cut_windows, require_genome, window_starts
-from tasks.synthetic_epi import VERSION, generate
-from tasks.targetfinder import Elements, PairTable, read_pairs
+from tasks._epi_splits import SPLITS, check_protocol, dedupe_pairs, leakage_lines, split_pairs
+from tasks._genome import cached_windows, cut_windows, require_genome, window_starts
+from tasks._split_task import splits_digest
+from tasks._synthetic_epi import VERSION, generate
+from tasks._targetfinder_pairs import Elements, PairTable, read_pairs
 
 CELLS = {"gm12878": "GM12878", "hela_s3": "HeLa-S3", "huvec": "HUVEC", "imr90": "IMR90", "k562": "K562", "nhek": "NHEK"}
 COMMON = {"split": "chromosome", "val_fraction": 0.1, "test_fraction": 0.1, "seed": 0, "augment": "none", "shifts": 0}

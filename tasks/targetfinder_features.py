@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 
 from harness.config import merge
-from harness.data import FeatureDataset
-from harness.metrics import binary_metrics
+from harness.data.datasets import FeatureDataset
+from harness.evaluation.metrics import binary_metrics
 from harness.paths import require_data
 from harness.plugins import TASKS
 from harness.spec import IOSpec
-from tasks.common import splits_digest
-from tasks.epi_splits import SPLITS, check_protocol, dedupe_pairs, leakage_lines, split_pairs
-from tasks.targetfinder import PairTableError
+from tasks._epi_splits import SPLITS, check_protocol, dedupe_pairs, leakage_lines, split_pairs
+from tasks._split_task import splits_digest
+from tasks._targetfinder_pairs import PairTableError
 
 SUFFIXES = (" (enhancer)", " (promoter)", " (window)")
 REQUIRED = ("enhancer_name", "promoter_name", "enhancer_chrom", "label")

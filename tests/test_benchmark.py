@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import tracking
-from harness.benchmark import run_benchmark
+from harness.benchmark.cross import run_benchmark
+from harness.benchmark.study_file import StudyFileError
 from harness.cli import main
-from harness.report import write_report
-from harness.study_file import StudyFileError
+from harness.reporting.write import write_report
+from harness.tracking import store
 
 SYNTHETIC = """\
 name: tiny
@@ -45,7 +45,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def runs_by_kind(experiment: str) -> dict[str, pd.DataFrame]:
-    runs = tracking.search_runs(experiment)
+    runs = store.search_runs(experiment)
     return {kind: group for kind, group in runs.groupby("tags.regbench.kind")}
 
 
@@ -69,10 +69,10 @@ def test_benchmark_hierarchy_leaderboard_failures_and_resume(workdir: Path) -> N
     assert finished["metrics.test_auroc"].between(0, 1).all()
     failed = cells[cells["status"] == "FAILED"]
     assert len(failed) == 2 and failed["tags.regbench.skip_reason"].str.contains("/nonexistent/train.tsv").all()
-    error = Path(tracking.client().download_artifacts(failed.index[0], "error.txt", str(workdir))).read_text()
+    error = Path(store.client().download_artifacts(failed.index[0], "error.txt", str(workdir))).read_text()
     assert error.startswith("Traceback") and "DataNotFoundError" in error
 
-    logged = pd.read_csv(tracking.client().download_artifacts(result.run_id, "leaderboard.csv", str(workdir)))
+    logged = pd.read_csv(store.client().download_artifacts(result.run_id, "leaderboard.csv", str(workdir)))
     assert len(logged) == 4 and list(logged.columns) == list(result.leaderboard.columns)
     board = result.leaderboard.set_index("model")
     ok = board[board["task"] == "enhancers.synthetic"]
@@ -81,7 +81,7 @@ def test_benchmark_hierarchy_leaderboard_failures_and_resume(workdir: Path) -> N
         cells.loc[ok.loc["kmer_attention", "run_ids"], "metrics.test_auroc"]
     )
     assert (board[board["task"] == "enhancers.files"]["status"] == "failed").all()
-    markdown = Path(tracking.client().download_artifacts(result.run_id, "leaderboard.md", str(workdir))).read_text()
+    markdown = Path(store.client().download_artifacts(result.run_id, "leaderboard.md", str(workdir))).read_text()
     assert markdown == f"# tiny\n\n{result.markdown}" and "/nonexistent/train.tsv does not exist" in markdown
 
     # Resume: the finished cells are reused (no new cell or trial runs), only the failed task would run again.
@@ -101,7 +101,7 @@ def test_bad_study_fails_before_any_run(workdir: Path, capsys: pytest.CaptureFix
         run_benchmark(path, progress=False)
     assert main(["benchmark", "--study", str(path)]) == 2
     assert f"regbench benchmark: error: {path}:4: trials='0'" in capsys.readouterr().err
-    assert tracking.search_runs("tiny").empty
+    assert store.search_runs("tiny").empty
 
 
 SPLITS = """\
@@ -134,7 +134,7 @@ def test_splits_run_side_by_side_and_resume(workdir: Path) -> None:
         run_id = board.loc[split, "run_ids"]
         assert cells.loc[run_id, "tags.split_protocol"] == split
         assert board.loc[split, "test_primary"] == pytest.approx(cells.loc[run_id, "metrics.test_auprc"])
-    side = pd.read_csv(tracking.client().download_artifacts(result.run_id, "split_comparison.csv", str(workdir)))
+    side = pd.read_csv(store.client().download_artifacts(result.run_id, "split_comparison.csv", str(workdir)))
     assert list(side.columns) == ["task", "model", "test auprc [chromosome]", "test auprc [random]", "gap"]
     assert side["test auprc [random]"].iloc[0].startswith(f"{board.loc['random', 'test_primary']:.3f} [")
     gap = board["test_primary"].max() - board["test_primary"].min()

@@ -12,14 +12,14 @@ import pytest
 import scipy.io
 from sklearn.metrics import roc_auc_score
 
-from harness.data import SeqDataset, Seqs
-from harness.encode import N_CODE, encode_many
-from harness.evaluate import evaluate
+from harness.data.datasets import SeqDataset, Seqs
+from harness.data.encode import N_CODE, encode_many
+from harness.evaluation.scoring import evaluate
 from harness.paths import DataNotFoundError
 from harness.plugins import make_task
-from harness.runner import RunSpec, train_and_log
+from harness.training.run import RunSpec, train_and_log
 from tasks import chromatin
-from tasks.chromatin_formats import (
+from tasks._chromatin_formats import (
     BASSET,
     DEEPSEA_TRAIN,
     codes_to_onehot,
@@ -27,8 +27,8 @@ from tasks.chromatin_formats import (
     write_basset,
     write_deepsea_bundle,
 )
-from tasks.hdf5_dataset import HDF5SeqDataset, runs
-from tasks.synthetic_chromatin import LABELS, MOTIFS, generate
+from tasks._hdf5_dataset import HDF5SeqDataset, runs
+from tasks._synthetic_chromatin import LABELS, MOTIFS, generate
 
 
 def random_split(rng: np.random.Generator, n: int, length: int, n_labels: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from harness.encode import N_CODE
-from harness.modeling import build_model, count_parameters
+from harness.data.encode import N_CODE
 from harness.plugins import get_model
 from harness.spec import IOSpec
+from harness.training.modeling import build_model, count_parameters
 
 # Published configurations: (input length, labels) → (flattened conv size, parameters incl. output layer). The
 # flatten sizes match the Torch models converted by kipoi/models (Linear(2000, 1000), Linear(50880, 925)).

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from harness.data import FeatureDataset, SeqDataset, Seqs, concat
-from harness.splits import duplicate_report, stratified_holdout
+from harness.data.datasets import FeatureDataset, SeqDataset, Seqs, concat
+from harness.data.splits import duplicate_report, stratified_holdout
 
 
 def _dataset(seqs: list[str], labels: list[int], prefix: str) -> SeqDataset:

@@ -15,14 +15,14 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-import harness.embeddings as emb
+import models.lm._embeddings as emb
 from harness.cli import main
 from harness.config import ConfigError, parse_overrides
-from harness.data import SeqDataset, Seqs
+from harness.data.datasets import SeqDataset, Seqs
+from harness.evaluation.reload import load_predictor
 from harness.paths import DataNotFoundError
 from harness.plugins import get_model, make_task
-from harness.predict import load_predictor
-from harness.runner import RunSpec, train_and_log
+from harness.training.run import RunSpec, train_and_log
 from tests.conftest import random_seqs
 
 HIDDEN = 32

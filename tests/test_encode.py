@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.encode import (
+from harness.data.encode import (
     InvalidSequenceError,
     decode,
     encode,

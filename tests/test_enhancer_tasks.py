@@ -14,15 +14,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from harness.config import ConfigError
-from harness.data import SeqDataset, Seqs
-from harness.encode import decode
+from harness.data.datasets import SeqDataset, Seqs
+from harness.data.encode import decode
+from harness.data.readers import read_fasta
+from harness.data.splits import duplicate_report
 from harness.paths import DataNotFoundError
 from harness.plugins import make_task
-from harness.splits import duplicate_report
+from tasks import _genomic_benchmarks as gb
 from tasks import enhancers
-from tasks import genomic_benchmarks as gb
-from tasks.readers import read_fasta
-from tasks.synthetic_enhancers import PlantedMotif, generate, has_composite, planted_motifs, revcomp, site_matches
+from tasks._synthetic_enhancers import PlantedMotif, generate, has_composite, planted_motifs, revcomp, site_matches
 
 NAME = "human_enhancers_ensembl"
 

@@ -11,14 +11,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness.config import ConfigError, parse_overrides
-from harness.encode import decode
+from harness.data.encode import decode
+from harness.data.splits import duplicate_report
 from harness.paths import DataNotFoundError
 from harness.plugins import make_task
-from harness.runner import RunSpec, train_and_log
-from harness.splits import duplicate_report
-from tasks.epi_splits import chromosome_split, pair_leakage, random_split
-from tasks.genome import GenomeError, cut_windows, window_starts
-from tasks.targetfinder import PairTableError, read_pairs
+from harness.training.run import RunSpec, train_and_log
+from tasks._epi_splits import chromosome_split, pair_leakage, random_split
+from tasks._genome import GenomeError, cut_windows, window_starts
+from tasks._targetfinder_pairs import PairTableError, read_pairs
 
 HEADER = "enhancer_name,promoter_name,label,prediction\n"
 

@@ -11,13 +11,13 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from harness.data import SeqDataset, Seqs
-from harness.encode import N_CODE
-from harness.modeling import build_model, count_parameters
+from harness.data.datasets import SeqDataset, Seqs
+from harness.data.encode import N_CODE
 from harness.plugins import get_model
 from harness.spec import IOSpec
-from harness.train import TorchPredictor
-from models.pair_branches import ConvLstmTrunk
+from harness.training.fit import TorchPredictor
+from harness.training.modeling import build_model, count_parameters
+from models._pair_trunk import ConvLstmTrunk
 
 PAIR = IOSpec("seq_pair", (300, 200), 1, "binary")
 SINGLE = IOSpec("seq", (200,), 1, "binary")

@@ -9,18 +9,18 @@ import pytest
 import torch
 from torch import nn
 
-from harness.attention_rollup import base_attention, incidence, tokens_to_bases
 from harness.cli import main
-from harness.data import Seqs
-from harness.encode import decode, one_hot
-from harness.explain import find_input_layer, gradient_attributions, ism_attributions
-from harness.ism import logit_fn
+from harness.data.datasets import Seqs
+from harness.data.encode import decode, one_hot
+from harness.evaluation.reload import load_predictor
+from harness.interpret.attention_rollup import base_attention, incidence, tokens_to_bases
+from harness.interpret.attributions import find_input_layer, gradient_attributions, ism_attributions
+from harness.interpret.ism import logit_fn
 from harness.plugins import make_task
-from harness.predict import load_predictor
-from harness.runner import RunSpec, train_and_log
 from harness.spec import IOSpec
+from harness.training.run import RunSpec, train_and_log
 from models.kmer_attention import build
-from tasks.synthetic_enhancers import planted_motifs
+from tasks._synthetic_enhancers import planted_motifs
 from tests.conftest import random_seqs
 
 

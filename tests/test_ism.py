@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from harness.cli import main
-from harness.data import Seqs
-from harness.encode import one_hot
-from harness.ism import logit_fn, parse_window, read_variants, saturation_mutagenesis, variant_effects
-from harness.train import TorchPredictor
+from harness.data.datasets import Seqs
+from harness.data.encode import one_hot
+from harness.interpret.ism import logit_fn, parse_window, read_variants, saturation_mutagenesis, variant_effects
+from harness.training.fit import TorchPredictor
 from tests.conftest import random_seqs
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness.encode import N_CODE
-from harness.modeling import build_model
+from harness.data.encode import N_CODE
 from harness.spec import IOSpec
+from harness.training.modeling import build_model
 from models.kmer_attention import PLUGIN, POOLINGS, POS_ENCODINGS, build, sinusoidal_positions
 
 VARIABLE = IOSpec("seq", (0,), 1, "binary")

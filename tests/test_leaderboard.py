@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import tracking
-from harness.leaderboard import (
+from harness.benchmark.leaderboard import (
     BOARD_COLUMNS,
     CELL_COLUMNS,
     cell_runs,
@@ -18,7 +17,8 @@ from harness.leaderboard import (
     split_comparison,
     to_markdown,
 )
-from harness.runner import RunSpec, train_and_log
+from harness.tracking import store
+from harness.training.run import RunSpec, train_and_log
 
 TASK = "enhancers.synthetic"
 DATA = {"n": 120}
@@ -31,15 +31,15 @@ def test_cell_runs_and_leaderboard_from_real_runs() -> None:
               for seed in (0, 1)]  # fmt: skip
     tiny = {"data": DATA, "model": {"k": 3, "d_model": 16, "head_dim": 16}, "train": {"progress": False}}
     attention = train_and_log(RunSpec(TASK, "kmer_attention", tiny, 0, max_epochs=1, experiment="lb"))
-    failed = tracking.record_run("lb", "x", {"regbench.kind": "cell", "task": TASK, "model": "speid", "seed": 0,
+    failed = store.record_run("lb", "x", {"regbench.kind": "cell", "task": TASK, "model": "speid", "seed": 0,
                                              "regbench.skip_reason": "speid: no pair input"}, None)  # fmt: skip
-    tracking.record_run("lb", "trial-0", {"regbench.kind": "trial", "task": TASK, "model": "kmer_logreg"}, None)
+    store.record_run("lb", "trial-0", {"regbench.kind": "trial", "task": TASK, "model": "kmer_logreg"}, None)
 
     runs = cell_runs("lb")
     assert list(runs.columns) == list(CELL_COLUMNS)
     assert set(runs["run_id"]) == {*logreg, attention, failed}  # the trial run is not a scored run
     row = runs.set_index("run_id").loc[attention]
-    logged = tracking.client().get_run(attention).data.metrics
+    logged = store.client().get_run(attention).data.metrics
     assert (row["task"], row["model"], row["seed"], row["primary_metric"]) == (TASK, "kmer_attention", 0, "auroc")
     assert row["test_primary"] == pytest.approx(logged["test_auroc"])
     assert row["test_primary_ci_low"] == pytest.approx(logged["test_auroc_ci_low"])

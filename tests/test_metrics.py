@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from harness.bootstrap import (
+from harness.evaluation.bootstrap import (
     bootstrap_binary,
     bootstrap_binary_samples,
     bootstrap_multilabel_medians,
     bootstrap_statistic,
 )
-from harness.metrics import BINARY_METRICS, binary_metrics, f1_optimal_threshold, multilabel_metrics
+from harness.evaluation.metrics import BINARY_METRICS, binary_metrics, f1_optimal_threshold, multilabel_metrics
 
 
 def _noisy(rng: np.random.Generator, n: int, decimals: int | None = None) -> tuple[np.ndarray, np.ndarray]:

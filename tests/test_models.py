@@ -1,6 +1,6 @@
 """Contract tests every registered model must pass (timm-style: one parametrised test over all plugins).
 
-Torch models: each plugin's `tiny` variant × four task shapes, built through `harness.modeling.build_model`:
+Torch models: each plugin's `tiny` variant × four task shapes, built through `harness.training.modeling.build_model`:
 logits shape, finiteness, gradients on every parameter, padding invariance. Sklearn baselines: they find a
 planted motif, use both branches of a pair task, handle multi-label targets and survive pickling.
 """
@@ -15,12 +15,12 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from harness.data import SeqDataset, Seqs
-from harness.encode import N_CODE, decode
-from harness.modeling import build_model
+from harness.data.datasets import SeqDataset, Seqs
+from harness.data.encode import N_CODE, decode
 from harness.plugins import MODELS, load_plugins
 from harness.spec import IOSpec, ModelPlugin
-from models.kmer_features import kmer_spectrum
+from harness.training.modeling import build_model
+from models._kmer_features import kmer_spectrum
 
 load_plugins()
 PLUGINS = [e.obj for e in MODELS]
@@ -226,7 +226,7 @@ def test_kmer_spectrum_chunks_agree(rng: np.random.Generator, monkeypatch: pytes
     data, _ = motif_dataset(rng, 50, (MOTIFS[0],))
     codes, mask = data.seqs[0].take(np.arange(50))
     whole = kmer_spectrum(codes, mask, 3).toarray()
-    monkeypatch.setattr("models.kmer_features._CHUNK_CELLS", 7 * 64)  # 7 rows per chunk
+    monkeypatch.setattr("models._kmer_features._CHUNK_CELLS", 7 * 64)  # 7 rows per chunk
     np.testing.assert_array_equal(kmer_spectrum(codes, mask, 3).toarray(), whole)
 
 

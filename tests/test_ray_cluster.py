@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from harness import tracking
+from harness.tracking import store
 
 BIN = Path(sys.executable).parent
 TINY = {"model.k": 3, "model.d_model": 16, "model.head_dim": 16, "model.pos_encoding": "none", "data.n": 200}
@@ -112,10 +112,10 @@ def test_trials_spread_over_two_nodes_and_log_to_the_server(tmp_path: Path, clus
     done = subprocess.run(argv, capture_output=True, text=True, timeout=400, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     parent_run_id = done.stdout.strip().splitlines()[-1].removeprefix("parent_run_id: ")
-    client = MlflowClient(tracking.tracking_uri())
+    client = MlflowClient(store.tracking_uri())
     experiment = client.get_experiment_by_name("enhancers.synthetic__kmer_attention__s0")
     runs = client.search_runs([experiment.experiment_id])
-    children = [r for r in runs if r.data.tags.get(tracking.PARENT_TAG) == parent_run_id]
+    children = [r for r in runs if r.data.tags.get(store.PARENT_TAG) == parent_run_id]
     assert sorted(r.info.run_name for r in children) == ["trial-0", "trial-1", "trial-2", "trial-3"]
     assert len({r.data.tags["ray_node_id"] for r in children}) == 2  # both nodes ran trials
     assert {r.info.status for r in runs} <= {"FINISHED", "KILLED"}

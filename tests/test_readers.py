@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.data.readers import SequenceFileError, read_fasta, read_source, read_tsv
 from harness.paths import DataNotFoundError
-from tasks.readers import SequenceFileError, read_fasta, read_source, read_tsv
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import tracking
-from harness.report import tied_ranks, write_report
-from harness.report_figures import group_auroc_figure, transfer_section
-from harness.runner import RunSpec, train_and_log
+from harness.reporting.figures import group_auroc_figure, transfer_section
+from harness.reporting.write import tied_ranks, write_report
+from harness.tracking import store
+from harness.training.run import RunSpec, train_and_log
 
 TRAIN = {"progress": False, "device": "cpu"}
 DATA = {"n": 200}
@@ -37,12 +37,12 @@ def test_report_of_two_models_by_two_seeds(tmp_path: Path) -> None:
                 experiment="rep",
             )
             ids[model, seed] = train_and_log(spec)
-    bench = tracking.record_run("rep", "bench", {"regbench.kind": "benchmark"}, None, "FINISHED")
+    bench = store.record_run("rep", "bench", {"regbench.kind": "benchmark"}, None, "FINISHED")
 
     out = write_report("rep", tmp_path / "out")
     md = (out / "report.md").read_text()
     html = (out / "report.html").read_text()
-    runs = tracking.search_runs("rep")
+    runs = store.search_runs("rep")
     auroc = runs.set_index("run_id")["metrics.test_auroc"]
     rows = [line for line in md.splitlines() if line.startswith("| ") and "enhancers" not in line.split("|")[1]]
     table_rows = [r for r in rows if "kmer_" in r]
@@ -57,7 +57,7 @@ def test_report_of_two_models_by_two_seeds(tmp_path: Path) -> None:
     assert "data:image/png;base64," in html and "src='figures/" not in html
     figures = {p.name for p in (out / "figures").iterdir()}
     assert {"task_x_model_heatmap.png", "enhancers.synthetic_ROC_and_PR_curves.png"} <= figures
-    logged = {f.path for f in tracking.client().list_artifacts(bench, "report")}
+    logged = {f.path for f in store.client().list_artifacts(bench, "report")}
     assert {"report/report.md", "report/report.html"} <= logged
 
 
@@ -69,7 +69,7 @@ def test_unknown_experiment_is_a_lookup_error(tmp_path: Path) -> None:
 def test_transfer_matrices_and_group_aurocs_are_drawn(tmp_path: Path) -> None:
     matrix = pd.DataFrame({"train_cell": ["gm12878", "k562"], "gm12878": [0.8, 0.6], "k562": [0.55, 0.9]})
     tags = {"regbench.kind": "transfer", "primary_metric": "auprc", "model": "speid", "seed": 0}
-    with tracking.client_run("epi", "transfer", tags) as run:
+    with store.client_run("epi", "transfer", tags) as run:
         run.table(matrix, "transfer/auprc.csv")
     section = transfer_section("epi", tmp_path)
     assert section is not None and [name for name, _ in section.figures] == ["transfer speid s0: test AUPRC"]

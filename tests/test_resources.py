@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.resources import ResourceMonitor, gpu_available_via_nvml, peak_rss_mb
+from harness.training.resources import ResourceMonitor, gpu_available_via_nvml, peak_rss_mb
 
 
 def test_cpu_monitor_times_block_and_omits_gpu_keys() -> None:

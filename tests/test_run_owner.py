@@ -9,16 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import tracking
-from harness.run_owner import PROCESS_TAG, process_gone, process_stamp
+from harness.tracking import store
+from harness.tracking.run_owner import PROCESS_TAG, process_gone, process_stamp
 
 REPO = Path(__file__).resolve().parents[1]
 
 CRASHING_STUDY = """
 import os, signal
-from harness import tracking
-with tracking.client_run("exp", "crashed-study") as parent:
-    with tracking.run("exp", "trial-0", parent_run_id=parent.run_id) as child:
+from harness.tracking import store
+with store.client_run("exp", "crashed-study") as parent:
+    with store.run("exp", "trial-0", parent_run_id=parent.run_id) as child:
         print(parent.run_id, child.run_id, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
 """
@@ -41,12 +41,12 @@ def test_runs_of_a_killed_process_end_killed_with_their_children() -> None:
                              env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     parent_id, child_id = crashed.stdout.split()
-    client = tracking.client()
+    client = store.client()
     assert client.get_run(parent_id).info.status == "RUNNING"
-    foreign = client.create_run(tracking.ensure_experiment("exp"), tags={PROCESS_TAG: "another-host:1:"})
+    foreign = client.create_run(store.ensure_experiment("exp"), tags={PROCESS_TAG: "another-host:1:"})
 
     # starting a top-level run sweeps the experiment; the live study's run is still open meanwhile
-    with tracking.client_run("exp", "live-study") as live, tracking.run("exp", "next-train-run") as nxt:
+    with store.client_run("exp", "live-study") as live, store.run("exp", "next-train-run") as nxt:
         assert client.get_run(live.run_id).info.status == "RUNNING"
         assert client.get_run(nxt.run_id).data.tags[PROCESS_TAG] == process_stamp()
 

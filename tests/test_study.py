@@ -12,14 +12,14 @@ import pytest
 import ray
 from mlflow.tracking import MlflowClient
 
-from harness import tracking
 from harness.cli import main
 from harness.config import ConfigError
 from harness.plugins import get_model
-from harness.ray_session import init_local_ray
 from harness.registry import UnknownNameError
-from harness.search_space import searched_names
-from harness.study import StudySpec, run_study, validate_study
+from harness.tracking import store
+from harness.tuning.ray_connection import init_local_ray
+from harness.tuning.search import StudySpec, run_study, validate_study
+from harness.tuning.search_space import searched_names
 
 TINY = {"model": {"k": 3, "d_model": 16, "ff_mult": 2, "head_dim": 16, "n_layers": 1, "pos_encoding": "none"},
         "train": {"progress": False}, "data": {"n": 200}}  # fmt: skip
@@ -45,7 +45,7 @@ def _spec(tmp_path: Path, **kw: object) -> StudySpec:
 
 
 def _runs(experiment: str) -> list:
-    client = MlflowClient(tracking.tracking_uri())
+    client = MlflowClient(store.tracking_uri())
     exp = client.get_experiment_by_name(experiment)
     return client.search_runs([exp.experiment_id], max_results=100)
 
@@ -83,14 +83,14 @@ def test_layout_and_resume(tmp_path: Path, local_ray: None) -> None:
     first = run_study(spec)
     runs = _runs(first.experiment)
     parent = next(r for r in runs if r.info.run_id == first.parent_run_id)
-    children = [r for r in runs if r.data.tags.get(tracking.PARENT_TAG) == first.parent_run_id]
+    children = [r for r in runs if r.data.tags.get(store.PARENT_TAG) == first.parent_run_id]
     assert parent.data.tags["regbench.kind"] == "cell" and parent.data.tags["study_name"] == spec.name
     assert parent.info.run_name == "enhancers.synthetic/kmer_attention/s0" and parent.info.status == "FINISHED"
     assert sorted(r.info.run_name for r in children) == ["trial-0", "trial-1"]
     searched = set(searched_names(get_model("kmer_attention"), TINY))
     assert searched == {"model.n_heads", "model.dropout", "model.pooling", "train.lr", "train.weight_decay",
                         "train.batch_size"}  # fmt: skip
-    client = MlflowClient(tracking.tracking_uri())
+    client = MlflowClient(store.tracking_uri())
     for child in children:
         assert child.data.tags["regbench.kind"] == "trial" and child.data.tags["ray_node_id"]
         assert set(child.data.params) == searched  # only the searched hyperparameters
@@ -100,7 +100,7 @@ def test_layout_and_resume(tmp_path: Path, local_ray: None) -> None:
     assert {r.info.status for r in runs} <= {"FINISHED", "KILLED"}
     artifacts = {a.path for a in client.list_artifacts(first.parent_run_id)}
     assert {"trials.csv", "regbench_meta.json", "plots"} <= artifacts
-    assert tracking.load_model(first.parent_run_id, "torch") is not None
+    assert store.load_model(first.parent_run_id, "torch") is not None
     metrics = parent.data.metrics
     assert metrics["trial_epochs"] == first.trial_epochs >= 2 and metrics["n_params"] == first.n_params > 0
     assert {"study_wall_time_s", "peak_rss_mb", "test_auroc_ci_low"} <= set(metrics)
@@ -111,7 +111,7 @@ def test_layout_and_resume(tmp_path: Path, local_ray: None) -> None:
     assert second.n_new_trials == 1 and second.n_trials == 3
     table = pd.read_csv(client.download_artifacts(second.parent_run_id, "trials.csv", str(tmp_path)))
     assert list(table["number"]) == [0, 1, 2] and set(table["state"]) == {"COMPLETE"}
-    new_children = [r for r in _runs(spec.name) if r.data.tags.get(tracking.PARENT_TAG) == second.parent_run_id]
+    new_children = [r for r in _runs(spec.name) if r.data.tags.get(store.PARENT_TAG) == second.parent_run_id]
     assert [r.info.run_name for r in new_children] == ["trial-2"]
     assert not [r for r in _runs(spec.name) if r.info.status == "RUNNING"]
 
@@ -128,5 +128,5 @@ def test_failing_trials_end_failed_and_the_study_fails_cleanly(tmp_path: Path, l
     assert sorted((r.info.run_name, r.info.status) for r in runs) == [
         ("enhancers.synthetic/kmer_attention/s0", "FAILED"), ("trial-0", "FAILED")]  # fmt: skip
     trial = next(r for r in runs if r.info.run_name == "trial-0")
-    error = MlflowClient(tracking.tracking_uri()).download_artifacts(trial.info.run_id, "error.txt", str(tmp_path))
+    error = MlflowClient(store.tracking_uri()).download_artifacts(trial.info.run_id, "error.txt", str(tmp_path))
     assert "FloatingPointError" in Path(error).read_text()

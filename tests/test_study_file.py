@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.study_file import StudyFileError, load_study
+from harness.benchmark.study_file import StudyFileError, load_study
 
 STUDIES = sorted((Path(__file__).parents[1] / "studies").glob("*.yaml"))
 HEAD = """\
@@ -115,10 +115,10 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", STUDIES, ids=[p.name for p in STUDIES])
 def test_shipped_studies_validate(path: Path) -> None:
-    from harness.benchmark import validate
+    from harness.benchmark.cross import validate
 
     study = load_study(path)
-    validate(study)  # every cell also passes harness.study.validate_study
+    validate(study)  # every cell also passes harness.tuning.search.validate_study
     assert study.name == path.stem and study.cells()
 
 

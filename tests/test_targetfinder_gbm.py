@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from harness.data import FeatureDataset, SeqDataset, Seqs
+from harness.data.datasets import FeatureDataset, SeqDataset, Seqs
 from harness.plugins import get_model, make_task
 from harness.spec import IOSpec
 from tasks.targetfinder_features import read_feature_table

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from harness.config import TrainConfig
-from harness.data import SeqDataset, Seqs
-from harness.metrics import binary_metrics
+from harness.data.datasets import SeqDataset, Seqs
+from harness.evaluation.metrics import binary_metrics
 from harness.plugins import get_model
 from harness.spec import IOSpec
-from harness.train import _lr_lambda, _pos_weight, fit
-from tasks.common import SplitTask
+from harness.training.fit import _lr_lambda, _pos_weight, fit
+from tasks._split_task import SplitTask
 from tests.conftest import random_seqs
 
 TINY_ATTENTION = {"k": 3, "d_model": 16, "head_dim": 16}

@@ -12,8 +12,8 @@ from mlflow.tracking import MlflowClient
 
 from harness.cli import main
 from harness.config import parse_overrides
-from harness.predict import load_predictor
-from harness.runner import RunSpec, train_and_log
+from harness.evaluation.reload import load_predictor
+from harness.training.run import RunSpec, train_and_log
 
 TINY = ["data.n=240", "model.k=3", "model.d_model=16", "model.head_dim=16", "train.batch_size=32",
         "train.progress=false"]  # fmt: skip

@@ -1,4 +1,4 @@
-"""`regbench transfer` and `harness.transfer` on synthetic EPI "cells" (epi.synthetic with different seeds)."""
+"""`regbench transfer` and `harness.benchmark.cross_cell` on synthetic EPI "cells" (epi.synthetic, other seeds)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from harness import tracking
+from harness.benchmark.cross_cell import METRICS, SHARED, Cell, heatmap, parse_cells, safe_key
 from harness.cli import main
 from harness.config import ConfigError
-from harness.transfer import METRICS, SHARED, Cell, heatmap, parse_cells, safe_key
+from harness.tracking import store
 
 SMALL = ["data.enhancer_window=120", "data.promoter_window=80", "train.device=cpu", "train.progress=false",
          "train.threads=1", "train.batch_size=128", "model.n_kernels=8", "model.kernel_size=9", "model.hidden=8",
@@ -68,7 +68,7 @@ def test_transfer_command_logs_matrix(tmp_path: Path) -> None:
     assert lines[-1].startswith("run_id: ")
     run_id = lines[-1].removeprefix("run_id: ")
 
-    client = tracking.client()
+    client = store.client()
     run = client.get_run(run_id)
     assert run.data.tags["regbench.kind"] == "transfer" and run.info.status == "FINISHED"
     artifacts = {a.path for a in client.list_artifacts(run_id, "transfer")}

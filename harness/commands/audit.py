@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from harness.config import parse_overrides
-from harness.data import SeqDataset
+from harness.data.datasets import SeqDataset
+from harness.data.splits import duplicate_report
 from harness.paths import DataNotFoundError
 from harness.plugins import make_task
-from harness.splits import duplicate_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:

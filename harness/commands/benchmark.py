@@ -33,8 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.benchmark import run_benchmark
-    from harness.report import write_report
+    from harness.benchmark.cross import run_benchmark
+    from harness.reporting.write import write_report
 
     result = run_benchmark(args.study, args.ray_address, args.storage, resume=args.resume, progress=args.progress)
     failed = sum(c.status == "failed" for c in result.cells)

@@ -12,14 +12,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from harness import plots
-from harness.attention_rollup import base_attention
-from harness.attribution_plots import attention_figure, logo_figure, mutation_map_figure
-from harness.data import Seqs
-from harness.explain import GRADIENT_METHODS, METHODS, gradient_attributions, ism_attributions
-from harness.ism import logit_fn, parse_window, read_variants, saturation_mutagenesis, variant_effects
-from harness.predict import load_predictor, read_input, single_sequence_dataset
-from harness.train import Predictor, TorchPredictor
+from harness.data.datasets import Seqs
+from harness.evaluation.reload import load_predictor, read_input, single_sequence_dataset
+from harness.interpret.attention_rollup import base_attention
+from harness.interpret.attributions import GRADIENT_METHODS, METHODS, gradient_attributions, ism_attributions
+from harness.interpret.figures import attention_figure, logo_figure, mutation_map_figure
+from harness.interpret.ism import logit_fn, parse_window, read_variants, saturation_mutagenesis, variant_effects
+from harness.reporting import plots
+from harness.training.fit import Predictor, TorchPredictor
 
 
 def register(sub: argparse._SubParsersAction) -> None:

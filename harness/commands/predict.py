@@ -7,9 +7,9 @@ import sys
 
 import pandas as pd
 
-from harness.bootstrap import bootstrap_binary
-from harness.metrics import binary_metrics
-from harness.predict import load_predictor, read_input, single_sequence_dataset
+from harness.evaluation.bootstrap import bootstrap_binary
+from harness.evaluation.metrics import binary_metrics
+from harness.evaluation.reload import load_predictor, read_input, single_sequence_dataset
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.report import write_report
+from harness.reporting.write import write_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from harness.commands.train import overrides_from
-from harness.study import StudyFailedError, StudyResult, StudySpec, run_study
+from harness.tuning.search import StudyFailedError, StudyResult, StudySpec, run_study
 
 EPILOG = """examples:
   regbench study --task enhancers.ienhancer2l --model kmer_attention --trials 16 --concurrency 2 --max-epochs 8

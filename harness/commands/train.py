@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from harness.config import parse_overrides
-from harness.runner import RunSpec, train_and_log
+from harness.training.run import RunSpec, train_and_log
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,8 +6,8 @@ import argparse
 
 import pandas as pd
 
+from harness.benchmark.cross_cell import METRICS, SHARED, parse_cells, run_transfer
 from harness.config import parse_overrides
-from harness.transfer import METRICS, SHARED, parse_cells, run_transfer
 
 
 def register(sub: argparse._SubParsersAction) -> None:

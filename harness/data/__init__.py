@@ -1,0 +1,1 @@
+"""Sequence data: encoding, in-memory datasets, input-file readers, seeded splits and duplicate audits."""

@@ -1,0 +1,1 @@
+"""Metrics, bootstrap confidence intervals, scoring splits, and reloading a logged predictor."""

@@ -1,0 +1,74 @@
+"""Scoring new sequences with a logged model: reload the predictor of a run and read input files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.data.datasets import SeqDataset, Seqs
+from harness.data.readers import SequenceFileError, check_file, read_fasta, read_tsv
+from harness.tracking import store
+from harness.training.fit import Predictor, TorchPredictor, resolve_device
+
+
+def load_predictor(run_id: str, device: str = "auto") -> tuple[Predictor, dict[str, Any]]:
+    """The predictor logged by `run_id` (a `regbench train` run or a study's parent run) and its metadata."""
+    meta = store.load_meta(run_id)
+    model = store.load_model(run_id, meta["kind"])
+    if meta["kind"] != "torch":
+        return model, meta
+    train = meta["train"]
+    return TorchPredictor(model, train["eval_batch_size"], train["rc_tta"], str(resolve_device(device))), meta
+
+
+def read_input(path: str | Path, labelled: bool) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+    """`(ids, sequences, labels or None)` from a FASTA (ids = headers) or a TSV (`seq[<TAB>label]`, ids = row numbers).
+
+    FASTA input has no labels; `labelled=True` requires a TSV `seq<TAB>label`.
+    """
+    path = check_file(Path(path), "input file")
+    with path.open(encoding="latin-1") as handle:
+        first = next((line for line in handle if line.strip()), "")
+    if first.startswith(">"):
+        if labelled:
+            raise SequenceFileError(f"{path}: FASTA has no labels; give a TSV with columns seq<TAB>label")
+        records = read_fasta(path)
+        return np.asarray([r for r, _ in records]), [s for _, s in records], None
+    if labelled:
+        data = read_tsv(path)
+        return np.arange(1, len(data.seqs) + 1).astype(str), data.seqs, data.labels.astype(np.float32)
+    seqs = [line.split("\t")[0].strip().upper() for line in path.read_text(encoding="latin-1").splitlines()]
+    seqs = [s for s in seqs if s]
+    if seqs and seqs[0] in ("SEQ", "SEQUENCE"):
+        seqs = seqs[1:]
+    if not seqs:
+        raise SequenceFileError(f"{path}: no sequences found")
+    return np.arange(1, len(seqs) + 1).astype(str), seqs, None
+
+
+def single_sequence_dataset(
+    ids: np.ndarray, seqs: list[str], labels: np.ndarray | None, meta: dict[str, Any], source: str
+) -> SeqDataset:
+    """A dataset for a single-sequence model; checks the model's fixed input length, if it has one."""
+    io = meta["io"]
+    if io["inputs"] != "seq":
+        raise ValueError(
+            f"run was trained on task {meta['task']} with {io['inputs']} inputs; predict and evaluate read single "
+            "sequences only"
+        )
+    fixed = int(io["lengths"][0])
+    if fixed:
+        bad = next((i for i, s in enumerate(seqs) if len(s) != fixed), None)
+        if bad is not None:
+            raise ValueError(
+                f"{source}: sequence {ids[bad]} has length {len(seqs[bad])}, but the model was trained on "
+                f"task {meta['task']} with fixed length {fixed}"
+            )
+    try:
+        branch = Seqs.from_strings(seqs)
+    except ValueError as err:
+        raise SequenceFileError(f"{source}: {err}") from None
+    y = labels if labels is not None else np.zeros(len(seqs), np.float32)
+    return SeqDataset((branch,), y, ids)

@@ -1,0 +1,1 @@
+"""Interpretation of trained models: ISM, gradient attributions, attention maps, and their figures."""

@@ -1,0 +1,1 @@
+"""Figures, per-label tables and the experiment report (Markdown + self-contained HTML)."""

@@ -1,0 +1,1 @@
+"""MLflow tracking (the only place that imports mlflow) and run ownership."""

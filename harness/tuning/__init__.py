@@ -1,0 +1,1 @@
+"""Hyperparameter studies: Ray Tune + Optuna TPE + ASHA over one cell, trials, search spaces, progress."""

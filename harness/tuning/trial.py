@@ -1,0 +1,113 @@
+"""One study trial, run by Ray Tune in a worker process: train, log a child MLflow run, report every epoch.
+
+The child run (`trial-{n}`, tag `regbench.kind=trial`) is nested under the cell's parent run; its params are only
+the searched hyperparameters; per-epoch metrics use step=epoch. Every epoch also goes to `ray.tune.report` with
+the running best validation score (what Optuna optimises) and resource peaks (what the driver aggregates).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from harness.tracking import store
+from harness.training.fit import fit, prepare_splits, resolve_device
+from harness.training.resources import ResourceMonitor, peak_rss_mb
+from harness.training.run import RunSpec
+
+TRIAL_NUMBER = "trial_number"  # config key carrying the Optuna trial number (not a hyperparameter)
+BEST_VAL = "best_val"  # running best of val_<primary metric> over the epochs so far: what Optuna maximises
+_MB = 2**20
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of one study shares; pickled to the workers."""
+
+    task: str
+    model: str
+    fixed: Mapping[str, Mapping[str, Any]]  # the --set settings, never searched
+    seed: int
+    max_epochs: int
+    threads: int
+    experiment: str
+    study_name: str
+    parent_run_id: str
+    cwd: str = ""  # the driver's working directory (relative data.* paths); used where it exists
+    env: Mapping[str, str] = field(default_factory=dict)  # MLFLOW_TRACKING_URI, REGBENCH_DATA, REGBENCH_CACHE
+
+
+def split_searched(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """`{"model.k": 4, "train.lr": 1e-3}` → `{"model": {"k": 4}, "train": {"lr": 0.001}}`."""
+    out: dict[str, dict[str, Any]] = {"model": {}, "train": {}}
+    for key, value in config.items():
+        if key != TRIAL_NUMBER:
+            namespace, _, name = key.partition(".")
+            out[namespace][name] = value
+    return out
+
+
+def run_spec(ctx: TrialContext, searched: Mapping[str, Mapping[str, Any]], progress: bool) -> RunSpec:
+    """The run of one configuration: fixed settings plus searched ones, with the study's seed and epoch budget."""
+    train = {"progress": progress, **({"threads": ctx.threads} if ctx.threads else {})}
+    overrides = {
+        "model": {**ctx.fixed.get("model", {}), **searched.get("model", {})},
+        "train": {**train, **ctx.fixed.get("train", {}), **searched.get("train", {})},
+        "data": dict(ctx.fixed.get("data", {})),
+    }
+    return RunSpec(ctx.task, ctx.model, overrides, ctx.seed, ctx.max_epochs, ctx.experiment)
+
+
+def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
+    """The Ray Tune trainable (wrapped with `tune.with_parameters(run_trial, ctx=...)`)."""
+    import ray
+    from ray import tune
+
+    os.environ.update(ctx.env)
+    if ctx.cwd and os.path.isdir(ctx.cwd):
+        os.chdir(ctx.cwd)
+    os.environ.pop("MLFLOW_RUN_ID", None)  # set under `mlflow run`; a trial must never adopt that run
+    number = int(config[TRIAL_NUMBER])
+    searched = {k: v for k, v in config.items() if k != TRIAL_NUMBER}
+    task, plugin, hp, cfg = run_spec(ctx, split_searched(config), progress=False).resolve()
+    node_id = ray.get_runtime_context().get_node_id()
+    primary = f"val_{task.primary_metric}"
+    tags = {"regbench.kind": "trial", "study_name": ctx.study_name, "optuna_trial": number, "ray_node_id": node_id,
+            "ray_trial_id": tune.get_context().get_trial_id(), "task": task.name, "model": plugin.name,
+            "seed": ctx.seed}  # fmt: skip
+    device = resolve_device(cfg.device)
+    with store.run(ctx.experiment, f"trial-{number}", tags, parent_run_id=ctx.parent_run_id) as log:
+        log.params(searched)
+        best, epochs, stopped = -math.inf, 0, False
+
+        def report(row: dict[str, float]) -> None:
+            nonlocal best, epochs
+            epochs = int(row["epoch"])
+            if math.isfinite(row.get(primary, math.nan)):
+                best = max(best, row[primary])
+            peaks = {"peak_rss_mb": peak_rss_mb()}
+            if device.type == "cuda":
+                peaks["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(device) / _MB
+            log.metrics({**{k: v for k, v in row.items() if k != "epoch"}, **peaks}, step=epochs)
+            tune.report({**row, BEST_VAL: best if math.isfinite(best) else math.nan, **peaks,
+                         "mlflow_run_id": log.run_id, "ray_node_id": node_id})  # fmt: skip
+
+        with ResourceMonitor(device=device) as monitor:
+            try:
+                fit(task, plugin, hp, cfg, report=report, splits=prepare_splits(task, plugin, hp))
+            except SystemExit:  # how tune.report ends a trial the scheduler stopped
+                stopped = True
+            except Exception:
+                log.text(traceback.format_exc(), "error.txt")
+                raise
+        log.metrics(monitor.summary())
+        if stopped and epochs < cfg.max_epochs:
+            log.tags({"regbench.stopped_by": "scheduler"})
+    if stopped:
+        raise SystemExit(0)  # let Ray end the trial's thread as it intended

@@ -1,0 +1,347 @@
+"""Frozen DNA language-model embeddings: load a local Hugging Face checkpoint, embed, pool, cache.
+
+Written for DNABERT-2 (Zhou et al. 2023, "DNABERT-2: Efficient foundation model and benchmark for multi-species
+genome", arXiv:2306.15006) and any BERT-like DNA model in Hugging Face format (e.g. Nucleotide Transformer v2),
+following BEND (Marin et al. 2024): compute the embeddings once, then train only a head on them.
+
+- Loading: `transformers` Auto classes with `local_files_only=True, trust_remote_code=True` (never the network).
+  A checkpoint whose `auto_map` offers only `AutoModelForMaskedLM` (Nucleotide Transformer v2) is loaded that way
+  and its base model kept. DNABERT-2's remote code uses a Triton flash-attention kernel when `import triton`
+  succeeds (fp16 only, and broken on Triton >= 3); without Triton (any CPU-only install) it computes attention in
+  PyTorch. We always force the PyTorch path by setting the remote module's `flash_attn_qkvpacked_func` to None.
+- Tokens: each sequence is tokenized once without truncation; the tokenizer's special tokens (`[CLS]`/`[SEP]`,
+  found with `special_tokens_mask`) are kept around every window. A sequence longer than `max_length` tokens is cut
+  into windows of at most `max_length` tokens (specials included), each run separately.
+- Pooling: `mean` averages the last hidden states over real tokens (padding and special tokens masked out);
+  `cls` takes the first token. A sequence's embedding is the mean of its windows' vectors weighted by each
+  window's number of real tokens (for `mean` this equals the mean over all of the sequence's tokens).
+- Precision: fp32 on CPU, bf16 autocast on CUDA; windows are batched by length to limit padding.
+- Cache: one `.npy` per (task, split, branch content, checkpoint digest, pooling, max_length) under
+  `cache_dir()/embeddings/`, so a study's trials train only the head; the encoder is loaded only on a cache miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from harness.config import ConfigError
+from harness.data.datasets import FeatureDataset, SeqDataset, Seqs
+from harness.data.encode import decode
+from harness.paths import DataNotFoundError, cache_dir
+from harness.spec import Dataset
+from harness.training.resources import ResourceMonitor
+
+ENV_VAR = "REGBENCH_DNABERT2"
+POOLINGS = ("mean", "cls")
+DOWNLOAD_HINT = (
+    "On a machine with network: `huggingface-cli download zhihan1996/DNABERT-2-117M --local-dir "
+    "~/models/DNABERT-2-117M` (or any BERT-like DNA model, e.g. InstaDeepAI/nucleotide-transformer-v2-50m-multi-species"
+    f"), then pass `--set model.checkpoint=~/models/DNABERT-2-117M` or `export {ENV_VAR}=~/models/DNABERT-2-117M`."
+)
+_WHOLE_FILE_BYTES = 4 * 2**20  # files up to this size are hashed whole; larger ones by size + head + tail
+_EDGE_BYTES = 2**20
+
+
+def resolve_checkpoint(path: str) -> Path:
+    """`path`, or `$REGBENCH_DNABERT2` when empty, as an existing directory with a `config.json`."""
+    value = path or os.environ.get(ENV_VAR, "")
+    if not value:
+        raise DataNotFoundError(f"no language-model checkpoint given (model.checkpoint and ${ENV_VAR} unset). "
+                                f"{DOWNLOAD_HINT}")  # fmt: skip
+    folder = Path(value).expanduser().resolve()
+    if not (folder / "config.json").is_file():
+        raise DataNotFoundError(f"language-model checkpoint {folder} has no config.json (missing or not a Hugging "
+                                f"Face model folder). {DOWNLOAD_HINT}")  # fmt: skip
+    return folder
+
+
+def checkpoint_digest(folder: Path) -> str:
+    """Content digest of a checkpoint folder: small files whole, large ones (weights) by size, head and tail."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts):
+        size = path.stat().st_size
+        h.update(f"{path.relative_to(folder)}:{size}\n".encode())
+        with path.open("rb") as handle:
+            if size <= _WHOLE_FILE_BYTES:
+                h.update(handle.read())
+            else:
+                h.update(handle.read(_EDGE_BYTES))
+                handle.seek(size - _EDGE_BYTES)
+                h.update(handle.read())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class EmbedSpec:
+    """What determines an embedding: the checkpoint (path and digest), pooling and window size, plus how to run."""
+
+    checkpoint: str
+    digest: str
+    pooling: str = "mean"
+    max_length: int = 512  # tokens per window, special tokens included (capped by the model's own limit)
+    batch_size: int = 32
+    device: str = "auto"
+
+    @classmethod
+    def create(cls, checkpoint: str, pooling: str, max_length: int, batch_size: int, device: str) -> EmbedSpec:
+        if pooling not in POOLINGS:
+            raise ConfigError(f"model.pooling={pooling!r} is not one of {', '.join(POOLINGS)}")
+        if max_length < 3 or batch_size < 1:
+            raise ConfigError(
+                f"model.max_length={max_length} must be >= 3 and model.embed_batch_size={batch_size} >= 1"
+            )
+        folder = resolve_checkpoint(checkpoint)
+        return cls(str(folder), checkpoint_digest(folder), pooling, max_length, batch_size, device)
+
+    def cache_key(self) -> str:
+        return f"{self.digest}-{self.pooling}-{self.max_length}"
+
+
+def hidden_size(spec: EmbedSpec) -> int:
+    """Width D of the checkpoint's embeddings, read from its config (no weights loaded)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(spec.checkpoint, local_files_only=True, trust_remote_code=True)
+    return int(config.hidden_size)
+
+
+def _device(name: str) -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else torch.device(name)
+
+
+def _force_torch_attention(model: torch.nn.Module) -> None:
+    """DNABERT-2: route attention through PyTorch instead of its bundled Triton kernel (see module docstring)."""
+    for name in {type(m).__module__ for m in model.modules()}:
+        module = sys.modules.get(name)
+        if getattr(module, "flash_attn_qkvpacked_func", None) is not None:
+            module.flash_attn_qkvpacked_func = None  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Token windows of a list of sequences: `ids`/`special` per window, `owner (W,)` the sequence of each."""
+
+    ids: list[list[int]]
+    special: list[list[int]]
+    owner: np.ndarray
+
+
+class Encoder:
+    """A loaded tokenizer + frozen model; `embed(seqs) -> (N, D) float32`."""
+
+    def __init__(self, spec: EmbedSpec, tokenizer: Any, model: torch.nn.Module) -> None:
+        self.spec, self.tokenizer, self.model = spec, tokenizer, model
+        self.device = _device(spec.device)
+        self.model.to(self.device).eval().requires_grad_(False)
+        limits = [spec.max_length, getattr(model.config, "max_position_embeddings", None), tokenizer.model_max_length]
+        self.max_tokens = min(int(v) for v in limits if isinstance(v, int) and v < 10**9)
+        self.hidden_size = int(model.config.hidden_size)
+
+    def windows(self, seqs: Sequence[str]) -> Windows:
+        """Tokenize and cut each sequence into windows of <= `max_tokens` tokens, its special tokens around each."""
+        enc = self.tokenizer(list(seqs), return_special_tokens_mask=True, truncation=False, verbose=False)
+        ids_out: list[list[int]] = []
+        special_out: list[list[int]] = []
+        owner: list[int] = []
+        for i, (ids, special) in enumerate(zip(enc["input_ids"], enc["special_tokens_mask"], strict=True)):
+            head = next((j for j, s in enumerate(special) if not s), len(ids))  # leading special tokens
+            tail = len(ids) - next((j for j, s in enumerate(reversed(special)) if not s), 0)  # start of trailing ones
+            if self.spec.pooling == "cls" and head == 0:
+                raise ConfigError("model.pooling=cls needs a tokenizer that adds a leading [CLS]; use pooling=mean")
+            if head >= tail:
+                raise ValueError(f"sequence {i} ({seqs[i][:20]!r}) has no tokens besides special ones")
+            width = self.max_tokens - head - (len(ids) - tail)
+            if width < 1:
+                raise ConfigError(f"model.max_length={self.spec.max_length} leaves no room besides special tokens")
+            for start in range(head, tail, width):
+                stop = min(start + width, tail)
+                ids_out.append(ids[:head] + ids[start:stop] + ids[tail:])
+                special_out.append(special[:head] + special[start:stop] + special[tail:])
+                owner.append(i)
+        return Windows(ids_out, special_out, np.asarray(owner, np.int64))
+
+    def _hidden(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        """Last hidden states `(B, T, D)` float32."""
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
+        with torch.inference_mode(), autocast:
+            out = self.model(input_ids=ids, attention_mask=attention)
+        return out[0].float()  # a ModelOutput's or DNABERT-2's tuple's first item: (B, T, D)
+
+    def embed(self, seqs: Sequence[str], desc: str = "embedding") -> np.ndarray:
+        """Pooled embeddings `(N, D)` float32 (see the module docstring for windows and pooling)."""
+        win = self.windows(seqs)
+        total = torch.zeros(len(seqs), self.hidden_size, dtype=torch.float64)  # Σ window vector × real tokens
+        counts = torch.zeros(len(seqs), dtype=torch.float64)  # Σ real tokens
+        order = np.argsort([len(w) for w in win.ids], kind="stable")  # similar lengths share a batch
+        pad = self.tokenizer.pad_token_id or 0
+        for start in tqdm(range(0, len(order), self.spec.batch_size), desc=desc, unit="batch", disable=None):
+            rows = order[start : start + self.spec.batch_size]
+            width = max(len(win.ids[r]) for r in rows)
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)  # (B, T)
+            real = torch.zeros(len(rows), width, dtype=torch.bool)  # (B, T): not padding, not special
+            for b, r in enumerate(rows):
+                ids[b, : len(win.ids[r])] = torch.tensor(win.ids[r])
+                real[b, : len(win.ids[r])] = ~torch.tensor(win.special[r], dtype=torch.bool)
+            attention = (torch.arange(width)[None, :] < torch.tensor([len(win.ids[r]) for r in rows])[:, None]).long()
+            hidden = self._hidden(ids.to(self.device), attention.to(self.device)).cpu()  # (B, T, D)
+            n_real = real.sum(1).double()  # (B,)
+            if self.spec.pooling == "mean":
+                weighted = (hidden * real[..., None]).sum(1).double()  # (B, D) = mean × n_real
+            else:
+                weighted = hidden[:, 0].double() * n_real[:, None]  # (B, D)
+            owner = torch.from_numpy(win.owner[rows])
+            total.index_add_(0, owner, weighted)
+            counts.index_add_(0, owner, n_real)
+        return (total / counts[:, None]).float().numpy()
+
+
+def load_encoder(spec: EmbedSpec) -> Encoder:
+    """Tokenizer and model from the local checkpoint (checked against the digest recorded in `spec`)."""
+    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
+
+    folder = resolve_checkpoint(spec.checkpoint)
+    if checkpoint_digest(folder) != spec.digest:
+        raise ConfigError(f"checkpoint {folder} changed since these embeddings were defined (digest "
+                          f"{checkpoint_digest(folder)}, expected {spec.digest}); restore it or retrain")  # fmt: skip
+    kw: dict[str, Any] = {"local_files_only": True, "trust_remote_code": True}
+    tokenizer = AutoTokenizer.from_pretrained(folder, **kw)
+    auto_map = getattr(AutoConfig.from_pretrained(folder, **kw), "auto_map", None) or {}
+    if "AutoModelForMaskedLM" in auto_map and "AutoModel" not in auto_map:
+        model = AutoModelForMaskedLM.from_pretrained(folder, **kw).base_model
+    else:
+        model = AutoModel.from_pretrained(folder, **kw)
+    _force_torch_attention(model)
+    return Encoder(spec, tokenizer, model)
+
+
+def sequences(branch: Seqs) -> list[str]:
+    return [decode(codes, n) for codes, n in zip(branch.codes, branch.lengths, strict=True)]
+
+
+def _content_digest(branch: Seqs) -> str:
+    h = hashlib.sha256(np.ascontiguousarray(branch.codes).tobytes())
+    h.update(np.ascontiguousarray(branch.lengths).tobytes())
+    return h.hexdigest()[:16]
+
+
+class FrozenEmbedder:
+    """Embeds datasets for a spec, loading the encoder on first use; pickles without the encoder."""
+
+    def __init__(self, spec: EmbedSpec) -> None:
+        self.spec = spec
+        self._encoder: Encoder | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_encoder": None}
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = load_encoder(self.spec)
+        return self._encoder
+
+    def embed_branches(self, branches: Sequence[Seqs], desc: str = "embedding") -> np.ndarray:
+        """Per-branch embeddings concatenated: `(N, n_branches · D)`."""
+        return np.concatenate([self.encoder.embed(sequences(b), desc) for b in branches], axis=1)
+
+    def features(self, dataset: Dataset) -> np.ndarray:
+        """The dataset's features: precomputed for a FeatureDataset, embedded for a SeqDataset."""
+        if isinstance(dataset, FeatureDataset):
+            return dataset.features
+        if not isinstance(dataset, SeqDataset):
+            raise TypeError(f"cannot embed a {type(dataset).__name__}")
+        return self.embed_branches(dataset.seqs)
+
+
+class EmbeddedSplits(dict[str, FeatureDataset]):
+    """Featurized splits; `stats` (embedding throughput and memory) is logged as run metrics by the runner."""
+
+    def __init__(self, splits: Mapping[str, FeatureDataset], stats: Mapping[str, float]) -> None:
+        super().__init__(splits)
+        self.stats = dict(stats)
+
+
+@dataclass
+class _Tally:
+    sequences: int = 0
+    seconds: float = 0.0
+    hits: int = 0
+    monitors: list[dict[str, float]] = field(default_factory=list)
+
+
+def embed_splits(task_name: str, splits: Mapping[str, Dataset], embedder: FrozenEmbedder) -> EmbeddedSplits:
+    """Every split as a FeatureDataset of cached (or freshly computed) embeddings, branches concatenated."""
+    folder = cache_dir() / "embeddings"
+    folder.mkdir(parents=True, exist_ok=True)
+    tally = _Tally()
+    out: dict[str, FeatureDataset] = {}
+    for split, dataset in splits.items():
+        if not isinstance(dataset, SeqDataset):
+            raise TypeError(f"{task_name}:{split}: expected sequences to embed, got {type(dataset).__name__}")
+        parts = []
+        for b, branch in enumerate(dataset.seqs):
+            path = folder / f"{task_name}-{split}-b{b}-{_content_digest(branch)}-{embedder.spec.cache_key()}.npy"
+            if path.exists():
+                parts.append(np.load(path))
+                tally.hits += 1
+                continue
+            with ResourceMonitor(device=_device(embedder.spec.device)) as monitor:
+                start = time.perf_counter()
+                matrix = embedder.embed_branches([branch], f"embed {task_name}:{split}")
+                tally.seconds += time.perf_counter() - start
+            tally.sequences += len(branch)
+            tally.monitors.append(monitor.summary())
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, matrix)
+            tmp.replace(path)  # atomic: concurrent trials never read a half-written file
+            parts.append(matrix)
+        out[split] = FeatureDataset(np.concatenate(parts, axis=1), dataset.labels, dataset.ids)
+    return EmbeddedSplits(out, _stats(tally))
+
+
+def _stats(tally: _Tally) -> dict[str, float]:
+    stats = {"embed_cache_hits": float(tally.hits), "embed_sequences": float(tally.sequences)}
+    if tally.sequences:
+        stats |= {"embed_seconds": tally.seconds, "embed_seq_per_s": tally.sequences / max(tally.seconds, 1e-9)}
+        stats["embed_peak_rss_mb"] = max(m["peak_rss_mb"] for m in tally.monitors)
+        cuda = [m["cuda_peak_allocated_mb"] for m in tally.monitors if "cuda_peak_allocated_mb" in m]
+        if cuda:
+            stats["embed_cuda_peak_mb"] = max(cuda)
+    return stats
+
+
+def write_tiny_checkpoint(folder: Path, hidden: int = 32, layers: int = 2, max_tokens: int = 64, seed: int = 0) -> Path:
+    """A random-weight BERT with a one-token-per-base tokenizer ([PAD] [UNK] [CLS] [SEP] [MASK] A C G T N).
+
+    Exercises the whole embedding path without downloads (tests, `bench/embed.py`).
+    """
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"ACGTN"])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=max_tokens)  # fmt: skip
+    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                        intermediate_size=2 * hidden, max_position_embeddings=max_tokens)  # fmt: skip
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    BertModel(config).save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder

@@ -1,0 +1,161 @@
+"""Linear probe on frozen DNA language-model embeddings.
+
+Zhou et al. 2023, "DNABERT-2: Efficient foundation model and benchmark for multi-species genome" (arXiv:2306.15006;
+checkpoint zhihan1996/DNABERT-2-117M); protocol after BEND (Marin et al. 2024, ICLR): the encoder stays frozen, its
+pooled embeddings are computed once (`featurize`, cached by `models.lm._embeddings`) and only a head is trained.
+Any BERT-like DNA model in Hugging Face format works (`model.checkpoint=/path`, default `$REGBENCH_DNABERT2`).
+
+Two registered plugins share `featurize` because a `ModelPlugin` is either torch (`build`) or sklearn
+(`fit_sklearn`):
+- `dnabert2_probe`: features (B, D) → dropout → the harness's Linear head, i.e. logistic regression trained by the
+  harness loop (lr, weight decay from `train.*`).
+- `dnabert2_probe_sklearn`: standardised features → scikit-learn LogisticRegression(C) (one-vs-rest if multi-label).
+
+On a pair task (EPI) each branch is embedded and the two vectors concatenated (B, 2D) inside `featurize`, so the
+plugins declare `native_inputs="seq_pair"`: the harness's siamese adapter must not wrap them again.
+Both logged models keep the checkpoint's path and digest (not its weights): given sequences instead of features
+(`regbench predict --run`), they re-embed them with the same checkpoint, which must still be at that path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+from harness.data.datasets import Seqs
+from harness.plugins import register_model
+from harness.spec import Dataset, IOSpec, ModelPlugin, Task
+from models.lm._embeddings import (
+    EmbeddedSplits,
+    EmbedSpec,
+    FrozenEmbedder,
+    embed_splits,
+    hidden_size,
+    resolve_checkpoint,
+)
+
+PAPER = "Zhou et al. 2023, DNABERT-2 (arXiv:2306.15006); frozen-embedding probes as in BEND (Marin et al. 2024)"
+EMBEDDING_DEFAULTS = {"checkpoint": "", "pooling": "mean", "max_length": 512, "embed_batch_size": 32,
+                      "device": "auto"}  # fmt: skip
+EMBEDDING_TINY = {"max_length": 64, "embed_batch_size": 16}
+
+
+def embedder(checkpoint: str, pooling: str, max_length: int, embed_batch_size: int, device: str) -> FrozenEmbedder:
+    return FrozenEmbedder(EmbedSpec.create(checkpoint, pooling, max_length, embed_batch_size, device))
+
+
+def _embedding_hp(hp: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: hp[k] for k in EMBEDDING_DEFAULTS}
+
+
+def featurize(task: Task, splits: Mapping[str, Dataset], **hp: Any) -> EmbeddedSplits:
+    """Each split → FeatureDataset `(N, n_branches · D)` of cached embeddings (head hyperparameters ignored)."""
+    return embed_splits(task.name, splits, embedder(**_embedding_hp(hp)))
+
+
+class ProbeFeatures(nn.Module):
+    """`forward(features (B, F)) -> (B, F)` with dropout; given `(codes, mask)` per branch, embeds them first."""
+
+    def __init__(self, embed: FrozenEmbedder, width: int, dropout: float) -> None:
+        super().__init__()
+        self.embedder = embed  # a plain attribute: the encoder's weights are neither trained nor saved
+        self.out_dim = width
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if len(inputs) == 1:
+            return self.dropout(inputs[0])  # (B, F)
+        branches = [
+            Seqs(codes.cpu().numpy().astype(np.uint8), mask.sum(1).cpu().numpy().astype(np.int32))
+            for codes, mask in zip(inputs[0::2], inputs[1::2], strict=True)
+        ]
+        features = torch.from_numpy(self.embedder.embed_branches(branches)).to(inputs[0].device)  # (B, F)
+        return self.dropout(features)
+
+
+def build(io: IOSpec, dropout: float = 0.0, **embedding: Any) -> ProbeFeatures:
+    """Dropout over the embeddings of the task's branches (width n_branches · D); the harness adds the Linear."""
+    embed = embedder(**_embedding_hp(embedding))
+    return ProbeFeatures(embed, hidden_size(embed.spec) * io.n_branches, dropout)
+
+
+class ProbeLogReg:
+    """A fitted logistic regression on embeddings; `score(dataset)` → `(N,)` or `(N, C)` probabilities."""
+
+    def __init__(self, embed: FrozenEmbedder, model: Pipeline | OneVsRestClassifier, multilabel: bool) -> None:
+        self.embedder, self.model, self.multilabel = embed, model, multilabel
+
+    def score(self, dataset: Dataset) -> np.ndarray:
+        proba = self.model.predict_proba(self.embedder.features(dataset))
+        return proba if self.multilabel else proba[:, 1]
+
+
+def fit_sklearn(
+    train: Dataset,
+    val: Dataset,
+    io: IOSpec,
+    C: float = 1.0,
+    class_weight: str = "none",
+    max_iter: int = 2000,
+    **embedding: Any,
+) -> ProbeLogReg:
+    """Fit on the train embeddings (`val` unused: no early stopping; C is chosen by the tuner)."""
+    if class_weight not in ("none", "balanced"):
+        raise ValueError(f"dnabert2_probe_sklearn: class_weight={class_weight!r} must be none or balanced")
+    embed = embedder(**_embedding_hp(embedding))
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(
+        C=C, max_iter=max_iter, class_weight=None if class_weight == "none" else "balanced"))  # fmt: skip
+    multilabel = io.target == "multilabel"
+    model = OneVsRestClassifier(pipeline) if multilabel else pipeline
+    model.fit(embed.features(train), train.labels.astype(np.int64))
+    return ProbeLogReg(embed, model, multilabel)
+
+
+def search_space(trial: Any) -> dict[str, Any]:
+    return {"dropout": trial.suggest_float("dropout", 0.0, 0.5)}
+
+
+def search_space_sklearn(trial: Any) -> dict[str, Any]:
+    return {
+        "C": trial.suggest_float("C", 1e-4, 1e2, log=True),
+        "class_weight": trial.suggest_categorical("class_weight", ["none", "balanced"]),
+    }
+
+
+PLUGIN = register_model(
+    ModelPlugin(
+        name="dnabert2_probe",
+        description="frozen DNABERT-2 (or any local BERT-like DNA LM) mean-pooled embeddings + linear head",
+        native_inputs="seq_pair",
+        defaults={**EMBEDDING_DEFAULTS, "dropout": 0.0},
+        tiny=EMBEDDING_TINY,
+        search_space=search_space,
+        build=build,
+        featurize=featurize,
+        check=lambda hp: resolve_checkpoint(hp["checkpoint"]),
+        paper=PAPER,
+    )
+)
+
+PLUGIN_SKLEARN = register_model(
+    ModelPlugin(
+        name="dnabert2_probe_sklearn",
+        description="frozen DNABERT-2 (or any local BERT-like DNA LM) embeddings + sklearn logistic regression",
+        native_inputs="seq_pair",
+        defaults={**EMBEDDING_DEFAULTS, "C": 1.0, "class_weight": "none", "max_iter": 2000},
+        tiny={**EMBEDDING_TINY, "max_iter": 500},
+        search_space=search_space_sklearn,
+        fit_sklearn=fit_sklearn,
+        featurize=featurize,
+        check=lambda hp: resolve_checkpoint(hp["checkpoint"]),
+        paper=PAPER,
+    )
+)
