@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from harness.training.resources import peak_rss_mb
-from models.lm._embeddings import EmbedSpec, load_encoder, write_tiny_checkpoint
+from models.lm._embeddings import EmbedSettings, load_encoder, write_tiny_checkpoint
 
 _MB = 2**20
 
@@ -30,7 +30,7 @@ def random_seqs(n: int, length: int, seed: int = 0) -> list[str]:
     return [alphabet[rng.integers(0, 4, size=length)].tobytes().decode() for _ in range(n)]
 
 
-def measure(spec: EmbedSpec, n: int, length: int) -> dict[str, float]:
+def measure(spec: EmbedSettings, n: int, length: int) -> dict[str, float]:
     """Embed `n` random sequences of `length` bp; throughput, windows per sequence, peak memory."""
     encoder = load_encoder(spec)
     seqs = random_seqs(n, length)
@@ -65,7 +65,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.checkpoint or str(write_tiny_checkpoint(Path(tmp) / "tiny_bert", max_tokens=512))
-        spec = EmbedSpec.create(folder, args.pooling, args.max_length, args.batch_size, args.device)
+        spec = EmbedSettings.create(folder, args.pooling, args.max_length, args.batch_size, args.device)
         device = torch.cuda.get_device_name() if spec.device != "cpu" and torch.cuda.is_available() else "cpu"
         name = args.checkpoint or "tiny random BERT (hidden 32, 2 layers)"
         print(f"checkpoint {name}, device {device}, threads {torch.get_num_threads()}, n={args.n}, "

@@ -21,7 +21,7 @@ import ray
 from harness.tracking import store
 from harness.tuning.optuna_tables import trials_table
 from harness.tuning.ray_connection import init_local_ray
-from harness.tuning.search import StudySpec, run_study
+from harness.tuning.search import StudyRequest, run_study
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
         init_local_ray(num_cpus=os.cpu_count())
         ray_start = time.perf_counter() - start
         storage = f"sqlite:///{Path(tmp) / 'optuna.db'}"
-        spec = StudySpec("enhancers.synthetic", "kmer_logreg", {"data": {"n": args.n}, "model": {"max_iter": 500}},
+        spec = StudyRequest("enhancers.synthetic", "kmer_logreg", {"data": {"n": args.n}, "model": {"max_iter": 500}},
                          trials=args.trials, concurrency=args.concurrency, max_epochs=1, storage=storage)  # fmt: skip
         result = run_study(spec)
         ray.shutdown()

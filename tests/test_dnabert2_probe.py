@@ -22,7 +22,7 @@ from harness.data.datasets import SeqDataset, Seqs
 from harness.evaluation.reload import load_predictor
 from harness.paths import DataNotFoundError
 from harness.plugins import get_model, make_task
-from harness.training.run import RunSpec, train_and_log
+from harness.training.run import RunRequest, fit_and_log
 from tests.conftest import random_seqs
 
 HIDDEN = 32
@@ -39,12 +39,12 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture
-def loads(monkeypatch: pytest.MonkeyPatch) -> list[emb.EmbedSpec]:
+def loads(monkeypatch: pytest.MonkeyPatch) -> list[emb.EmbedSettings]:
     """Records every encoder load (the only way to reach the model's forward)."""
-    calls: list[emb.EmbedSpec] = []
+    calls: list[emb.EmbedSettings] = []
     real = emb.load_encoder
 
-    def counting(spec: emb.EmbedSpec) -> emb.Encoder:
+    def counting(spec: emb.EmbedSettings) -> emb.Encoder:
         calls.append(spec)
         return real(spec)
 
@@ -52,8 +52,8 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[emb.EmbedSpec]:
     return calls
 
 
-def spec(checkpoint: Path, pooling: str = "mean", max_length: int = 64) -> emb.EmbedSpec:
-    return emb.EmbedSpec.create(str(checkpoint), pooling, max_length, 4, "cpu")
+def spec(checkpoint: Path, pooling: str = "mean", max_length: int = 64) -> emb.EmbedSettings:
+    return emb.EmbedSettings.create(str(checkpoint), pooling, max_length, 4, "cpu")
 
 
 def manual_hidden(encoder: emb.Encoder, seq: str) -> torch.Tensor:
@@ -119,7 +119,9 @@ class PairTask:
     name = "epi.tiny"
 
 
-def test_cache_pair_branches_and_stats(checkpoint: Path, loads: list[emb.EmbedSpec], rng: np.random.Generator) -> None:
+def test_cache_pair_branches_and_stats(
+    checkpoint: Path, loads: list[emb.EmbedSettings], rng: np.random.Generator
+) -> None:
     splits = {"train": pair_dataset(rng, 9), "val": pair_dataset(rng, 5)}
     plugin = get_model("dnabert2_probe")
     hp: dict[str, Any] = {**plugin.defaults, **plugin.tiny, "checkpoint": str(checkpoint)}
@@ -151,18 +153,18 @@ def test_changed_checkpoint_is_refused(checkpoint: Path, tmp_path: Path) -> None
 
 
 def test_train_log_and_predict_both_heads(
-    checkpoint: Path, loads: list[emb.EmbedSpec], tmp_path: Path, tracking_uri: str
+    checkpoint: Path, loads: list[emb.EmbedSettings], tmp_path: Path, tracking_uri: str
 ) -> None:
     """Torch head end to end, then the sklearn head on the same embeddings (cache only), then predict both."""
     sets = [f"model.checkpoint={checkpoint}", "model.max_length=64", "data.n=60",
             "train.progress=false", "train.device=cpu"]  # fmt: skip
-    torch_run = train_and_log(RunSpec("enhancers.synthetic", "dnabert2_probe", parse_overrides(sets), max_epochs=2))
+    torch_run = fit_and_log(RunRequest("enhancers.synthetic", "dnabert2_probe", parse_overrides(sets), max_epochs=2))
     assert len(loads) == 1
     metrics = MlflowClient(tracking_uri).get_run(torch_run).data.metrics
     assert metrics["embed_seq_per_s"] > 0 and metrics["embed_sequences"] == 60
     assert 0 <= metrics["test_auroc"] <= 1 and metrics["n_params"] == HIDDEN + 1  # the head only
     loads.clear()
-    sk_run = train_and_log(RunSpec("enhancers.synthetic", "dnabert2_probe_sklearn", parse_overrides(sets)))
+    sk_run = fit_and_log(RunRequest("enhancers.synthetic", "dnabert2_probe_sklearn", parse_overrides(sets)))
     assert loads == [], "the sklearn probe should reuse the cached embeddings"
     assert MlflowClient(tracking_uri).get_run(sk_run).data.metrics["embed_cache_hits"] == 3
 

@@ -18,7 +18,7 @@ from harness.interpret.attributions import find_input_layer, gradient_attributio
 from harness.interpret.ism import logit_fn
 from harness.plugins import make_task
 from harness.spec import IOSpec
-from harness.training.run import RunSpec, train_and_log
+from harness.training.run import RunRequest, fit_and_log
 from models.kmer_attention import build
 from tasks._synthetic_enhancers import planted_motifs
 from tests.conftest import random_seqs
@@ -120,7 +120,7 @@ def test_ism_and_integrated_gradients_recover_planted_motifs(tmp_path: Path) -> 
     of positive test sequences than to the rest of the sequence (including the distractor motifs)."""
     model = {"k": 5, "d_model": 32, "head_dim": 32, "dropout": 0.0, "pooling": "max"}
     train = {"max_epochs": 15, "lr": 3e-3, "batch_size": 32, "patience": 0, "device": "cpu", "progress": False}
-    run_id = train_and_log(RunSpec("enhancers.synthetic", "kmer_attention", {"model": model, "train": train}))
+    run_id = fit_and_log(RunRequest("enhancers.synthetic", "kmer_attention", {"model": model, "train": train}))
     predictor, _ = load_predictor(run_id, "cpu")
     task = make_task("enhancers.synthetic")
     test = task.splits()["test"]

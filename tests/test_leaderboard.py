@@ -18,7 +18,7 @@ from harness.benchmark.leaderboard import (
     to_markdown,
 )
 from harness.tracking import store
-from harness.training.run import RunSpec, train_and_log
+from harness.training.run import RunRequest, fit_and_log
 
 TASK = "enhancers.synthetic"
 DATA = {"n": 120}
@@ -27,10 +27,10 @@ DATA = {"n": 120}
 def test_cell_runs_and_leaderboard_from_real_runs() -> None:
     empty = cell_runs("lb")  # no such experiment yet
     assert empty.empty and list(empty.columns) == list(CELL_COLUMNS) and leaderboard(empty).empty
-    logreg = [train_and_log(RunSpec(TASK, "kmer_logreg", {"data": DATA, "model": {"k": 3}}, seed, experiment="lb"))
+    logreg = [fit_and_log(RunRequest(TASK, "kmer_logreg", {"data": DATA, "model": {"k": 3}}, seed, experiment="lb"))
               for seed in (0, 1)]  # fmt: skip
     tiny = {"data": DATA, "model": {"k": 3, "d_model": 16, "head_dim": 16}, "train": {"progress": False}}
-    attention = train_and_log(RunSpec(TASK, "kmer_attention", tiny, 0, max_epochs=1, experiment="lb"))
+    attention = fit_and_log(RunRequest(TASK, "kmer_attention", tiny, 0, max_epochs=1, experiment="lb"))
     failed = store.record_run("lb", "x", {"regbench.kind": "cell", "task": TASK, "model": "speid", "seed": 0,
                                              "regbench.skip_reason": "speid: no pair input"}, None)  # fmt: skip
     store.record_run("lb", "trial-0", {"regbench.kind": "trial", "task": TASK, "model": "kmer_logreg"}, None)

@@ -11,7 +11,7 @@ import pytest
 from harness.reporting.figures import group_auroc_figure, transfer_section
 from harness.reporting.write import tied_ranks, write_report
 from harness.tracking import store
-from harness.training.run import RunSpec, train_and_log
+from harness.training.run import RunRequest, fit_and_log
 
 TRAIN = {"progress": False, "device": "cpu"}
 DATA = {"n": 200}
@@ -28,7 +28,7 @@ def test_report_of_two_models_by_two_seeds(tmp_path: Path) -> None:
     ids = {}
     for model, overrides in (("kmer_logreg", {}), ("kmer_attention", {"k": 3, "d_model": 16, "head_dim": 16})):
         for seed in (0, 1):
-            spec = RunSpec(
+            spec = RunRequest(
                 "enhancers.synthetic",
                 model,
                 {"model": overrides, "train": TRAIN, "data": DATA},
@@ -36,7 +36,7 @@ def test_report_of_two_models_by_two_seeds(tmp_path: Path) -> None:
                 max_epochs=1,
                 experiment="rep",
             )
-            ids[model, seed] = train_and_log(spec)
+            ids[model, seed] = fit_and_log(spec)
     bench = store.record_run("rep", "bench", {"regbench.kind": "benchmark"}, None, "FINISHED")
 
     out = write_report("rep", tmp_path / "out")

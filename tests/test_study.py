@@ -18,7 +18,7 @@ from harness.plugins import get_model
 from harness.registry import UnknownNameError
 from harness.tracking import store
 from harness.tuning.ray_connection import init_local_ray
-from harness.tuning.search import StudySpec, run_study, validate_study
+from harness.tuning.search import StudyRequest, run_study, validate_study
 from harness.tuning.search_space import searched_names
 
 TINY = {"model": {"k": 3, "d_model": 16, "ff_mult": 2, "head_dim": 16, "n_layers": 1, "pos_encoding": "none"},
@@ -38,10 +38,10 @@ def local_ray() -> Iterator[None]:
             os.environ.pop("RAY_TMPDIR", None)
 
 
-def _spec(tmp_path: Path, **kw: object) -> StudySpec:
+def _spec(tmp_path: Path, **kw: object) -> StudyRequest:
     args = {"task": "enhancers.synthetic", "model": "kmer_attention", "overrides": TINY, "trials": 2,
             "concurrency": 2, "max_epochs": 2, "storage": f"sqlite:///{tmp_path / 'optuna.db'}"}  # fmt: skip
-    return StudySpec(**{**args, **kw})
+    return StudyRequest(**{**args, **kw})
 
 
 def _runs(experiment: str) -> list:

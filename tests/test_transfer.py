@@ -1,4 +1,4 @@
-"""`regbench transfer` and `harness.benchmark.cross_cell` on synthetic EPI "cells" (epi.synthetic, other seeds)."""
+"""`regbench transfer` and `harness.benchmark.cell_line_transfer` on synthetic EPI cell lines (epi.synthetic, seeds)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from harness.benchmark.cross_cell import METRICS, SHARED, Cell, heatmap, parse_cells, safe_key
+from harness.benchmark.cell_line_transfer import METRICS, SHARED, CellLine, heatmap, parse_cells, safe_key
 from harness.cli import main
 from harness.config import ConfigError
 from harness.tracking import store
@@ -34,9 +34,9 @@ def _restore_threads() -> Iterator[None]:
 def test_parse_cells() -> None:
     cells = parse_cells("gm12878, synthetic@seed=2@split=random,k562")
     assert cells == [
-        Cell("gm12878", "epi.gm12878"),
-        Cell("synthetic@seed=2@split=random", "epi.synthetic", {"seed": 2, "split": "random"}),
-        Cell("k562", "epi.k562"),
+        CellLine("gm12878", "epi.gm12878"),
+        CellLine("synthetic@seed=2@split=random", "epi.synthetic", {"seed": 2, "split": "random"}),
+        CellLine("k562", "epi.k562"),
     ]
     with pytest.raises(ConfigError, match="CELL@KEY=VALUE"):
         parse_cells("synthetic@seed")

@@ -40,7 +40,7 @@ from harness.benchmark.study_file import Cell, StudyFile, StudyFileError, load_s
 from harness.plugins import make_task
 from harness.tracking import store
 from harness.training.modeling import IncompatibleError
-from harness.tuning.search import StudySpec, run_study, validate_study
+from harness.tuning.search import StudyRequest, run_study, validate_study
 
 CONFIG_TAG = "regbench.cell_config"
 SKIP_TAG = "regbench.skip_reason"
@@ -96,8 +96,8 @@ def cell_run_name(cell: Cell) -> str:
 
 def study_spec(
     study: StudyFile, cell: Cell, benchmark_run_id: str | None, ray_address: str | None, storage: str | None
-) -> StudySpec:
-    return StudySpec(
+) -> StudyRequest:
+    return StudyRequest(
         task=cell.task, model=cell.model, overrides=cell.overrides, seed=cell.seed, trials=study.trials,
         concurrency=study.concurrency, max_epochs=study.max_epochs, experiment=study.name,
         study_name=optuna_study_name(study, cell), storage=storage,

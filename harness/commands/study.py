@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from harness.commands.train import overrides_from
-from harness.tuning.search import StudyFailedError, StudyResult, StudySpec, run_study
+from harness.tuning.search import StudyFailedError, StudyRequest, StudyResult, run_study
 
 EPILOG = """examples:
   regbench study --task enhancers.ienhancer2l --model kmer_attention --trials 16 --concurrency 2 --max-epochs 8
@@ -49,8 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def spec_from(args: argparse.Namespace) -> StudySpec:
-    return StudySpec(
+def spec_from(args: argparse.Namespace) -> StudyRequest:
+    return StudyRequest(
         task=args.task, model=args.model, overrides=overrides_from(args), seed=args.seed, trials=args.trials,
         concurrency=args.concurrency, max_epochs=args.max_epochs, experiment=args.experiment,
         study_name=args.study_name, storage=args.storage, ray_address=args.ray_address,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from harness.config import parse_overrides
-from harness.training.run import RunSpec, train_and_log
+from harness.training.run import RunRequest, fit_and_log
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +44,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = RunSpec(args.task, args.model, overrides_from(args), args.seed, args.max_epochs, args.experiment)
-    run_id = train_and_log(spec)
+    spec = RunRequest(args.task, args.model, overrides_from(args), args.seed, args.max_epochs, args.experiment)
+    run_id = fit_and_log(spec)
     print(f"run_id: {run_id}")
     return 0

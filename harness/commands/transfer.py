@@ -6,7 +6,7 @@ import argparse
 
 import pandas as pd
 
-from harness.benchmark.cross_cell import METRICS, SHARED, parse_cells, run_transfer
+from harness.benchmark.cell_line_transfer import METRICS, SHARED, parse_cells, run_transfer
 from harness.config import parse_overrides
 
 

@@ -124,7 +124,7 @@ def _artifact_frames(runs: dict[str, str], path: str, tmp: Path, sep: str) -> di
 
 def transfer_section(experiment: str, tmp: Path) -> Section | None:
     """The train-cell × test-cell matrices of the experiment's transfer runs (`transfer/<metric>.csv`)."""
-    from harness.benchmark.cross_cell import heatmap
+    from harness.benchmark.cell_line_transfer import heatmap
 
     found = store.search_runs(experiment, "tags.`regbench.kind` = 'transfer' AND attributes.status = 'FINISHED'")
     figures = []

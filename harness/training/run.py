@@ -19,7 +19,7 @@ from harness.training.resources import ResourceMonitor
 
 
 @dataclass(frozen=True)
-class RunSpec:
+class RunRequest:
     """Everything that defines a training run."""
 
     task: str
@@ -114,7 +114,7 @@ def log_outcome(
     return ev
 
 
-def train_and_log(spec: RunSpec) -> str:
+def fit_and_log(spec: RunRequest) -> str:
     """Train, evaluate and log one run; returns its MLflow run id."""
     task, plugin, hp, cfg = spec.resolve()
     data_options = dict(spec.overrides.get("data", {}))

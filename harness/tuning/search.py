@@ -50,7 +50,7 @@ class StudyFailedError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class StudySpec:
+class StudyRequest:
     """One cell of a benchmark: what to search, with which budget, where to run and log it."""
 
     task: str
@@ -93,7 +93,7 @@ class StudyResult:
 
 
 @dataclass(frozen=True)
-class _Cell:
+class _ResolvedStudy:
     task: Task
     plugin: ModelPlugin
     searched: list[str]
@@ -104,7 +104,7 @@ def default_storage() -> str:
     return f"sqlite:///{Path.cwd() / 'optuna.db'}"
 
 
-def _check_budgets(spec: StudySpec) -> None:
+def _check_budgets(spec: StudyRequest) -> None:
     checks = {"trials": (spec.trials >= 1, ">= 1"), "concurrency": (spec.concurrency >= 1, ">= 1"),
               "max_epochs": (spec.max_epochs >= 1, ">= 1"), "cpus_per_trial": (spec.cpus_per_trial > 0, "> 0"),
               "gpus_per_trial": (spec.gpus_per_trial >= 0, ">= 0")}  # fmt: skip
@@ -119,7 +119,7 @@ def _check_budgets(spec: StudySpec) -> None:
             raise ConfigError(f"train.{key} cannot be set in a study; use {flag}")
 
 
-def _resolve(spec: StudySpec) -> _Cell:
+def _resolve(spec: StudyRequest) -> _ResolvedStudy:
     _check_budgets(spec)
     plugin = get_model(spec.model)
     ctx = _context(spec, plugin, parent_run_id="")
@@ -136,15 +136,15 @@ def _resolve(spec: StudySpec) -> _Cell:
         raise ConfigError(f"--storage {storage!r} is not a database URL (e.g. sqlite:///optuna.db)") from None
     if spec.ray_address:
         require_tracking_server(store.tracking_uri(), spec.ray_address)
-    return _Cell(task, plugin, searched, storage)
+    return _ResolvedStudy(task, plugin, searched, storage)
 
 
-def validate_study(spec: StudySpec) -> None:
+def validate_study(spec: StudyRequest) -> None:
     """Resolve task/model names, budgets and overrides; raise ConfigError / UnknownNameError before anything runs."""
     _resolve(spec)
 
 
-def _context(spec: StudySpec, plugin: ModelPlugin, parent_run_id: str) -> TrialContext:
+def _context(spec: StudyRequest, plugin: ModelPlugin, parent_run_id: str) -> TrialContext:
     env = {"MLFLOW_TRACKING_URI": store.tracking_uri()}
     if paths.data_root() is not None:
         env["REGBENCH_DATA"] = str(paths.data_root())
@@ -157,15 +157,15 @@ def _context(spec: StudySpec, plugin: ModelPlugin, parent_run_id: str) -> TrialC
     )  # fmt: skip
 
 
-def _open_study(spec: StudySpec, cell: _Cell) -> tuple[optuna.storages.RDBStorage, int]:
+def _open_study(spec: StudyRequest, resolved: _ResolvedStudy) -> tuple[optuna.storages.RDBStorage, int]:
     """Create or reopen the Optuna study; returns its storage and the number of finished trials."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(cell.storage)
+    storage = optuna.storages.RDBStorage(resolved.storage)
     study = optuna.create_study(study_name=spec.name, storage=storage, direction="maximize", load_if_exists=True)
-    for key, value in {"task": cell.task.name, "model": cell.plugin.name, "seed": spec.seed}.items():
+    for key, value in {"task": resolved.task.name, "model": resolved.plugin.name, "seed": spec.seed}.items():
         if study.user_attrs.get(key, value) != value:
             raise ConfigError(
-                f"study {spec.name!r} in {cell.storage} belongs to {key}={study.user_attrs[key]!r}, not {value!r}; "
+                f"study {spec.name!r} in {resolved.storage} belongs to {key}={study.user_attrs[key]!r}, not {value!r}; "
                 "pick another --study-name"
             )
         study.set_user_attr(key, value)
@@ -174,11 +174,13 @@ def _open_study(spec: StudySpec, cell: _Cell) -> tuple[optuna.storages.RDBStorag
     return storage, len(study.get_trials(deepcopy=False, states=_FINISHED))
 
 
-def _search(spec: StudySpec, cell: _Cell, storage: optuna.storages.RDBStorage, n_new: int, ctx: TrialContext) -> None:
+def _search(
+    spec: StudyRequest, resolved: _ResolvedStudy, storage: optuna.storages.RDBStorage, n_new: int, ctx: TrialContext
+) -> None:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    space = study_space(cell.plugin, spec.overrides)
+    space = study_space(resolved.plugin, spec.overrides)
 
     def define(trial: Any) -> dict[str, Any]:
         space(trial)
@@ -188,14 +190,14 @@ def _search(spec: StudySpec, cell: _Cell, storage: optuna.storages.RDBStorage, n
     searcher = RecordingOptunaSearch(
         space=define, metric=BEST_VAL, mode="max", sampler=sampler, study_name=spec.name, storage=storage
     )
-    metric = f"val_{cell.task.primary_metric}"
+    metric = f"val_{resolved.task.primary_metric}"
     asha = ASHAScheduler(metric=metric, mode="max", max_t=spec.max_epochs, grace_period=1)
     resources = {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial}
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), resources),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
-            scheduler=asha if cell.plugin.is_torch else None,  # sklearn plugins have no epochs
+            scheduler=asha if resolved.plugin.is_torch else None,  # sklearn plugins have no epochs
             num_samples=n_new,
             max_concurrent_trials=spec.concurrency,
             reuse_actors=True,  # a warm worker process per slot: no torch/mlflow import per trial
@@ -228,25 +230,25 @@ def _peak(table: Any, column: str, *extra: float | None) -> float | None:
     return max(values) if values else None
 
 
-def run_study(spec: StudySpec) -> StudyResult:
+def run_study(spec: StudyRequest) -> StudyResult:
     """Search, refit the best configuration and log everything; see the module docstring for the layout."""
     start = time.perf_counter()
-    cell = _resolve(spec)
-    storage, n_done = _open_study(spec, cell)
+    resolved = _resolve(spec)
+    storage, n_done = _open_study(spec, resolved)
     n_new = max(0, spec.trials - n_done)
     experiment = spec.experiment or spec.name
-    tags = {**run_tags(cell.task, cell.plugin.name, spec.seed), "regbench.kind": "cell", "study_name": spec.name,
-            **spec.tags}  # fmt: skip
-    run_name = spec.run_name or f"{cell.task.name}/{cell.plugin.name}/s{spec.seed}"
+    tags = {**run_tags(resolved.task, resolved.plugin.name, spec.seed), "regbench.kind": "cell",
+            "study_name": spec.name, **spec.tags}  # fmt: skip
+    run_name = spec.run_name or f"{resolved.task.name}/{resolved.plugin.name}/s{spec.seed}"
     with store.run(experiment, run_name, tags, parent_run_id=spec.benchmark_run_id) as log:
         log.params({"study.trials": spec.trials, "study.concurrency": spec.concurrency, "study.name": spec.name,
-                    "study.searched": ",".join(cell.searched), "study.resumed_from": n_done})  # fmt: skip
-        ctx = _context(spec, cell.plugin, log.run_id)
+                    "study.searched": ",".join(resolved.searched), "study.resumed_from": n_done})  # fmt: skip
+        ctx = _context(spec, resolved.plugin, log.run_id)
         try:
             if n_new:
                 cpus = max(os.cpu_count() or 1, math.ceil(spec.concurrency * spec.cpus_per_trial))
                 with ray_connection(spec.ray_address, cpus):
-                    _search(spec, cell, storage, n_new, ctx)
+                    _search(spec, resolved, storage, n_new, ctx)
         finally:
             _end_orphans(experiment, log.run_id, optuna.load_study(study_name=spec.name, storage=storage),
                          spec.max_epochs)  # fmt: skip

@@ -19,7 +19,7 @@ import torch
 from harness.tracking import store
 from harness.training.fit import fit, prepare_splits, resolve_device
 from harness.training.resources import ResourceMonitor, peak_rss_mb
-from harness.training.run import RunSpec
+from harness.training.run import RunRequest
 
 TRIAL_NUMBER = "trial_number"  # config key carrying the Optuna trial number (not a hyperparameter)
 BEST_VAL = "best_val"  # running best of val_<primary metric> over the epochs so far: what Optuna maximises
@@ -53,7 +53,7 @@ def split_searched(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def run_spec(ctx: TrialContext, searched: Mapping[str, Mapping[str, Any]], progress: bool) -> RunSpec:
+def run_spec(ctx: TrialContext, searched: Mapping[str, Mapping[str, Any]], progress: bool) -> RunRequest:
     """The run of one configuration: fixed settings plus searched ones, with the study's seed and epoch budget."""
     train = {"progress": progress, **({"threads": ctx.threads} if ctx.threads else {})}
     overrides = {
@@ -61,7 +61,7 @@ def run_spec(ctx: TrialContext, searched: Mapping[str, Mapping[str, Any]], progr
         "train": {**train, **ctx.fixed.get("train", {}), **searched.get("train", {})},
         "data": dict(ctx.fixed.get("data", {})),
     }
-    return RunSpec(ctx.task, ctx.model, overrides, ctx.seed, ctx.max_epochs, ctx.experiment)
+    return RunRequest(ctx.task, ctx.model, overrides, ctx.seed, ctx.max_epochs, ctx.experiment)
 
 
 def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:

@@ -84,7 +84,7 @@ def checkpoint_digest(folder: Path) -> str:
 
 
 @dataclass(frozen=True)
-class EmbedSpec:
+class EmbedSettings:
     """What determines an embedding: the checkpoint (path and digest), pooling and window size, plus how to run."""
 
     checkpoint: str
@@ -95,7 +95,7 @@ class EmbedSpec:
     device: str = "auto"
 
     @classmethod
-    def create(cls, checkpoint: str, pooling: str, max_length: int, batch_size: int, device: str) -> EmbedSpec:
+    def create(cls, checkpoint: str, pooling: str, max_length: int, batch_size: int, device: str) -> EmbedSettings:
         if pooling not in POOLINGS:
             raise ConfigError(f"model.pooling={pooling!r} is not one of {', '.join(POOLINGS)}")
         if max_length < 3 or batch_size < 1:
@@ -109,7 +109,7 @@ class EmbedSpec:
         return f"{self.digest}-{self.pooling}-{self.max_length}"
 
 
-def hidden_size(spec: EmbedSpec) -> int:
+def hidden_size(spec: EmbedSettings) -> int:
     """Width D of the checkpoint's embeddings, read from its config (no weights loaded)."""
     from transformers import AutoConfig
 
@@ -141,7 +141,7 @@ class Windows:
 class Encoder:
     """A loaded tokenizer + frozen model; `embed(seqs) -> (N, D) float32`."""
 
-    def __init__(self, spec: EmbedSpec, tokenizer: Any, model: torch.nn.Module) -> None:
+    def __init__(self, spec: EmbedSettings, tokenizer: Any, model: torch.nn.Module) -> None:
         self.spec, self.tokenizer, self.model = spec, tokenizer, model
         self.device = _device(spec.device)
         self.model.to(self.device).eval().requires_grad_(False)
@@ -207,7 +207,7 @@ class Encoder:
         return (total / counts[:, None]).float().numpy()
 
 
-def load_encoder(spec: EmbedSpec) -> Encoder:
+def load_encoder(spec: EmbedSettings) -> Encoder:
     """Tokenizer and model from the local checkpoint (checked against the digest recorded in `spec`)."""
     from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
@@ -239,7 +239,7 @@ def _content_digest(branch: Seqs) -> str:
 class FrozenEmbedder:
     """Embeds datasets for a spec, loading the encoder on first use; pickles without the encoder."""
 
-    def __init__(self, spec: EmbedSpec) -> None:
+    def __init__(self, spec: EmbedSettings) -> None:
         self.spec = spec
         self._encoder: Encoder | None = None
 

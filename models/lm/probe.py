@@ -35,7 +35,7 @@ from harness.plugins import register_model
 from harness.spec import Dataset, IOSpec, ModelPlugin, Task
 from models.lm._embeddings import (
     EmbeddedSplits,
-    EmbedSpec,
+    EmbedSettings,
     FrozenEmbedder,
     embed_splits,
     hidden_size,
@@ -49,7 +49,7 @@ EMBEDDING_TINY = {"max_length": 64, "embed_batch_size": 16}
 
 
 def embedder(checkpoint: str, pooling: str, max_length: int, embed_batch_size: int, device: str) -> FrozenEmbedder:
-    return FrozenEmbedder(EmbedSpec.create(checkpoint, pooling, max_length, embed_batch_size, device))
+    return FrozenEmbedder(EmbedSettings.create(checkpoint, pooling, max_length, embed_batch_size, device))
 
 
 def _embedding_hp(hp: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,8 +33,8 @@ SHARED = "shared_pairs"
 
 
 @dataclass(frozen=True)
-class Cell:
-    """A cell as given on the command line: its label, task name and its own data options."""
+class CellLine:
+    """A cell line as given on the command line: its label, task name and its own data options."""
 
     label: str
     task: str
@@ -49,7 +49,7 @@ class TransferResult:
     fits: dict[str, FitResult]
 
 
-def parse_cells(text: str) -> list[Cell]:
+def parse_cells(text: str) -> list[CellLine]:
     """`"gm12878,synthetic@seed=1"` → cells `epi.gm12878` and `epi.synthetic` with data option seed=1."""
     cells = []
     for item in (s.strip() for s in text.split(",")):
@@ -62,7 +62,7 @@ def parse_cells(text: str) -> list[Cell]:
             if not sep or not key:
                 raise ConfigError(f"cell {item!r}: expected CELL@KEY=VALUE (e.g. synthetic@seed=1), got {opt!r}")
             options[key] = parse_value(value)
-        cells.append(Cell(item, TASK_PREFIX + name, options))
+        cells.append(CellLine(item, TASK_PREFIX + name, options))
     if not cells:
         raise ConfigError(f"no cells in {text!r}: give a comma-separated list such as gm12878,k562")
     labels = [c.label for c in cells]
@@ -145,8 +145,8 @@ def log_transfer(log: store.RunLogger, result: TransferResult, model: str) -> No
 
 def run_transfer(
     model: str,
-    train_cells: Sequence[Cell],
-    test_cells: Sequence[Cell],
+    train_cells: Sequence[CellLine],
+    test_cells: Sequence[CellLine],
     overrides: Mapping[str, Mapping[str, Any]],
     seed: int = 0,
     max_epochs: int | None = None,
