@@ -16,8 +16,8 @@ from harness.data.datasets import Seqs
 from harness.interpret.ism import LogitFn, logit_fn, mutant_rows, saturation_mutagenesis
 from harness.plugins import get_model
 from harness.spec import IOSpec
-from harness.training.fit import TorchPredictor
 from harness.training.modeling import build_model
+from harness.training.predictor import TorchPredictor
 
 
 def naive(fn: LogitFn, seqs: Seqs, device: str) -> int:

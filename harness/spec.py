@@ -1,17 +1,24 @@
-"""The plugin contract shared by tasks, models and the harness.
+"""The plugin contract: every member the harness reads from a task, a dataset, an encoder or a predictor.
 
-A task declares an `IOSpec`; a model plugin builds an encoder for that spec; the harness adds the
-adapter and the output head (`harness.training.modeling`). Tasks hand out `Dataset`s whose `take(idx)` returns a
-`Batch` of numpy arrays; models take those arrays as tensors, in the same order.
+A task declares an `IOSpec`; a model plugin builds an `Encoder` for that spec; the harness adds the adapter and
+the output head (`harness.training.modeling`). Tasks hand out `Splits` of `Dataset`s whose `take(idx)` returns a
+`Batch` of numpy arrays; encoders take those arrays as tensors, in the same order. A trained model is a
+`Predictor`. Optional members are declared here with their defaults: a plugin class that has them subclasses the
+protocol (`class MyTask(Task)`, `class MyEncoder(nn.Module, Encoder)`) and overrides what it provides; the harness
+reads them directly and never probes a plugin with getattr/hasattr.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 InputKind = Literal["seq", "seq_pair", "features"]
 TargetKind = Literal["binary", "multilabel"]
@@ -52,46 +59,100 @@ class Dataset(Protocol):
     def __len__(self) -> int: ...
 
     @property
-    def labels(self) -> np.ndarray: ...  # (N,) or (N, C) float32
+    def labels(self) -> np.ndarray: ...  # (N,) or (N, C) of 0/1: float32, or uint8 for large multi-label sets
 
     @property
-    def ids(self) -> np.ndarray: ...  # (N,) str
+    def ids(self) -> np.ndarray: ...  # (N,) str, unique within the task
 
     def take(self, idx: np.ndarray, reverse_complement: bool = False) -> Batch: ...
+
+    def digest(self) -> str: ...  # content digest of this split's inputs and labels
+
+
+class Splits(dict[str, Dataset]):
+    """A task's `{"train", "val", "test"}` datasets as a run uses them.
+
+    stats: measurements of how the splits were made (e.g. a featurize hook's `embed_seq_per_s`), logged as metrics.
+    """
+
+    def __init__(self, datasets: Mapping[str, Dataset], stats: Mapping[str, float] | None = None) -> None:
+        super().__init__(datasets)
+        self.stats: dict[str, float] = dict(stats or {})
 
 
 @runtime_checkable
 class Task(Protocol):
-    """A benchmark task: fixed, seeded splits plus its metrics."""
+    """A benchmark task: fixed, seeded splits plus its metrics.
+
+    Optional members (defaults here): `label_groups`, label indices per group of a multi-label task (e.g.
+    `{"dnase": idx}`) for per-group medians; `audit_lines()`, leakage lines `regbench audit` prints before
+    (and without) loading sequences, e.g. EPI pair leakage.
+    """
 
     name: str
     io: IOSpec
     primary_metric: str  # always maximised, e.g. "auroc"
     split_protocol: str  # e.g. "official_test+stratified_val", "chromosome"
     synthetic: bool
+    label_groups: Mapping[str, np.ndarray] = MappingProxyType({})
 
     def splits(self) -> Mapping[str, Dataset]: ...  # "train", "val", "test"
 
     def metrics(self, y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]: ...
 
-    def digest(self) -> str: ...  # content digest of the data behind the splits
+    def digest(self) -> str: ...  # content digest of the data behind the splits (loads them)
+
+    def audit_lines(self) -> list[str]:
+        return []
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What a torch plugin's `build(io, **hp)` returns: an `nn.Module` with `forward(*batch_inputs) -> (B, out_dim)`.
+
+    Optional members (defaults here): `aux_loss`, an extra training loss the last forward computed (EPLAE's
+    reconstruction), added to the task loss; `has_attention_maps` with `attention_maps(codes (B, L), mask (B, L))
+    -> [(B, H, T', T')] per layer` and `k`, the bases per token (1 = base tokens), for `regbench explain --method
+    attention`.
+    """
+
+    out_dim: int
+    aux_loss: torch.Tensor | None = None
+    has_attention_maps: ClassVar[bool] = False
+    k: int = 1
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor: ...
+
+    def attention_maps(self, codes: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        raise NotImplementedError(f"{type(self).__name__} has no attention maps")
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """A trained model: `score(dataset) -> (N,)` or `(N, C)` probabilities; `n_params` its parameter count (0 when
+    the model has no meaningful count)."""
+
+    n_params: int
+
+    def score(self, dataset: Dataset) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
 class ModelPlugin:
     """A registered model.
 
-    build: `build(io, **hp) -> nn.Module` mapping the task's batch inputs to features `(B, out_dim)`;
-        the module has an integer attribute `out_dim`. Native pair models get `io.n_branches == 1`
+    build: `build(io, *, **hp) -> Encoder` mapping the task's batch inputs to features `(B, out_dim)`; keyword-only
+        arguments without defaults, exactly the keys of `defaults`. Native pair models get `io.n_branches == 1`
         on single-sequence tasks and must then build one branch. Sklearn plugins leave it None.
     native_inputs: the input kind the paper's model was designed for; a "seq" model on a pair task
         runs through the shared siamese adapter in `harness.training.modeling`.
     search_space: `search_space(trial) -> dict` over the model's hyperparameters; `trial` is any object
         with optuna's `suggest_*` methods (model files never import optuna).
-    defaults: the paper's configuration. tiny: overrides giving a small, fast variant for tests.
-    fit_sklearn: for non-torch baselines, `fit_sklearn(train, val, io, **hp) -> estimator` with
-        `predict_proba`-like `score(dataset) -> (N,) or (N, C)` probabilities.
-    featurize: optional `featurize(task, splits, **hp) -> splits` computed once (e.g. frozen embeddings).
+    defaults: the paper's configuration, the only copy of the model's defaults. tiny: overrides giving a small,
+        fast variant for tests and smoke studies.
+    fit_sklearn: for non-torch baselines, `fit_sklearn(train, val, io, *, **hp) -> Predictor`.
+    featurize: optional `featurize(task, splits, **hp) -> Splits` computed once before training (e.g. frozen
+        embeddings), its measurements in `Splits.stats`.
     inspect: optional `inspect(predictor, splits) -> {artifact_name: matplotlib Figure}` logged with the run
         (e.g. EPLAE's latent-space PCA).
     train_defaults: the model's own training recipe (e.g. reverse-complement augmentation), applied under any

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.spec import Dataset, IOSpec
+from harness.spec import Dataset, IOSpec, Task
 
 SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass
-class SplitTask:
+class SplitTask(Task):
     """A task whose `load()` returns `{"train", "val", "test"}` datasets; loaded lazily, once."""
 
     name: str

@@ -19,6 +19,7 @@ import numpy as np
 
 from harness.data.datasets import SeqDataset, Seqs
 from harness.spec import Task
+from tasks._split_task import SplitTask
 
 MOTIFS = {  # IUPAC consensus; degenerate letters are resolved at random per planting
     "ETS": "CCGGAAGT",
@@ -177,7 +178,7 @@ class SyntheticLoader:
 
 def planted_motifs(task: Task, split: str) -> list[list[PlantedMotif]]:
     """Per row of `task.splits()[split]`, the motifs planted in it (tasks built on `SyntheticLoader`)."""
-    loader = getattr(task, "load", None)
+    loader = task.load if isinstance(task, SplitTask) else None
     if not isinstance(loader, SyntheticLoader):
         raise TypeError(f"task {task.name!r} is not a synthetic-enhancer task: it has no planted motifs")
     dataset = task.splits()[split]

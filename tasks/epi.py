@@ -28,7 +28,7 @@ from harness.data.datasets import SeqDataset, Seqs, concat
 from harness.evaluation.metrics import binary_metrics
 from harness.paths import cache_dir, require_data
 from harness.plugins import TASKS
-from harness.spec import IOSpec
+from harness.spec import IOSpec, Task
 from tasks._epi_splits import SPLITS, check_protocol, dedupe_pairs, leakage_lines, split_pairs
 from tasks._genome import cached_windows, cut_windows, require_genome, window_starts
 from tasks._split_task import splits_digest
@@ -41,7 +41,7 @@ PRIMARY = "auprc"
 
 
 @dataclass
-class EpiTask:
+class EpiTask(Task):
     """An EPI task: pair-level splits from the table alone (`pair_splits`, `audit_lines`), sequences on `splits()`."""
 
     name: str

@@ -22,7 +22,7 @@ from harness.data.datasets import FeatureDataset
 from harness.evaluation.metrics import binary_metrics
 from harness.paths import require_data
 from harness.plugins import TASKS
-from harness.spec import IOSpec
+from harness.spec import IOSpec, Task
 from tasks._epi_splits import SPLITS, check_protocol, dedupe_pairs, leakage_lines, split_pairs
 from tasks._split_task import splits_digest
 from tasks._targetfinder_pairs import PairTableError
@@ -78,7 +78,7 @@ def read_feature_table(path: Path) -> FeatureTable:
 
 
 @dataclass
-class FeatureTask:
+class FeatureTask(Task):
     """A feature-table task: `FeatureDataset` splits; `audit_lines` reports pair leakage under both protocols."""
 
     name: str

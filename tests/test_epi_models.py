@@ -15,8 +15,8 @@ from harness.data.datasets import SeqDataset, Seqs
 from harness.data.encode import N_CODE
 from harness.plugins import get_model
 from harness.spec import IOSpec
-from harness.training.fit import TorchPredictor
 from harness.training.modeling import build_model, count_parameters
+from harness.training.predictor import TorchPredictor
 from models._pair_trunk import ConvLstmTrunk
 
 PAIR = IOSpec("seq_pair", (300, 200), 1, "binary")

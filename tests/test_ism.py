@@ -14,7 +14,7 @@ from harness.cli import main
 from harness.data.datasets import Seqs
 from harness.data.encode import one_hot
 from harness.interpret.ism import logit_fn, parse_window, read_variants, saturation_mutagenesis, variant_effects
-from harness.training.fit import TorchPredictor
+from harness.training.predictor import TorchPredictor
 from tests.conftest import random_seqs
 
 

@@ -25,7 +25,8 @@ from harness.data.datasets import SeqDataset
 from harness.plugins import get_model, make_task
 from harness.spec import ModelPlugin, Task
 from harness.tracking import store
-from harness.training.fit import FitResult, fit, prepare_splits
+from harness.training.fit import FitResult, fit
+from harness.training.run import model_inputs
 
 TASK_PREFIX = "epi."
 METRICS = ("auprc", "auroc")
@@ -91,12 +92,12 @@ def transfer_matrix(
             if test_task.io != train_task.io:
                 raise ValueError(f"cell {test_label!r} has inputs {test_task.io}, unlike training cell "
                                  f"{train_label!r} ({train_task.io}); use the same data.*_window settings")  # fmt: skip
-        fits[train_label] = result = fit(train_task, plugin, hp, cfg, splits=prepare_splits(train_task, plugin, hp))
+        fits[train_label] = result = fit(train_task, plugin, hp, cfg, splits=model_inputs(train_task, plugin, hp))
         seen = set(pair_keys(train_task.splits()["train"]))
         for name in rows:
             rows[name][train_label] = {}
         for test_label, test_task in test.items():
-            ds = prepare_splits(test_task, plugin, hp)["test"]
+            ds = model_inputs(test_task, plugin, hp)["test"]
             scores = test_task.metrics(ds.labels, result.predictor.score(ds))
             for metric in METRICS:
                 rows[metric][train_label][test_label] = scores[metric]

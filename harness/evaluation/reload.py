@@ -9,8 +9,10 @@ import numpy as np
 
 from harness.data.datasets import SeqDataset, Seqs
 from harness.data.readers import SequenceFileError, check_file, read_fasta, read_tsv
+from harness.spec import Predictor
 from harness.tracking import store
-from harness.training.fit import Predictor, TorchPredictor, resolve_device
+from harness.training.fit import resolve_device
+from harness.training.predictor import TorchPredictor
 
 
 def load_predictor(run_id: str, device: str = "auto") -> tuple[Predictor, dict[str, Any]]:

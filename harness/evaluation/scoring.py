@@ -10,8 +10,7 @@ import numpy as np
 
 from harness.evaluation.bootstrap import bootstrap_binary, bootstrap_multilabel_medians
 from harness.evaluation.metrics import binary_metrics, f1_optimal_threshold
-from harness.spec import Dataset, Task
-from harness.training.fit import Predictor
+from harness.spec import Dataset, Predictor, Task
 
 THRESHOLDED = ("accuracy", "precision", "recall", "f1", "mcc")
 
@@ -41,7 +40,7 @@ def evaluate(
         at_val = binary_metrics(y_test, scores["test"], threshold=threshold)
         metrics.update({f"test_{k}_valthr": at_val[k] for k in THRESHOLDED})
     else:
-        groups = getattr(task, "label_groups", None)
+        groups = dict(task.label_groups) or None
         cis = bootstrap_multilabel_medians(splits["test"].labels, scores["test"], groups, seed=seed)
         for k, (low, high) in cis.items():
             metrics[f"test_{k}_ci_low"], metrics[f"test_{k}_ci_high"] = low, high

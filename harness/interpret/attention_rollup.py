@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from harness.spec import Encoder
+
 
 def incidence(length: int, k: int) -> np.ndarray:
     """`S (L, T)`: 1 where base i lies in k-mer token t (T = L - k + 1)."""
@@ -38,15 +40,15 @@ def tokens_to_bases(att: np.ndarray, length: int, k: int) -> np.ndarray:
     return p @ att @ q
 
 
-def base_attention(encoder: torch.nn.Module, codes: torch.Tensor, mask: torch.Tensor) -> list[np.ndarray]:
+def base_attention(encoder: Encoder, codes: torch.Tensor, mask: torch.Tensor) -> list[np.ndarray]:
     """Per sequence, its attention rolled up to bases: `(n_layers, H, L_b, L_b)`, L_b its length.
 
-    `encoder` has `attention_maps(codes, mask) -> [(B, H, T', T')] per layer` and a k-mer size `k` (1 when the
-    tokens are bases); T' = T + 1 when it prepends a CLS token, which is dropped here.
+    `encoder` declares `has_attention_maps`, with `attention_maps(codes, mask) -> [(B, H, T', T')] per layer` and
+    a k-mer size `k` (1 when the tokens are bases); T' = T + 1 when it prepends a CLS token, which is dropped here.
     """
-    if not hasattr(encoder, "attention_maps"):
+    if not encoder.has_attention_maps:
         raise ValueError(f"{type(encoder).__name__} has no attention maps (attention_maps); use another method")
-    k = int(getattr(encoder, "k", 1))
+    k = encoder.k
     maps = (
         torch.stack([m.float() for m in encoder.eval().attention_maps(codes, mask)], 1).cpu().numpy()
     )  # (B, n, H, T', T')

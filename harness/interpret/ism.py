@@ -21,7 +21,8 @@ import torch
 
 from harness.data.datasets import SeqDataset, Seqs
 from harness.data.encode import ALPHABET
-from harness.training.fit import Predictor, TorchPredictor
+from harness.spec import Predictor
+from harness.training.predictor import TorchPredictor
 
 LogitFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # codes (B, L) long, mask (B, L) bool → (B, C)
 

@@ -49,7 +49,7 @@ def auroc_histogram(table: pd.DataFrame, title: str) -> Figure:
 
 def log_split(log: RunLogger, task: Task, split: str, y_true: np.ndarray, y_score: np.ndarray) -> None:
     """Log `per_label/{split}.csv` and `plots/per_label_auroc_{split}.png` into the active run."""
-    table = per_label_table(y_true, y_score, task.io.label_names, getattr(task, "label_groups", None))
+    table = per_label_table(y_true, y_score, task.io.label_names, dict(task.label_groups) or None)
     log.table(table, f"per_label/{split}.csv")
     fig = auroc_histogram(table, f"{task.name} {split}")
     log.figure(fig, f"plots/per_label_auroc_{split}.png")

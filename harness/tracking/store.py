@@ -118,12 +118,10 @@ class RunLogger:
         source = CodeDatasetSource(tags={k: str(v) for k, v in source_tags.items()})
         mlflow.log_input(MetaDataset(source=source, name=name, digest=digest), context=context)
 
-    def model(self, predictor: Any, meta: Mapping[str, Any]) -> None:
-        """Log a torch model with mlflow.pytorch (or an sklearn-style estimator with mlflow.sklearn)
-        plus `regbench_meta.json` describing how to rebuild the predictor."""
-        from harness.training.fit import TorchPredictor
-
-        if isinstance(predictor, TorchPredictor):
+    def model(self, predictor: Any, meta: Mapping[str, Any], torch_model: bool) -> None:
+        """Log a torch predictor's module with mlflow.pytorch (`torch_model`), else the sklearn-style estimator with
+        mlflow.sklearn, plus `regbench_meta.json` describing how to rebuild the predictor."""
+        if torch_model:
             import mlflow.pytorch
 
             mlflow.pytorch.log_model(

@@ -14,13 +14,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.spec import IOSpec, ModelPlugin
+from harness.spec import Encoder, IOSpec, ModelPlugin
 
 
 class SequenceClassifier(nn.Module):
     """`forward(*inputs) -> logits (B, n_outputs)`; inputs as in `harness.spec.Batch`."""
 
-    def __init__(self, encoder: nn.Module, io: IOSpec, siamese: bool) -> None:
+    def __init__(self, encoder: Encoder, io: IOSpec, siamese: bool) -> None:
         super().__init__()
         self.encoder = encoder
         self.siamese = siamese
@@ -39,7 +39,7 @@ class SequenceClassifier(nn.Module):
 
     def aux_loss(self) -> torch.Tensor | None:
         """An extra training loss the encoder computed in its last forward (e.g. EPLAE's reconstruction)."""
-        return getattr(self.encoder, "aux_loss", None)
+        return self.encoder.aux_loss
 
 
 class IncompatibleError(ValueError):
@@ -70,8 +70,11 @@ def build_model(plugin: ModelPlugin, io: IOSpec, hp: Mapping[str, Any]) -> Seque
     siamese = io.n_branches == 2 and plugin.native_inputs == "seq"
     branch_io = IOSpec("seq", io.lengths[:1], io.n_outputs, io.target, io.label_names) if siamese else io
     encoder = plugin.build(branch_io, **hp)
-    if not isinstance(getattr(encoder, "out_dim", None), int):
-        raise TypeError(f"model {plugin.name!r}: its encoder must set an integer attribute out_dim")
+    if not isinstance(encoder, Encoder) or not isinstance(encoder.out_dim, int):
+        raise TypeError(
+            f"model {plugin.name!r}: build() returned {type(encoder).__name__}, which does not follow "
+            "harness.spec.Encoder (subclass it beside nn.Module and set an integer out_dim)"
+        )
     return SequenceClassifier(encoder, io, siamese)
 
 

@@ -1,21 +1,46 @@
-"""One tracked training run: `regbench train` and a study's refit both end here."""
+"""One tracked training run, read top to bottom: resolve → load data → open the run → fit → evaluate and log.
+
+1. `RunRequest.resolve()` builds the task and the model plugin and validates every setting (no data yet).
+2. `load_data()` loads the task's splits (a named step, timed, counted in the run's wall time), computes their
+   digest and applies the plugin's `featurize` hook.
+3. The caller opens the MLflow run: `train_run` a new top-level run (`regbench train`); a study its cell's run.
+4. `fit_and_log()` logs the settings and inputs, fits, evaluates on val/test with CIs and logs the outcome.
+`regbench train` and a study's refit both go through steps 1, 2 and 4. MLflow and the plotting libraries are
+imported only after the data has loaded (steps 3 and 4), so a run starts on its data within about a second of
+torch's import.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.config import TrainConfig, merge, train_config
 from harness.evaluation.scoring import Evaluation, evaluate
 from harness.plugins import get_model, make_task
-from harness.reporting import per_label, plots
-from harness.spec import Dataset, ModelPlugin, Task
-from harness.tracking import store
-from harness.training.fit import FitResult, fit, prepare_splits, resolve_device
+from harness.spec import ModelPlugin, Splits, Task
+from harness.training.fit import FitResult, fit, resolve_device
 from harness.training.modeling import check_compatible
 from harness.training.resources import ResourceMonitor
+
+if TYPE_CHECKING:
+    from harness.tracking.store import RunLogger
+
+Resources = Callable[[dict[str, float]], dict[str, float]]  # maps the fit's measurements to the metrics logged
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """A validated run: the task (data not loaded yet), the plugin and the full settings."""
+
+    task: Task
+    plugin: ModelPlugin
+    hp: dict[str, Any]
+    cfg: TrainConfig
+    data_options: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -29,53 +54,84 @@ class RunRequest:
     max_epochs: int | None = None
     experiment: str = "regbench"
 
-    def resolve(self) -> tuple[Task, ModelPlugin, dict[str, Any], TrainConfig]:
-        """Build the task and model plugin and validate every setting before any training starts."""
+    def resolve(self, task: Task | None = None) -> ResolvedRun:
+        """Build the task (or reuse `task`, already built from the same data options) and model plugin, and
+        validate every setting before any data is loaded."""
         plugin = get_model(self.model)
         hp = merge("model", plugin.defaults, self.overrides.get("model", {}))
         train = {**plugin.train_defaults, **self.overrides.get("train", {})}
         cfg = train_config(train, seed=self.seed, max_epochs=self.max_epochs)
-        task = make_task(self.task, dict(self.overrides.get("data", {})))
+        data_options = dict(self.overrides.get("data", {}))
+        task = task if task is not None else make_task(self.task, data_options)
         check_compatible(plugin, task.io, hp, task.name)
-        return task, plugin, hp, cfg
+        return ResolvedRun(task, plugin, hp, cfg, data_options)
 
 
-def run_tags(task: Task, model: str, seed: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LoadedData:
+    """The splits a run trains and is scored on, their digest and how long loading took."""
+
+    splits: Splits
+    digest: str  # of the task's own splits (before featurize)
+    seconds: float
+
+
+def load_task_data(task: Task) -> tuple[str, float]:
+    """Load the task's splits (cached by the task) and digest them: `(digest, seconds)`."""
+    start = time.perf_counter()
+    task.splits()
+    digest = task.digest()
+    return digest, time.perf_counter() - start
+
+
+def model_inputs(task: Task, plugin: ModelPlugin, hp: Mapping[str, Any]) -> Splits:
+    """The task's splits, passed through the plugin's `featurize` hook (e.g. frozen embeddings) if any."""
+    splits = Splits(task.splits())
+    if plugin.featurize is None:
+        return splits
+    featurized = plugin.featurize(task, splits, **hp)
+    return Splits(featurized, featurized.stats)
+
+
+def load_data(run: ResolvedRun) -> LoadedData:
+    """Step 2: the task's splits and their digest, then the model's inputs made from them (`model_inputs`)."""
+    start = time.perf_counter()
+    digest, _ = load_task_data(run.task)
+    splits = model_inputs(run.task, run.plugin, run.hp)
+    return LoadedData(splits, digest, time.perf_counter() - start)
+
+
+def run_tags(task: Task, model: str, seed: int, digest: str) -> dict[str, Any]:
     tags = {"task": task.name, "model": model, "seed": seed, "split_protocol": task.split_protocol,
-            "dataset_digest": task.digest(), "primary_metric": task.primary_metric}  # fmt: skip
+            "dataset_digest": digest, "primary_metric": task.primary_metric}  # fmt: skip
     if task.synthetic:
         tags["synthetic"] = "true"
     return tags
 
 
-def log_config(log: store.RunLogger, hp: Mapping[str, Any], cfg: TrainConfig, data_options: Mapping[str, Any]) -> None:
+def _log_config(log: RunLogger, run: ResolvedRun) -> None:
     """The run's settings as params `model.*`, `train.*`, `data.*`."""
-    log.params({**store.flatten_params("model", hp), **store.flatten_params("train", dataclasses.asdict(cfg)),
-                **store.flatten_params("data", data_options)})  # fmt: skip
+    from harness.tracking import store
+
+    log.params({**store.flatten_params("model", run.hp), **store.flatten_params("train", dataclasses.asdict(run.cfg)),
+                **store.flatten_params("data", run.data_options)})  # fmt: skip
 
 
-def log_run_inputs(log: store.RunLogger, task: Task, splits: Mapping[str, Dataset]) -> None:
-    """Each split as an MLflow dataset input, plus a featurize hook's own measurements (e.g. embed_seq_per_s)."""
-    log.metrics(getattr(splits, "stats", {}))
-    for name, ds in splits.items():
-        digest = ds.digest() if hasattr(ds, "digest") else task.digest()
-        log.dataset(f"{task.name}:{name}", digest, name, {"task": task.name, "split": name, "rows": len(ds),
-                                                          "split_protocol": task.split_protocol})  # fmt: skip
+def _log_inputs(log: RunLogger, task: Task, data: LoadedData) -> None:
+    """Each split as an MLflow dataset input, plus the featurize hook's own measurements (e.g. embed_seq_per_s)."""
+    log.metrics(data.splits.stats)
+    for name, ds in data.splits.items():
+        log.dataset(f"{task.name}:{name}", ds.digest(), name, {"task": task.name, "split": name, "rows": len(ds),
+                                                               "split_protocol": task.split_protocol})  # fmt: skip
 
 
-def log_outcome(
-    log: store.RunLogger,
-    task: Task,
-    plugin: ModelPlugin,
-    hp: Mapping[str, Any],
-    cfg: TrainConfig,
-    data_options: Mapping[str, Any],
-    result: FitResult,
-    splits: Mapping[str, Dataset],
-    resources: Mapping[str, float],
-) -> Evaluation:
+def _log_outcome(log: RunLogger, run: ResolvedRun, result: FitResult, splits: Splits,
+                 resources: Mapping[str, float]) -> Evaluation:  # fmt: skip
     """Evaluate on val/test and log metrics with CIs, resources, figures, predictions and the model."""
-    ev = evaluate(task, result.predictor, splits, seed=cfg.seed)
+    from harness.reporting import per_label, plots
+
+    task, plugin = run.task, run.plugin
+    ev = evaluate(task, result.predictor, splits, seed=run.cfg.seed)
     # val_* of the restored best model are logged at the last epoch's step, so each val_* history ends on the
     # value of the model that is evaluated on test and logged.
     log.metrics({k: v for k, v in ev.metrics.items() if k.startswith("val_")}, step=result.epochs_run)
@@ -101,30 +157,53 @@ def log_outcome(
         for name, fig in plugin.inspect(result.predictor, splits).items():
             log.figure(fig, name)
             plots.close(fig)
-    meta = {
-        "task": task.name,
-        "model": plugin.name,
-        "hp": dict(hp),
-        "data": dict(data_options),
-        "train": dataclasses.asdict(cfg),
-        "io": dataclasses.asdict(task.io),
-        "threshold_val_f1": ev.threshold,
-    }
-    log.model(result.predictor, meta)
+    meta = {"task": task.name, "model": plugin.name, "hp": dict(run.hp), "data": dict(run.data_options),
+            "train": dataclasses.asdict(run.cfg), "io": dataclasses.asdict(task.io),
+            "threshold_val_f1": ev.threshold}  # fmt: skip
+    log.model(result.predictor, meta, torch_model=plugin.is_torch)
     return ev
 
 
-def fit_and_log(spec: RunRequest) -> str:
-    """Train, evaluate and log one run; returns its MLflow run id."""
-    task, plugin, hp, cfg = spec.resolve()
-    data_options = dict(spec.overrides.get("data", {}))
-    with store.run(spec.experiment, f"{task.name}/{plugin.name}/s{spec.seed}",
-                      {**run_tags(task, plugin.name, spec.seed), "regbench.kind": "train"}) as log:  # fmt: skip
-        log_config(log, hp, cfg, data_options)
-        with ResourceMonitor(device=resolve_device(cfg.device)) as monitor:
-            splits = prepare_splits(task, plugin, hp)
-            log_run_inputs(log, task, splits)
-            result = fit(task, plugin, hp, cfg, report=lambda row: log.metrics(row, step=int(row["epoch"])),
-                         splits=splits)  # fmt: skip
-        log_outcome(log, task, plugin, hp, cfg, data_options, result, splits, monitor.summary())
+@dataclass(frozen=True)
+class RunOutcome:
+    result: FitResult
+    evaluation: Evaluation
+
+
+def _as_logged(resources: dict[str, float]) -> dict[str, float]:
+    return resources
+
+
+def fit_and_log(
+    log: RunLogger,
+    run: ResolvedRun,
+    data: LoadedData,
+    *,
+    epoch_metrics: bool = True,
+    resources: Resources = _as_logged,
+) -> RunOutcome:
+    """Step 4, into the open run `log`: settings, inputs, the fit (per-epoch metrics unless `epoch_metrics` is
+    off), then evaluation and artifacts. `wall_time_s` counts the data load and the fit; `resources` maps those
+    measurements to the metrics logged (a study's refit names them `refit_*` and adds its trials' peaks)."""
+    _log_config(log, run)
+    _log_inputs(log, run.task, data)
+    report = (lambda row: log.metrics(row, step=int(row["epoch"]))) if epoch_metrics else None
+    with ResourceMonitor(device=resolve_device(run.cfg.device)) as monitor:
+        result = fit(run.task, run.plugin, run.hp, run.cfg, report=report, splits=data.splits)
+    measured = monitor.summary()
+    measured["data_load_time_s"] = data.seconds
+    measured["wall_time_s"] += data.seconds
+    evaluation = _log_outcome(log, run, result, data.splits, resources(measured))
+    return RunOutcome(result, evaluation)
+
+
+def train_run(request: RunRequest) -> str:
+    """`regbench train`: resolve, load the data, then fit, evaluate and log one new run; returns its run id."""
+    run = request.resolve()
+    data = load_data(run)
+    from harness.tracking import store  # after the data load: mlflow costs about a second to import
+
+    tags = {**run_tags(run.task, run.plugin.name, request.seed, data.digest), "regbench.kind": "train"}
+    with store.run(request.experiment, f"{run.task.name}/{run.plugin.name}/s{request.seed}", tags) as log:
+        fit_and_log(log, run, data)
         return log.run_id

@@ -3,9 +3,9 @@
 MLflow layout: one parent run per invocation (`{task}/{model}/s{seed}`, tag `regbench.kind=cell`, nested under
 `benchmark_run_id` when given) created before any trial; one child run per trial (`trial-{n}`, created in the
 worker, see `harness.tuning.trial`). After the search the best configuration is refit on the driver for
-`max_epochs` (with early stopping) and logged into the parent like a `regbench train` run — params under the usual
-`model.*` / `train.*` / `data.*` names (the refit's full configuration), test metrics with CIs, predictions,
-curves and the model — plus `trials.csv`, Optuna plots and the study's own metrics.
+`max_epochs` (with early stopping) and logged into the parent by the same `fit_and_log` as a `regbench train`
+run — params under the usual `model.*` / `train.*` / `data.*` names (the refit's full configuration), test
+metrics with CIs, predictions, curves and the model — plus `trials.csv`, Optuna plots and the study's own metrics.
 
 Resume: the Optuna study lives in RDB storage under `study_name`; re-running the same study runs only
 `trials - finished` new trials (finished = COMPLETE or PRUNED; failed trials are not counted) and TPE sees every
@@ -32,14 +32,12 @@ from harness.config import NAMESPACES, ConfigError
 from harness.plugins import get_model
 from harness.spec import ModelPlugin, Task
 from harness.tracking import store
-from harness.training.fit import fit, prepare_splits, resolve_device
-from harness.training.resources import ResourceMonitor
-from harness.training.run import log_config, log_outcome, log_run_inputs, run_tags
+from harness.training.run import fit_and_log, load_data, load_task_data, run_tags
 from harness.tuning.optuna_tables import RecordingOptunaSearch, close_figures, completed, study_figures, trials_table
 from harness.tuning.progress import TrialProgress
 from harness.tuning.ray_connection import ray_connection, ray_dir, require_tracking_server
 from harness.tuning.search_space import searched_names, study_space
-from harness.tuning.trial import BEST_VAL, TRIAL_NUMBER, TrialContext, run_spec, run_trial, split_searched
+from harness.tuning.trial import BEST_VAL, TRIAL_NUMBER, TrialContext, run_request, run_trial, split_searched
 
 _FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 _STALE = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
@@ -123,7 +121,8 @@ def _resolve(spec: StudyRequest) -> _ResolvedStudy:
     _check_budgets(spec)
     plugin = get_model(spec.model)
     ctx = _context(spec, plugin, parent_run_id="")
-    task, plugin, _, _ = run_spec(ctx, {}, progress=False).resolve()  # validates every fixed setting
+    fixed = run_request(ctx, {}, progress=False).resolve()  # validates every fixed setting
+    task, plugin = fixed.task, fixed.plugin
     searched = searched_names(plugin, spec.overrides)
     if not searched:
         raise ConfigError(
@@ -225,6 +224,16 @@ def _end_orphans(experiment: str, parent_run_id: str, study: optuna.Study, max_e
         client.set_terminated(run.info.run_id, "FINISHED" if done else "KILLED")
 
 
+def _refit_resources(refit: dict[str, float], table: Any) -> dict[str, float]:
+    """The cell's resource metrics: the refit's wall time, and memory peaks over its trials and the refit."""
+    resources = {
+        "refit_wall_time_s": refit["wall_time_s"],
+        "peak_rss_mb": _peak(table, "peak_rss_mb", refit["peak_rss_mb"]),
+        "peak_gpu_mem_mb": _peak(table, "peak_gpu_mem_mb", refit.get("cuda_peak_allocated_mb")),
+    }
+    return {k: v for k, v in resources.items() if v is not None}
+
+
 def _peak(table: Any, column: str, *extra: float | None) -> float | None:
     values = [float(v) for v in [*table[column].dropna(), *extra] if v is not None and math.isfinite(float(v))]
     return max(values) if values else None
@@ -237,7 +246,8 @@ def run_study(spec: StudyRequest) -> StudyResult:
     storage, n_done = _open_study(spec, resolved)
     n_new = max(0, spec.trials - n_done)
     experiment = spec.experiment or spec.name
-    tags = {**run_tags(resolved.task, resolved.plugin.name, spec.seed), "regbench.kind": "cell",
+    digest, _ = load_task_data(resolved.task)  # the cell run is tagged with its data's digest before any trial
+    tags = {**run_tags(resolved.task, resolved.plugin.name, spec.seed, digest), "regbench.kind": "cell",
             "study_name": spec.name, **spec.tags}  # fmt: skip
     run_name = spec.run_name or f"{resolved.task.name}/{resolved.plugin.name}/s{spec.seed}"
     with store.run(experiment, run_name, tags, parent_run_id=spec.benchmark_run_id) as log:
@@ -268,23 +278,12 @@ def run_study(spec: StudyRequest) -> StudyResult:
                 f"in experiment {experiment!r}"
             )
         best = max(done, key=lambda t: t.value)
-        refit_ctx = dataclasses.replace(ctx, threads=0)
-        task, plugin, hp, cfg = run_spec(refit_ctx, split_searched(best.params), progress=True).resolve()
-        with ResourceMonitor(device=resolve_device(cfg.device)) as monitor:
-            splits = prepare_splits(task, plugin, hp)
-            result = fit(task, plugin, hp, cfg, splits=splits)
-        data_options = dict(spec.overrides.get("data", {}))
-        log_config(log, hp, cfg, data_options)
         log.params({"study.best_trial": best.number})
-        log_run_inputs(log, task, splits)
-        refit = monitor.summary()
-        resources = {
-            "refit_wall_time_s": refit["wall_time_s"],
-            "peak_rss_mb": _peak(table, "peak_rss_mb", refit["peak_rss_mb"]),
-            "peak_gpu_mem_mb": _peak(table, "peak_gpu_mem_mb", refit.get("cuda_peak_allocated_mb")),
-        }
-        ev = log_outcome(log, task, plugin, hp, cfg, data_options, result, splits,
-                         {k: v for k, v in resources.items() if v is not None})  # fmt: skip
+        refit_request = run_request(dataclasses.replace(ctx, threads=0), split_searched(best.params), progress=True)
+        refit = refit_request.resolve(task=resolved.task)
+        outcome = fit_and_log(log, refit, load_data(refit), epoch_metrics=False,
+                              resources=lambda measured: _refit_resources(measured, table))  # fmt: skip
+        task, result, ev = refit.task, outcome.result, outcome.evaluation
         trial_epochs = int(table["epochs"].fillna(0).sum())
         wall = time.perf_counter() - start
         log.metrics({"study_wall_time_s": wall, "search_wall_time_s": search_s, "trial_epochs": trial_epochs,

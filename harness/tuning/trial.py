@@ -17,9 +17,9 @@ from typing import Any
 import torch
 
 from harness.tracking import store
-from harness.training.fit import fit, prepare_splits, resolve_device
+from harness.training.fit import fit, resolve_device
 from harness.training.resources import ResourceMonitor, peak_rss_mb
-from harness.training.run import RunRequest
+from harness.training.run import RunRequest, load_data
 
 TRIAL_NUMBER = "trial_number"  # config key carrying the Optuna trial number (not a hyperparameter)
 BEST_VAL = "best_val"  # running best of val_<primary metric> over the epochs so far: what Optuna maximises
@@ -53,7 +53,7 @@ def split_searched(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def run_spec(ctx: TrialContext, searched: Mapping[str, Mapping[str, Any]], progress: bool) -> RunRequest:
+def run_request(ctx: TrialContext, searched: Mapping[str, Mapping[str, Any]], progress: bool) -> RunRequest:
     """The run of one configuration: fixed settings plus searched ones, with the study's seed and epoch budget."""
     train = {"progress": progress, **({"threads": ctx.threads} if ctx.threads else {})}
     overrides = {
@@ -75,11 +75,12 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     os.environ.pop("MLFLOW_RUN_ID", None)  # set under `mlflow run`; a trial must never adopt that run
     number = int(config[TRIAL_NUMBER])
     searched = {k: v for k, v in config.items() if k != TRIAL_NUMBER}
-    task, plugin, hp, cfg = run_spec(ctx, split_searched(config), progress=False).resolve()
+    run = run_request(ctx, split_searched(config), progress=False).resolve()
+    task, cfg = run.task, run.cfg
     node_id = ray.get_runtime_context().get_node_id()
     primary = f"val_{task.primary_metric}"
     tags = {"regbench.kind": "trial", "study_name": ctx.study_name, "optuna_trial": number, "ray_node_id": node_id,
-            "ray_trial_id": tune.get_context().get_trial_id(), "task": task.name, "model": plugin.name,
+            "ray_trial_id": tune.get_context().get_trial_id(), "task": task.name, "model": run.plugin.name,
             "seed": ctx.seed}  # fmt: skip
     device = resolve_device(cfg.device)
     with store.run(ctx.experiment, f"trial-{number}", tags, parent_run_id=ctx.parent_run_id) as log:
@@ -100,7 +101,8 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
 
         with ResourceMonitor(device=device) as monitor:
             try:
-                fit(task, plugin, hp, cfg, report=report, splits=prepare_splits(task, plugin, hp))
+                data = load_data(run)
+                fit(task, run.plugin, run.hp, cfg, report=report, splits=data.splits)
             except SystemExit:  # how tune.report ends a trial the scheduler stopped
                 stopped = True
             except Exception:
