@@ -21,7 +21,7 @@ from torch import nn
 
 from harness.data.encode import one_hot
 from harness.plugins import register_model
-from harness.spec import IOSpec, ModelPlugin
+from harness.spec import Encoder, IOSpec, ModelPlugin
 
 
 def conv_stack_length(name: str, length: int, layers: list[tuple[int, int]]) -> int:
@@ -47,7 +47,7 @@ def pad_to(codes: torch.Tensor, mask: torch.Tensor, length: int, name: str) -> t
     return F.pad(codes, (0, extra), value=4), F.pad(mask, (0, extra), value=False)
 
 
-class Basset(nn.Module):
+class Basset(nn.Module, Encoder):
     """`forward(codes (B, L), mask (B, L)) -> features (B, fc_dim)` for a fixed length L."""
 
     def __init__(self, length: int, filters: tuple[int, int, int], widths: tuple[int, int, int],
@@ -73,17 +73,18 @@ class Basset(nn.Module):
 
 def build(
     io: IOSpec,
-    filters1: int = 300,
-    width1: int = 19,
-    pool1: int = 3,
-    filters2: int = 200,
-    width2: int = 11,
-    pool2: int = 4,
-    filters3: int = 200,
-    width3: int = 7,
-    pool3: int = 4,
-    fc_dim: int = 1000,
-    dropout: float = 0.3,
+    *,
+    filters1: int,
+    width1: int,
+    pool1: int,
+    filters2: int,
+    width2: int,
+    pool2: int,
+    filters3: int,
+    width3: int,
+    pool3: int,
+    fc_dim: int,
+    dropout: float,
 ) -> Basset:
     return Basset(io.lengths[0], (filters1, filters2, filters3), (width1, width2, width3), (pool1, pool2, pool3),
                   fc_dim, dropout)  # fmt: skip

@@ -21,11 +21,11 @@ from torch import nn
 
 from harness.data.encode import one_hot
 from harness.plugins import register_model
-from harness.spec import IOSpec, ModelPlugin
+from harness.spec import Encoder, IOSpec, ModelPlugin
 from models.basset import conv_stack_length, pad_to
 
 
-class DeepSEA(nn.Module):
+class DeepSEA(nn.Module, Encoder):
     """`forward(codes (B, L), mask (B, L)) -> features (B, fc_dim)` for a fixed length L."""
 
     def __init__(self, length: int, filters: tuple[int, int, int], width: int, pool: int, fc_dim: int,
@@ -49,15 +49,16 @@ class DeepSEA(nn.Module):
 
 def build(
     io: IOSpec,
-    filters1: int = 320,
-    filters2: int = 480,
-    filters3: int = 960,
-    width: int = 8,
-    pool: int = 4,
-    fc_dim: int = 925,
-    dropout1: float = 0.2,
-    dropout2: float = 0.2,
-    dropout3: float = 0.5,
+    *,
+    filters1: int,
+    filters2: int,
+    filters3: int,
+    width: int,
+    pool: int,
+    fc_dim: int,
+    dropout1: float,
+    dropout2: float,
+    dropout3: float,
 ) -> DeepSEA:
     return DeepSEA(io.lengths[0], (filters1, filters2, filters3), width, pool, fc_dim, (dropout1, dropout2, dropout3))
 

@@ -29,7 +29,7 @@ from torch import nn
 
 from harness.data.encode import one_hot
 from harness.plugins import register_model
-from harness.spec import Dataset, IOSpec, ModelPlugin
+from harness.spec import Dataset, Encoder, IOSpec, ModelPlugin
 
 
 class BranchAutoencoder(nn.Module):
@@ -60,7 +60,7 @@ class BranchAutoencoder(nn.Module):
         return z, logits
 
 
-class EplaeEncoder(nn.Module):
+class EplaeEncoder(nn.Module, Encoder):
     """`forward(codes_e, mask_e, codes_p, mask_p) -> latents (B, out_dim)`; sets `aux_loss` in training mode."""
 
     def __init__(
@@ -91,14 +91,7 @@ class EplaeEncoder(nn.Module):
         return torch.cat(latents, dim=-1)  # (B, latent · n_branches)
 
 
-def build(
-    io: IOSpec,
-    channels: int = 32,
-    kernel_size: int = 9,
-    latent: int = 64,
-    recon_weight: float = 1.0,
-    l2: float = 1e-5,
-) -> EplaeEncoder:
+def build(io: IOSpec, *, channels: int, kernel_size: int, latent: int, recon_weight: float, l2: float) -> EplaeEncoder:
     """One autoencoder per branch of `io`, with widths (c, 2c, 4c, 4c); needs fixed lengths and an odd kernel."""
     if 0 in io.lengths:
         raise ValueError(

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from harness.plugins import register_model
-from harness.spec import IOSpec, ModelPlugin
+from harness.spec import Encoder, IOSpec, ModelPlugin
 from models._pair_trunk import TRUNK_DEFAULTS, ConvLstmTrunk
 
 
@@ -46,7 +46,7 @@ class MultiHeadSelfAttention(nn.Module):
         return y.transpose(1, 2).reshape(B, T, self.out_dim)  # (B, T, nh·hs)
 
 
-class EpsatEncoder(nn.Module):
+class EpsatEncoder(nn.Module, Encoder):
     """`forward(codes_e, mask_e, codes_p, mask_p) -> (B, out_dim)` (one `codes, mask` pair on single-sequence tasks)."""
 
     def __init__(self, trunk: ConvLstmTrunk, dropout: float, attention: MultiHeadSelfAttention, dense: int) -> None:

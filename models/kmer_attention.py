@@ -20,7 +20,7 @@ from torch import nn
 
 from harness.data.encode import kmer_ids, kmer_vocab_size
 from harness.plugins import register_model
-from harness.spec import IOSpec, ModelPlugin
+from harness.spec import Encoder, IOSpec, ModelPlugin
 
 POOLINGS = ("mean", "max", "cls", "attention")
 POS_ENCODINGS = ("learned", "sinusoidal", "none")
@@ -75,12 +75,14 @@ class EncoderBlock(nn.Module):
         return x + self.dropout(self.mlp(self.ln2(x)))  # (B, T, C)
 
 
-class KmerAttentionEncoder(nn.Module):
+class KmerAttentionEncoder(nn.Module, Encoder):
     """`forward(codes (B, L), mask (B, L)) -> features (B, out_dim)`.
 
     Set `store_attention = True` to keep each layer's weights in `last_attention` (list of `(B, H, T, T)`,
     T counting the CLS token first under `pooling="cls"`), or call `attention_maps`.
     """
+
+    has_attention_maps = True
 
     def __init__(
         self,
@@ -179,16 +181,17 @@ class KmerAttentionEncoder(nn.Module):
 
 def build(
     io: IOSpec,
-    k: int = 4,
-    d_model: int = 64,
-    n_heads: int = 1,
-    n_layers: int = 1,
-    ff_mult: int = 2,
-    dropout: float = 0.1,
-    pooling: str = "mean",
-    pos_encoding: str = "sinusoidal",
-    max_len: int = 1024,
-    head_dim: int = 64,
+    *,
+    k: int,
+    d_model: int,
+    n_heads: int,
+    n_layers: int,
+    ff_mult: int,
+    dropout: float,
+    pooling: str,
+    pos_encoding: str,
+    max_len: int,
+    head_dim: int,
 ) -> KmerAttentionEncoder:
     """One branch for `io`; learned positions cover `io.lengths[0]` when fixed, else `max_len`."""
     length = io.lengths[0] if io.lengths[0] > 0 else max_len

@@ -43,10 +43,11 @@ def fit_sklearn(
     train: Dataset,
     val: Dataset,
     io: IOSpec,
-    k: int = 4,
-    C: float = 1.0,
-    class_weight: str | None = "none",
-    max_iter: int = 2000,
+    *,
+    k: int,
+    C: float,
+    class_weight: str | None,
+    max_iter: int,
 ) -> KmerLogReg:
     """Fit on `train`; `val` is not needed (no early stopping; hyperparameters are chosen by the tuner)."""
     if class_weight not in ("none", None, "balanced"):

@@ -20,11 +20,11 @@ import torch
 from torch import nn
 
 from harness.plugins import register_model
-from harness.spec import IOSpec, ModelPlugin
+from harness.spec import Encoder, IOSpec, ModelPlugin
 from models._pair_trunk import TRUNK_DEFAULTS, ConvLstmTrunk
 
 
-class SpeidEncoder(nn.Module):
+class SpeidEncoder(nn.Module, Encoder):
     """`forward(codes_e, mask_e, codes_p, mask_p) -> (B, out_dim)` (one `codes, mask` pair on single-sequence tasks)."""
 
     def __init__(self, trunk: ConvLstmTrunk, dropout: float, dense: int) -> None:

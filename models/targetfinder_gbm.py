@@ -24,6 +24,8 @@ BACKENDS = ("exact", "hist")
 class TargetFinderGBM:
     """A fitted booster; `score(dataset)` gives `(N,)` interaction probabilities."""
 
+    n_params = 0  # boosted trees have no parameter count comparable to a network's
+
     def __init__(self, model: GradientBoostingClassifier | HistGradientBoostingClassifier) -> None:
         self.model = model
 
@@ -62,12 +64,13 @@ def fit_sklearn(
     train: Dataset,
     val: Dataset,
     io: IOSpec,
-    n_estimators: int = 4000,
-    learning_rate: float = 0.1,
-    max_depth: int = 5,
-    max_features: str = "log2",
-    backend: str = "exact",
-    seed: int = 0,
+    *,
+    n_estimators: int,
+    learning_rate: float,
+    max_depth: int,
+    max_features: str,
+    backend: str,
+    seed: int,
 ) -> TargetFinderGBM:
     """Fit on `train` (a FeatureDataset); `val` is unused (no early stopping, as in TargetFinder)."""
     if io.target != "binary":

@@ -17,14 +17,14 @@ from harness.interpret.attention_rollup import base_attention, incidence, tokens
 from harness.interpret.attributions import find_input_layer, gradient_attributions, ism_attributions
 from harness.interpret.ism import logit_fn
 from harness.plugins import make_task
-from harness.spec import IOSpec
-from harness.training.run import RunRequest, fit_and_log
-from models.kmer_attention import build
+from harness.spec import Encoder, IOSpec
+from harness.training.run import RunRequest, train_run
+from models.kmer_attention import PLUGIN, build
 from tasks._synthetic_enhancers import planted_motifs
 from tests.conftest import random_seqs
 
 
-class OneHotLinear(nn.Module):
+class OneHotLinear(nn.Module, Encoder):
     """`logit = sum_i p_i * w[base_i]` through a 4-channel Conv1d: linear in the one-hot, so gradient × input and
     integrated gradients (zero baseline) both equal `p_i * w[base_i]` exactly."""
 
@@ -40,7 +40,8 @@ class OneHotLinear(nn.Module):
 
 def tiny_kmer_encoder(pooling: str = "mean") -> nn.Module:
     io = IOSpec("seq", (0,), 1, "binary")
-    return build(io, k=3, d_model=8, n_heads=2, n_layers=2, head_dim=8, pooling=pooling, max_len=64).eval()
+    hp = {"k": 3, "d_model": 8, "n_heads": 2, "n_layers": 2, "head_dim": 8, "pooling": pooling, "max_len": 64}
+    return build(io, **{**PLUGIN.defaults, **hp}).eval()
 
 
 def test_rollup_preserves_row_sums_and_has_base_shapes(rng: np.random.Generator) -> None:
@@ -115,12 +116,13 @@ def test_no_input_layer_is_a_clear_error() -> None:
         find_input_layer(Counts(), torch.zeros(1, 4).long(), torch.ones(1, 4).bool())
 
 
+@pytest.mark.slow
 def test_ism_and_integrated_gradients_recover_planted_motifs(tmp_path: Path) -> None:
     """A k-mer attention model trained on enhancers.synthetic attributes far more to the planted ETS / AP-1 sites
     of positive test sequences than to the rest of the sequence (including the distractor motifs)."""
     model = {"k": 5, "d_model": 32, "head_dim": 32, "dropout": 0.0, "pooling": "max"}
     train = {"max_epochs": 15, "lr": 3e-3, "batch_size": 32, "patience": 0, "device": "cpu", "progress": False}
-    run_id = fit_and_log(RunRequest("enhancers.synthetic", "kmer_attention", {"model": model, "train": train}))
+    run_id = train_run(RunRequest("enhancers.synthetic", "kmer_attention", {"model": model, "train": train}))
     predictor, _ = load_predictor(run_id, "cpu")
     task = make_task("enhancers.synthetic")
     test = task.splits()["test"]

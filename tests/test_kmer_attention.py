@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from harness.training.modeling import build_model
 from models.kmer_attention import PLUGIN, POOLINGS, POS_ENCODINGS, build, sinusoidal_positions
 
 VARIABLE = IOSpec("seq", (0,), 1, "binary")
+encoder = partial(build, **PLUGIN.defaults)  # `build` with the plugin's defaults under the given settings
 
 
 def random_batch(rng: np.random.Generator, lengths: list[int], width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,7 +39,7 @@ def repad(codes: torch.Tensor, mask: torch.Tensor, width: int, fill: torch.Tenso
 @pytest.mark.parametrize("pos_encoding", POS_ENCODINGS)
 @pytest.mark.parametrize("pooling", POOLINGS)
 def test_features_do_not_depend_on_padding(pooling: str, pos_encoding: str, rng: np.random.Generator) -> None:
-    enc = build(VARIABLE, k=3, d_model=16, n_heads=2, n_layers=2, pooling=pooling, pos_encoding=pos_encoding)
+    enc = encoder(VARIABLE, k=3, d_model=16, n_heads=2, n_layers=2, pooling=pooling, pos_encoding=pos_encoding)
     enc.eval()
     codes, mask = random_batch(rng, [40, 23, 57, 3], width=57)
     with torch.no_grad():
@@ -53,7 +56,7 @@ def test_features_do_not_depend_on_padding(pooling: str, pos_encoding: str, rng:
 
 def test_features_change_with_content(rng: np.random.Generator) -> None:
     """Guards the invariance test above: a real base change does change the features."""
-    enc = build(VARIABLE, k=3, d_model=16).eval()
+    enc = encoder(VARIABLE, k=3, d_model=16).eval()
     codes, mask = random_batch(rng, [50, 50], width=50)
     codes[1] = codes[0]
     codes[1, 10] = (codes[0, 10] + 1) % 4
@@ -64,7 +67,7 @@ def test_features_change_with_content(rng: np.random.Generator) -> None:
 
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
 def test_attention_maps_ignore_padding(pooling: str, rng: np.random.Generator) -> None:
-    enc = build(VARIABLE, k=4, d_model=16, n_heads=4, n_layers=2, pooling=pooling).eval()
+    enc = encoder(VARIABLE, k=4, d_model=16, n_heads=4, n_layers=2, pooling=pooling).eval()
     lengths = [30, 12]
     codes, mask = random_batch(rng, lengths, width=30)
     maps = enc.attention_maps(codes, mask)
@@ -83,7 +86,7 @@ def test_attention_maps_ignore_padding(pooling: str, rng: np.random.Generator) -
 
 
 def test_too_short_sequences_raise(rng: np.random.Generator) -> None:
-    enc = build(VARIABLE, k=5, d_model=16)
+    enc = encoder(VARIABLE, k=5, d_model=16)
     with pytest.raises(ValueError, match=r"length 4 is shorter than k=5"):
         enc(*random_batch(rng, [4, 4], width=4))
     with pytest.raises(ValueError, match=r"length 3 is shorter than k=5"):
@@ -91,12 +94,12 @@ def test_too_short_sequences_raise(rng: np.random.Generator) -> None:
 
 
 def test_learned_positions_cover_the_task_length(rng: np.random.Generator) -> None:
-    fixed = build(IOSpec("seq", (50,), 1, "binary"), k=3, d_model=16, pos_encoding="learned")
+    fixed = encoder(IOSpec("seq", (50,), 1, "binary"), k=3, d_model=16, pos_encoding="learned")
     assert fixed.pos_emb.num_embeddings == 48
     fixed(*repad(*random_batch(rng, [50, 50], width=50), 64))  # wider padding is fine
     with pytest.raises(ValueError, match=r"sequence length 60 exceeds max_len=50"):
         fixed(*random_batch(rng, [60, 20], width=60))
-    variable = build(VARIABLE, k=3, d_model=16, pos_encoding="learned", max_len=100)
+    variable = encoder(VARIABLE, k=3, d_model=16, pos_encoding="learned", max_len=100)
     assert variable.pos_emb.num_embeddings == 98
 
 
@@ -111,7 +114,7 @@ def test_learned_positions_cover_the_task_length(rng: np.random.Generator) -> No
 )
 def test_bad_hyperparameters_raise_clearly(hp: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        build(VARIABLE, **hp)
+        encoder(VARIABLE, **hp)
 
 
 def test_sinusoidal_positions_match_the_formula() -> None:

@@ -73,6 +73,9 @@ BAD = [
     ("trials: 1\ntrials: 2\n", 8, "duplicate key 'trials' (first on line 7)"),
     ("set: {a: [1}\n", 7, "not valid YAML"),
     ("splits: [chromosome]\n", 7, "cell enhancers.synthetic[chromosome] × kmer_logreg: unknown data setting(s)"),
+    ("tiny: 1\n", 7, "tiny='1': must be true or false"),
+    ("tiny: 'true'\n", 7, "tiny='true': must be true or false (unquoted)"),
+    ("tiny: [true]\n", 7, "tiny must be a scalar"),
 ]
 
 
@@ -128,6 +131,31 @@ def test_smoke_study_covers_every_synthetic_task_and_model() -> None:
     study = load_study(Path(__file__).parents[1] / "studies" / "smoke.yaml")
     assert set(study.tasks) == {name for name in TASKS.names() if name.endswith(".synthetic")}
     assert set(study.models) == set(MODELS.names())
+
+
+def test_tiny_applies_each_models_tiny_settings_under_the_files_own(tmp_path: Path) -> None:
+    from harness.plugins import MODELS
+
+    extra = "tiny: true\nset: {model.k: 5}\nmodel_set:\n  kmer_attention: {model.d_model: 32}\n"
+    study = load_study(write(tmp_path, HEAD + extra))
+    assert study.tiny
+    logreg, attention = (c.overrides["model"] for c in study.cells())
+    assert MODELS.get("kmer_attention").tiny["k"] != 5 and MODELS.get("kmer_attention").tiny["d_model"] != 32
+    assert logreg == {**MODELS.get("kmer_logreg").tiny, "k": 5}
+    assert attention == {**MODELS.get("kmer_attention").tiny, "k": 5, "d_model": 32}
+    assert study.effective("enhancers.synthetic", "kmer_attention")["model.head_dim"].line == 7  # the tiny key
+    for off in (HEAD, HEAD + "tiny: false\n"):
+        assert [c.overrides["model"] for c in load_study(write(tmp_path, off)).cells()] == [{}, {}]
+
+
+def test_smoke_study_runs_every_models_tiny_variant() -> None:
+    from harness.plugins import MODELS
+
+    study = load_study(Path(__file__).parents[1] / "studies" / "smoke.yaml")
+    assert study.tiny
+    for cell in study.cells():
+        explicit = {e.key.removeprefix("model."): e.value for e in study.per_model.get(cell.model, ())}
+        assert cell.overrides["model"] == {**MODELS.get(cell.model).tiny, **explicit}, cell.label
 
 
 EPI_HEAD = "name: s\ntasks: [epi.synthetic]\nmodels: [kmer_logreg]\n"  # lines 1-3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -46,14 +47,16 @@ def test_gbm_rejects_sequence_tasks() -> None:
     dataset = SeqDataset((seqs, seqs), np.array([0.0, 1.0], dtype=np.float32), np.array(["a", "b"]))
     plugin = get_model("targetfinder_gbm")
     assert plugin.fit_sklearn is not None
+    hp = {**plugin.defaults, "n_estimators": 2}
     with pytest.raises(ValueError, match=r"needs a feature table .* got a SeqDataset of sequences"):
-        plugin.fit_sklearn(dataset, dataset, IOSpec("seq_pair", (4, 4), 1, "binary"), n_estimators=2)
+        plugin.fit_sklearn(dataset, dataset, IOSpec("seq_pair", (4, 4), 1, "binary"), **hp)
 
 
 def test_gbm_bad_settings(rng: np.random.Generator) -> None:
     data = FeatureDataset(rng.random((20, 4), dtype=np.float32), np.arange(20) % 2 * 1.0, np.arange(20).astype(str))
-    fit = get_model("targetfinder_gbm").fit_sklearn
-    assert fit is not None
+    plugin = get_model("targetfinder_gbm")
+    assert plugin.fit_sklearn is not None
+    fit = partial(plugin.fit_sklearn, **plugin.defaults)  # the given settings win
     model = fit(data, data, IOSpec("seq", (0,), 1, "binary"), backend="hist", n_estimators=5, max_features="sqrt")
     assert model.score(data).shape == (20,)
     with pytest.raises(ValueError, match="backend='xgb' must be one of exact, hist"):

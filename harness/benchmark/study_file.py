@@ -8,11 +8,14 @@ seeds: [0]
 trials: 2                                        # tuning trials per cell
 max_epochs: 2                                    # per trial and for the refit
 concurrency: 1                                   # trials running at once
+tiny: true                                       # optional: every model's `tiny` variant (default false)
 splits: [chromosome, random]                     # optional: every cell once per data.split protocol
 set: {data.n: 300, train.batch_size: 32}         # overrides for every cell
 task_set: {enhancers.synthetic: {data.n: 400}}   # per task (wins over `set`)
 model_set: {kmer_attention: {model.d_model: 16}} # per model (wins over both)
 ```
+`tiny: true` applies each model's `tiny` overrides (`ModelPlugin.tiny`, as `model.*` settings) under `set`,
+`task_set` and `model_set`, which win over them; a tiny setting is fixed like any other, so it is not tuned.
 `splits` crosses every cell with `data.split` (tasks that take it: `epi.*`, `epi.targetfinder_nhek`), so one
 benchmark scores the same task × model under several split protocols and the leaderboard puts them side by side.
 Values are registry names and scalars only. `load_study` checks everything against the live registries, the
@@ -34,7 +37,7 @@ from harness.plugins import MODELS, TASKS, load_plugins, make_task
 from harness.registry import Registry, UnknownNameError
 
 KEYS = ("name", "description", "tasks", "models", "seeds", "splits", "trials", "max_epochs", "concurrency",
-        "cpus_per_trial", "gpus_per_trial", "set", "task_set", "model_set")  # fmt: skip
+        "cpus_per_trial", "gpus_per_trial", "tiny", "set", "task_set", "model_set")  # fmt: skip
 RESERVED = {"train.max_epochs": "the top-level max_epochs", "train.seed": "the top-level seeds list"}
 SPLIT_KEY = "data.split"
 
@@ -103,13 +106,21 @@ class StudyFile:
     per_model: Mapping[str, tuple[Override, ...]] = field(default_factory=dict)
     lines: Mapping[str, int] = field(default_factory=dict)  # line of each top-level key and each task/model entry
     splits: tuple[Override, ...] = ()  # one `data.split` override per `splits` entry, in file order
+    tiny: bool = False  # apply each model's `tiny` overrides under the file's own settings
+
+    def tiny_overrides(self, model: str) -> tuple[Override, ...]:
+        """The model's `tiny` settings as `model.*` overrides on the `tiny` key's line; none unless `tiny: true`."""
+        if not self.tiny:
+            return ()
+        return tuple(Override(f"model.{k}", v, self.lines["tiny"]) for k, v in MODELS.get(model).tiny.items())
 
     def effective(self, task: str, model: str, split: Override | None = None) -> dict[str, Override]:
-        """The overrides of one cell by key: `set`, `task_set[task]`, `model_set[model]`, then the split (last
-        wins; a study with `splits` may not set `data.split` elsewhere)."""
+        """The overrides of one cell by key: the model's tiny settings (with `tiny: true`), `set`, `task_set[task]`,
+        `model_set[model]`, then the split (last wins; a study with `splits` may not set `data.split` elsewhere)."""
         out: dict[str, Override] = {}
         last = (split,) if split else ()
-        for entry in (*self.fixed, *self.per_task.get(task, ()), *self.per_model.get(model, ()), *last):
+        groups = (self.tiny_overrides(model), self.fixed, self.per_task.get(task, ()), self.per_model.get(model, ()))
+        for entry in (*(e for group in groups for e in group), *last):
             out[entry.key] = entry
         return out
 
@@ -187,6 +198,13 @@ class _Parser:
             raise self.fail(node, f"{what}={node.value!r}: must be an integer >= {minimum}")
         return value
 
+    def boolean(self, node: yaml.Node, what: str) -> bool:
+        value = self.scalar(node, what)
+        if not isinstance(value, bool):
+            quoted = " (unquoted)" if node.style else ""
+            raise self.fail(node, f"{what}={node.value!r}: must be true or false{quoted}")
+        return value
+
     def number(self, node: yaml.Node, what: str, positive: bool) -> float:
         value = self.scalar(node, what)
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (positive and value == 0):
@@ -261,6 +279,8 @@ class _Parser:
         for key in ("name", "description"):
             if key in nodes:
                 values[key] = str(self.scalar(nodes[key], key))
+        if "tiny" in nodes:
+            values["tiny"] = self.boolean(nodes["tiny"], "tiny")
         if not values.setdefault("name", self.path.stem).strip():
             raise self.fail(nodes["name"], "name must not be empty (it is the MLflow experiment name)")
         if "set" in nodes:
