@@ -1,10 +1,14 @@
-# regbench — `make setup` builds .venv with pinned versions; `make test` runs the suite.
+# regbench — `make setup` builds .venv with pinned versions.
+# `make test`: the full suite, what CI runs (~4 min on 2 cores).
+# `make test-fast`: the same minus the tests marked `slow` (Ray, or training beyond a few steps), ~1 min; for the
+#   edit-test loop — run `make test` before committing.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: setup test lint format demo ui lock clean
+.PHONY: setup test test-fast lint format demo lm-tiny ui lock clean
+LM_CHECKPOINTS ?= $(or $(REGBENCH_LM_CHECKPOINTS),../shared/lm_checkpoints)
 
 setup: $(VENV)/.installed
 
@@ -18,13 +22,21 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 test: setup
 	$(BIN)/python -m pytest -q
 
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 format: setup
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
-demo: setup
+# Random-weight copies of the tiny language-model folders (same code and tokenizers as the real models) for the smoke.
+lm-tiny: setup
+	for m in dnabert2-tiny nt-v2-tiny; do test -e .regbench/lm/$$m/model.safetensors || \
+	  $(BIN)/regbench lm check $(LM_CHECKPOINTS)/$$m --random-init --save .regbench/lm/$$m --n 4 || exit 1; done
+
+demo: setup lm-tiny
 	$(BIN)/regbench benchmark --study studies/smoke.yaml
 	@echo "Open the runs: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then http://127.0.0.1:5000, experiment 'smoke')"
 

@@ -6,7 +6,11 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("listing", "train", "predict", "audit", "transfer", "study", "benchmark", "report", "interpret")
+# Each module registers its subcommands; it must import heavy libraries (torch, mlflow, ...) only inside the
+# functions that run a command, so that `regbench --help` stays fast (tests/test_cli_startup.py).
+COMMAND_MODULES = (
+    "listing", "train", "predict", "audit", "transfer", "study", "benchmark", "report", "compare", "interpret", "lm",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ from harness.data.encode import N_CODE, encode_many
 from harness.evaluation.scoring import evaluate
 from harness.paths import DataNotFoundError
 from harness.plugins import make_task
-from harness.training.run import RunRequest, fit_and_log
+from harness.training.run import RunRequest, train_run
 from tasks import chromatin
 from tasks._chromatin_formats import (
     BASSET,
@@ -188,7 +188,7 @@ def test_tracked_run_logs_group_medians_with_cis(tracking_uri: str, tmp_path: Pa
     tiny = {"filters1": 8, "filters2": 8, "filters3": 8, "fc_dim": 16}
     overrides = {"model": tiny, "train": {"progress": False, "batch_size": 64},
                  "data": {"n": 300, "length": 200, "format": "deepsea"}}  # fmt: skip
-    run_id = fit_and_log(RunRequest("chromatin.synthetic", "basset", overrides, max_epochs=1))
+    run_id = train_run(RunRequest("chromatin.synthetic", "basset", overrides, max_epochs=1))
     client = mlflow.MlflowClient(tracking_uri)
     metrics = client.get_run(run_id).data.metrics
     for key in ("auroc_median", "auroc_median_dnase", "auroc_median_tf"):

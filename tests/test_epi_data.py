@@ -15,7 +15,7 @@ from harness.data.encode import decode
 from harness.data.splits import duplicate_report
 from harness.paths import DataNotFoundError
 from harness.plugins import make_task
-from harness.training.run import RunRequest, fit_and_log
+from harness.training.run import RunRequest, train_run
 from tasks._epi_splits import chromosome_split, pair_leakage, random_split
 from tasks._genome import GenomeError, cut_windows, window_starts
 from tasks._targetfinder_pairs import PairTableError, read_pairs
@@ -204,7 +204,7 @@ def test_bad_options_raise() -> None:
 
 def test_train_and_log_on_synthetic_epi(tracking_uri: str) -> None:
     overrides = parse_overrides(["model.k=2", "model.max_iter=200", "train.progress=false"])
-    run_id = fit_and_log(RunRequest("epi.synthetic", "kmer_logreg", overrides, experiment="epi-unit"))
+    run_id = train_run(RunRequest("epi.synthetic", "kmer_logreg", overrides, experiment="epi-unit"))
     run = MlflowClient(tracking_uri).get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.tags["split_protocol"] == "chromosome"
     assert run.data.tags["synthetic"] == "true" and 0.0 <= run.data.metrics["test_auprc"] <= 1.0

@@ -24,6 +24,8 @@ from mlflow.tracking import MlflowClient
 
 from harness.tracking import store
 
+pytestmark = pytest.mark.slow
+
 BIN = Path(sys.executable).parent
 TINY = {"model.k": 3, "model.d_model": 16, "model.head_dim": 16, "model.pos_encoding": "none", "data.n": 200}
 

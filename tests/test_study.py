@@ -78,6 +78,7 @@ def test_fixed_settings_are_not_searched() -> None:
     assert searched_names(plugin, {"model": {"k": 3}}) == ["model.C", "model.class_weight"]  # no train.* for sklearn
 
 
+@pytest.mark.slow
 def test_layout_and_resume(tmp_path: Path, local_ray: None) -> None:
     spec = _spec(tmp_path)
     first = run_study(spec)
@@ -116,6 +117,7 @@ def test_layout_and_resume(tmp_path: Path, local_ray: None) -> None:
     assert not [r for r in _runs(spec.name) if r.info.status == "RUNNING"]
 
 
+@pytest.mark.slow
 def test_failing_trials_end_failed_and_the_study_fails_cleanly(tmp_path: Path, local_ray: None, capsys) -> None:
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     sets = ["data.n=200", "model.k=3", "model.d_model=16", "model.head_dim=16", "train.lr=1e30", "train.grad_clip=0",

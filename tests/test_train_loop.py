@@ -38,6 +38,7 @@ def motif_task(rng: np.random.Generator, n: int = 300, variable: bool = False) -
     return SplitTask("unit.motif", io, "auroc", "fixed", True, lambda: splits, binary_metrics)
 
 
+@pytest.mark.slow
 def test_fit_learns_and_restores_best_epoch(rng: np.random.Generator) -> None:
     task = motif_task(rng, n=600)
     rows: list[dict[str, float]] = []

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from harness.cli import main
 from harness.config import parse_overrides
 from harness.evaluation.reload import load_predictor
-from harness.training.run import RunRequest, fit_and_log
+from harness.training.run import RunRequest, train_run
 
 TINY = ["data.n=240", "model.k=3", "model.d_model=16", "model.head_dim=16", "train.batch_size=32",
         "train.progress=false"]  # fmt: skip
@@ -27,7 +27,7 @@ def logged_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     mp.setenv("MLFLOW_TRACKING_URI", uri)
     mp.setenv("REGBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
     try:
-        run_id = fit_and_log(RunRequest("enhancers.synthetic", "kmer_attention", parse_overrides(TINY), seed=1,
+        run_id = train_run(RunRequest("enhancers.synthetic", "kmer_attention", parse_overrides(TINY), seed=1,
                                        max_epochs=2, experiment="unit"))  # fmt: skip
     finally:
         mp.undo()

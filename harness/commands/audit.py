@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 
 from harness.config import parse_overrides
-from harness.data.datasets import SeqDataset
-from harness.data.splits import duplicate_report
 from harness.paths import DataNotFoundError
-from harness.plugins import make_task
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,15 +19,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.data.datasets import SeqDataset
+    from harness.data.splits import duplicate_report
+    from harness.plugins import make_task
+
     task = make_task(args.task, parse_overrides(args.overrides)["data"])
-    audit_lines = getattr(task, "audit_lines", None)  # optional task hook, e.g. EPI pair leakage (no genome needed)
-    if audit_lines is not None:
-        for line in audit_lines():
-            print(line)
+    audit_lines = task.audit_lines()  # e.g. EPI pair leakage, computed without loading sequences (no genome needed)
+    for line in audit_lines:
+        print(line)
     try:
         splits = task.splits()
     except DataNotFoundError as err:
-        if audit_lines is None:
+        if not audit_lines:
             raise
         print(f"sequence duplicates not checked: {err}")
         return 0

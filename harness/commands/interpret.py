@@ -6,20 +6,16 @@ import argparse
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-import torch
+from harness.interpret import GRADIENT_METHODS, METHODS
 
-from harness.data.datasets import Seqs
-from harness.evaluation.reload import load_predictor, read_input, single_sequence_dataset
-from harness.interpret.attention_rollup import base_attention
-from harness.interpret.attributions import GRADIENT_METHODS, METHODS, gradient_attributions, ism_attributions
-from harness.interpret.figures import attention_figure, logo_figure, mutation_map_figure
-from harness.interpret.ism import logit_fn, parse_window, read_variants, saturation_mutagenesis, variant_effects
-from harness.reporting import plots
-from harness.training.fit import Predictor, TorchPredictor
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from harness.data.datasets import Seqs
+    from harness.spec import Predictor
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -85,6 +81,9 @@ def file_stems(ids: Iterable[Any]) -> list[str]:
 
 
 def _load(args: argparse.Namespace) -> tuple[Predictor, dict[str, Any], str, Path]:
+    from harness.evaluation.reload import load_predictor
+    from harness.training.predictor import TorchPredictor
+
     predictor, meta = load_predictor(args.run, args.device)
     device = predictor.device if isinstance(predictor, TorchPredictor) else "cpu"
     out = Path(args.out)
@@ -93,16 +92,27 @@ def _load(args: argparse.Namespace) -> tuple[Predictor, dict[str, Any], str, Pat
 
 
 def _read(args: argparse.Namespace, meta: dict[str, Any]) -> tuple[np.ndarray, Seqs]:
+    from harness.evaluation.reload import read_input, single_sequence_dataset
+
     ids, seqs, _ = read_input(args.input, labelled=False)
     return ids, single_sequence_dataset(ids, seqs, None, meta, args.input).seqs[0]
 
 
 def _save_figure(fig: Any, path: Path) -> None:
+    from harness.reporting import plots
+
     fig.savefig(path, dpi=110)
     plots.close(fig)
 
 
 def run_ism(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from harness.evaluation.reload import single_sequence_dataset
+    from harness.interpret.figures import logo_figure, mutation_map_figure
+    from harness.interpret.ism import logit_fn, parse_window, read_variants, saturation_mutagenesis, variant_effects
+
     if args.genome and not args.variants:
         raise ValueError("--genome applies to --variants with columns id, chrom, pos, ref, alt")
     predictor, meta, device, out = _load(args)
@@ -133,6 +143,13 @@ def run_ism(args: argparse.Namespace) -> int:
 
 
 def run_explain(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from harness.interpret.attributions import gradient_attributions, ism_attributions
+    from harness.interpret.figures import logo_figure
+    from harness.interpret.ism import logit_fn
+    from harness.training.predictor import TorchPredictor
+
     predictor, meta, device, out = _load(args)
     ids, seqs = _read(args, meta)
     if args.method != "ism" and not isinstance(predictor, TorchPredictor):
@@ -158,6 +175,12 @@ def run_explain(args: argparse.Namespace) -> int:
 def _attention(
     encoder: torch.nn.Module, ids: np.ndarray, seqs: Seqs, args: argparse.Namespace, device: str, out: Path
 ) -> int:
+    import numpy as np
+    import torch
+
+    from harness.interpret.attention_rollup import base_attention
+    from harness.interpret.figures import attention_figure
+
     stems = file_stems(ids)
     for start in range(0, len(seqs), args.batch_size):
         idx = np.arange(start, min(start + args.batch_size, len(seqs)))

@@ -5,12 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import pandas as pd
-
-from harness.evaluation.bootstrap import bootstrap_binary
-from harness.evaluation.metrics import binary_metrics
-from harness.evaluation.reload import load_predictor, read_input, single_sequence_dataset
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="score a FASTA/TSV with a logged model",
@@ -34,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from harness.evaluation.reload import load_predictor, read_input, single_sequence_dataset
+
     predictor, meta = load_predictor(args.run, args.device)
     ids, seqs, _ = read_input(args.input, labelled=False)
     scores = predictor.score(single_sequence_dataset(ids, seqs, None, meta, args.input))
@@ -46,6 +44,10 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from harness.evaluation.bootstrap import bootstrap_binary
+    from harness.evaluation.metrics import binary_metrics
+    from harness.evaluation.reload import load_predictor, read_input, single_sequence_dataset
+
     predictor, meta = load_predictor(args.run, args.device)
     if meta["io"]["target"] != "binary":
         raise ValueError(f"evaluate supports binary tasks; run {args.run} was trained on {meta['task']}")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from harness.reporting.write import write_report
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -22,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.reporting.write import write_report
+
     out = write_report(args.experiment, args.out, log_to_benchmark=not args.no_log)
     print(f"wrote {out / 'report.md'} and {out / 'report.html'}")
     return 0

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from harness.commands.train import overrides_from
-from harness.tuning.search import StudyFailedError, StudyRequest, StudyResult, run_study
+
+if TYPE_CHECKING:
+    from harness.tuning.search import StudyRequest, StudyResult
 
 EPILOG = """examples:
   regbench study --task enhancers.ienhancer2l --model kmer_attention --trials 16 --concurrency 2 --max-epochs 8
@@ -50,6 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def spec_from(args: argparse.Namespace) -> StudyRequest:
+    from harness.tuning.search import StudyRequest
+
     return StudyRequest(
         task=args.task, model=args.model, overrides=overrides_from(args), seed=args.seed, trials=args.trials,
         concurrency=args.concurrency, max_epochs=args.max_epochs, experiment=args.experiment,
@@ -79,6 +84,8 @@ def summary(result: StudyResult) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.tuning.search import StudyFailedError, run_study
+
     spec = spec_from(args)
     try:
         result = run_study(spec)

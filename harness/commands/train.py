@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from harness.config import parse_overrides
-from harness.training.run import RunRequest, fit_and_log
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +43,9 @@ def overrides_from(args: argparse.Namespace) -> dict[str, dict]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.training.run import RunRequest, train_run
+
     spec = RunRequest(args.task, args.model, overrides_from(args), args.seed, args.max_epochs, args.experiment)
-    run_id = fit_and_log(spec)
+    run_id = train_run(spec)
     print(f"run_id: {run_id}")
     return 0

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-import pandas as pd
-
-from harness.benchmark.cell_line_transfer import METRICS, SHARED, parse_cells, run_transfer
 from harness.config import parse_overrides
 
 
@@ -38,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from harness.benchmark.cell_line_transfer import METRICS, SHARED, parse_cells, run_transfer
+
     result, run_id = run_transfer(
         args.model,
         parse_cells(args.train_cell),

@@ -30,11 +30,9 @@ from torch import nn
 
 from harness.data.datasets import Seqs
 from harness.data.encode import N_CODE
+from harness.interpret import GRADIENT_METHODS
 from harness.interpret.attention_rollup import incidence
 from harness.interpret.ism import LogitFn, saturation_mutagenesis
-
-GRADIENT_METHODS = ("saliency", "integrated_gradients")
-METHODS = (*GRADIENT_METHODS, "ism", "attention")
 
 
 @dataclass(frozen=True)
