@@ -1,10 +1,13 @@
-"""Frozen language-model embedding throughput (sequences/s) and peak memory, for the DNABERT-2 probe
-(Zhou et al. 2023, arXiv:2306.15006) or any local BERT-like checkpoint; the encoder runs as in `featurize`
-(`models.lm._embeddings`: windows, masked mean pooling, bf16 autocast on CUDA).
+"""Frozen language-model embedding throughput (sequences/s) and peak memory, for the probes on DNABERT-2
+(Zhou et al. 2023, arXiv:2306.15006), Nucleotide Transformer v2 or any local BERT-like checkpoint; the encoder runs
+as in `featurize` (`models.lm._embeddings`: windows, masked mean pooling, bf16 autocast on CUDA).
 
-Run: `.venv/bin/python bench/embed.py [--checkpoint DIR] [--n 512] [--lengths 200,1000] [--device auto]`.
-Without `--checkpoint` it builds a tiny random BERT (hidden 32, 2 layers) in a temporary folder. Seeded random
-ACGT sequences; one untimed warm-up batch per configuration. Peak RSS is the process high-water mark so far.
+Run: `.venv/bin/python bench/embed.py [--checkpoint DIR [--random-init]] [--n 512] [--lengths 200,1000]
+[--device auto] [--threads N]`. Without `--checkpoint` it builds a tiny random BERT (hidden 32, 2 layers) in a
+temporary folder; `--random-init` gives a weight-less folder (e.g. `../shared/lm_checkpoints/dnabert2-117m`) seeded
+random weights.
+Seeded random ACGT sequences; one untimed warm-up batch per configuration. Peak RSS is the process high-water mark
+so far (it includes loading the model).
 """
 
 from __future__ import annotations
@@ -19,7 +22,14 @@ import numpy as np
 import torch
 
 from harness.training.resources import peak_rss_mb
-from models.lm._embeddings import EmbedSettings, load_encoder, write_tiny_checkpoint
+from models.lm._checkpoint import count_parameters, load_backbone
+from models.lm._embeddings import (
+    EmbedSettings,
+    Encoder,
+    checkpoint_digest,
+    load_encoder,
+    write_tiny_checkpoint,
+)
 
 _MB = 2**20
 
@@ -30,9 +40,19 @@ def random_seqs(n: int, length: int, seed: int = 0) -> list[str]:
     return [alphabet[rng.integers(0, 4, size=length)].tobytes().decode() for _ in range(n)]
 
 
-def measure(spec: EmbedSettings, n: int, length: int) -> dict[str, float]:
+def make_encoder(folder: str, random_init: bool, pooling: str, max_length: int, batch: int, device: str) -> Encoder:
+    """The probe's encoder: via `load_encoder` (the training path), or random weights for a weight-less folder."""
+    if not random_init:
+        return load_encoder(EmbedSettings.create(folder, pooling, max_length, batch, device))
+    path = Path(folder).expanduser().resolve()
+    backbone = load_backbone(path, random_init=True)
+    spec = EmbedSettings(str(path), checkpoint_digest(path), pooling, max_length, batch, device)
+    return Encoder(spec, backbone.tokenizer, backbone.encoder)
+
+
+def measure(encoder: Encoder, n: int, length: int) -> dict[str, float]:
     """Embed `n` random sequences of `length` bp; throughput, windows per sequence, peak memory."""
-    encoder = load_encoder(spec)
+    spec = encoder.spec
     seqs = random_seqs(n, length)
     encoder.embed(seqs[: spec.batch_size], "warm-up")
     cuda = encoder.device.type == "cuda"
@@ -55,24 +75,31 @@ def measure(spec: EmbedSettings, n: int, length: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="", help="local Hugging Face model folder (default: tiny random BERT)")
+    parser.add_argument("--random-init", action="store_true", help="random weights for a weight-less --checkpoint")
     parser.add_argument("--n", type=int, default=512, help="sequences per configuration")
     parser.add_argument("--lengths", default="200,1000", help="comma-separated sequence lengths (bp)")
     parser.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
     parser.add_argument("--max-length", type=int, default=512, help="tokens per window")
     parser.add_argument("--pooling", default="mean", choices=["mean", "cls"])
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.checkpoint or str(write_tiny_checkpoint(Path(tmp) / "tiny_bert", max_tokens=512))
-        spec = EmbedSettings.create(folder, args.pooling, args.max_length, args.batch_size, args.device)
-        device = torch.cuda.get_device_name() if spec.device != "cpu" and torch.cuda.is_available() else "cpu"
+        encoder = make_encoder(folder, args.random_init, args.pooling, args.max_length, args.batch_size, args.device)
+        device = torch.cuda.get_device_name() if encoder.device.type == "cuda" else "cpu"
         name = args.checkpoint or "tiny random BERT (hidden 32, 2 layers)"
-        print(f"checkpoint {name}, device {device}, threads {torch.get_num_threads()}, n={args.n}, "
-              f"batch {args.batch_size}, max_length {args.max_length}")  # fmt: skip
+        print(
+            f"checkpoint {name}{' (random weights)' if args.random_init else ''}, "
+            f"{count_parameters(encoder.model):,} encoder parameters, device {device}, "
+            f"threads {torch.get_num_threads()}, n={args.n}, batch {args.batch_size}, max_length {args.max_length}"
+        )
         print(f"{'length':>8} {'windows/seq':>12} {'seq/s':>10} {'peak RSS MB':>12} {'CUDA peak MB':>13}")
         for length in (int(v) for v in args.lengths.split(",")):
-            r = measure(spec, args.n, length)
+            r = measure(encoder, args.n, length)
             print(f"{length:>8} {r['windows_per_seq']:>12.2f} {r['seq_per_s']:>10.1f} {r['peak_rss_mb']:>12.0f} "
                   f"{r['cuda_peak_mb']:>13.0f}")  # fmt: skip
 

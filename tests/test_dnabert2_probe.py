@@ -22,7 +22,7 @@ from harness.data.datasets import SeqDataset, Seqs
 from harness.evaluation.reload import load_predictor
 from harness.paths import DataNotFoundError
 from harness.plugins import get_model, make_task
-from harness.training.run import RunRequest, fit_and_log
+from harness.training.run import RunRequest, train_run
 from tests.conftest import random_seqs
 
 HIDDEN = 32
@@ -152,19 +152,20 @@ def test_changed_checkpoint_is_refused(checkpoint: Path, tmp_path: Path) -> None
         emb.load_encoder(frozen)
 
 
+@pytest.mark.slow
 def test_train_log_and_predict_both_heads(
     checkpoint: Path, loads: list[emb.EmbedSettings], tmp_path: Path, tracking_uri: str
 ) -> None:
     """Torch head end to end, then the sklearn head on the same embeddings (cache only), then predict both."""
     sets = [f"model.checkpoint={checkpoint}", "model.max_length=64", "data.n=60",
             "train.progress=false", "train.device=cpu"]  # fmt: skip
-    torch_run = fit_and_log(RunRequest("enhancers.synthetic", "dnabert2_probe", parse_overrides(sets), max_epochs=2))
+    torch_run = train_run(RunRequest("enhancers.synthetic", "dnabert2_probe", parse_overrides(sets), max_epochs=2))
     assert len(loads) == 1
     metrics = MlflowClient(tracking_uri).get_run(torch_run).data.metrics
     assert metrics["embed_seq_per_s"] > 0 and metrics["embed_sequences"] == 60
     assert 0 <= metrics["test_auroc"] <= 1 and metrics["n_params"] == HIDDEN + 1  # the head only
     loads.clear()
-    sk_run = fit_and_log(RunRequest("enhancers.synthetic", "dnabert2_probe_sklearn", parse_overrides(sets)))
+    sk_run = train_run(RunRequest("enhancers.synthetic", "dnabert2_probe_sklearn", parse_overrides(sets)))
     assert loads == [], "the sklearn probe should reuse the cached embeddings"
     assert MlflowClient(tracking_uri).get_run(sk_run).data.metrics["embed_cache_hits"] == 3
 

@@ -1,3 +1,3 @@
-"""DNA language models (DNABERT-2, Nucleotide Transformer): embeddings and the probe plugins."""
+"""DNA language models (DNABERT-2, Nucleotide Transformer): loading, embeddings, the probe and fine-tune plugins."""
 
-from models.lm import probe  # noqa: F401
+from models.lm import finetune, probe  # noqa: F401

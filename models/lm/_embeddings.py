@@ -4,14 +4,12 @@ Written for DNABERT-2 (Zhou et al. 2023, "DNABERT-2: Efficient foundation model 
 genome", arXiv:2306.15006) and any BERT-like DNA model in Hugging Face format (e.g. Nucleotide Transformer v2),
 following BEND (Marin et al. 2024): compute the embeddings once, then train only a head on them.
 
-- Loading: `transformers` Auto classes with `local_files_only=True, trust_remote_code=True` (never the network).
-  A checkpoint whose `auto_map` offers only `AutoModelForMaskedLM` (Nucleotide Transformer v2) is loaded that way
-  and its base model kept. DNABERT-2's remote code uses a Triton flash-attention kernel when `import triton`
-  succeeds (fp16 only, and broken on Triton >= 3); without Triton (any CPU-only install) it computes attention in
-  PyTorch. We always force the PyTorch path by setting the remote module's `flash_attn_qkvpacked_func` to None.
+- Loading: `models.lm._checkpoint.load_backbone` (offline, the folder's own code, the transformers 5 shims of
+  `models.lm._compat`, DNABERT-2's attention always in PyTorch); the encoder is the checkpoint's base model.
 - Tokens: each sequence is tokenized once without truncation; the tokenizer's special tokens (`[CLS]`/`[SEP]`,
-  found with `special_tokens_mask`) are kept around every window. A sequence longer than `max_length` tokens is cut
-  into windows of at most `max_length` tokens (specials included), each run separately.
+  found with its `special_tokens_mask`, recomputed from the ids when that mask does not match them, as NT-v2's
+  does not) are kept around every window; padding uses the tokenizer's pad id. A sequence longer than
+  `max_length` tokens is cut into windows of at most `max_length` tokens (specials included), each run separately.
 - Pooling: `mean` averages the last hidden states over real tokens (padding and special tokens masked out);
   `cls` takes the first token. A sequence's embedding is the mean of its windows' vectors weighted by each
   window's number of real tokens (for `mean` this equals the mean over all of the sequence's tokens).
@@ -24,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
@@ -40,30 +37,39 @@ from harness.config import ConfigError
 from harness.data.datasets import FeatureDataset, SeqDataset, Seqs
 from harness.data.encode import decode
 from harness.paths import DataNotFoundError, cache_dir
-from harness.spec import Dataset
+from harness.spec import Dataset, Splits
 from harness.training.resources import ResourceMonitor
+from models.lm._checkpoint import check_folder, load_backbone
 
 ENV_VAR = "REGBENCH_DNABERT2"
 POOLINGS = ("mean", "cls")
 DOWNLOAD_HINT = (
     "On a machine with network: `huggingface-cli download zhihan1996/DNABERT-2-117M --local-dir "
     "~/models/DNABERT-2-117M` (or any BERT-like DNA model, e.g. InstaDeepAI/nucleotide-transformer-v2-50m-multi-species"
-    f"), then pass `--set model.checkpoint=~/models/DNABERT-2-117M` or `export {ENV_VAR}=~/models/DNABERT-2-117M`."
+    f"), check it with `regbench lm check ~/models/DNABERT-2-117M`, then pass "
+    f"`--set model.checkpoint=~/models/DNABERT-2-117M` or `export {ENV_VAR}=~/models/DNABERT-2-117M`."
 )
 _WHOLE_FILE_BYTES = 4 * 2**20  # files up to this size are hashed whole; larger ones by size + head + tail
 _EDGE_BYTES = 2**20
 
 
+def check_pooling(pooling: str) -> str:
+    if pooling not in POOLINGS:
+        raise ConfigError(f"model.pooling={pooling!r} is not one of {', '.join(POOLINGS)}")
+    return pooling
+
+
 def resolve_checkpoint(path: str) -> Path:
-    """`path`, or `$REGBENCH_DNABERT2` when empty, as an existing directory with a `config.json`."""
+    """`path`, or `$REGBENCH_DNABERT2` when empty, as a model folder with config, code, tokenizer and weights."""
     value = path or os.environ.get(ENV_VAR, "")
     if not value:
         raise DataNotFoundError(f"no language-model checkpoint given (model.checkpoint and ${ENV_VAR} unset). "
                                 f"{DOWNLOAD_HINT}")  # fmt: skip
     folder = Path(value).expanduser().resolve()
-    if not (folder / "config.json").is_file():
-        raise DataNotFoundError(f"language-model checkpoint {folder} has no config.json (missing or not a Hugging "
-                                f"Face model folder). {DOWNLOAD_HINT}")  # fmt: skip
+    try:
+        check_folder(folder, need_weights=True)
+    except DataNotFoundError as err:
+        raise DataNotFoundError(f"{err}. {DOWNLOAD_HINT}") from None
     return folder
 
 
@@ -96,8 +102,7 @@ class EmbedSettings:
 
     @classmethod
     def create(cls, checkpoint: str, pooling: str, max_length: int, batch_size: int, device: str) -> EmbedSettings:
-        if pooling not in POOLINGS:
-            raise ConfigError(f"model.pooling={pooling!r} is not one of {', '.join(POOLINGS)}")
+        check_pooling(pooling)
         if max_length < 3 or batch_size < 1:
             raise ConfigError(
                 f"model.max_length={max_length} must be >= 3 and model.embed_batch_size={batch_size} >= 1"
@@ -121,14 +126,6 @@ def _device(name: str) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else torch.device(name)
 
 
-def _force_torch_attention(model: torch.nn.Module) -> None:
-    """DNABERT-2: route attention through PyTorch instead of its bundled Triton kernel (see module docstring)."""
-    for name in {type(m).__module__ for m in model.modules()}:
-        module = sys.modules.get(name)
-        if getattr(module, "flash_attn_qkvpacked_func", None) is not None:
-            module.flash_attn_qkvpacked_func = None  # type: ignore[union-attr]
-
-
 @dataclass(frozen=True)
 class Windows:
     """Token windows of a list of sequences: `ids`/`special` per window, `owner (W,)` the sequence of each."""
@@ -138,16 +135,24 @@ class Windows:
     owner: np.ndarray
 
 
-class Encoder:
-    """A loaded tokenizer + frozen model; `embed(seqs) -> (N, D) float32`."""
+def special_tokens_mask(tokenizer: Any, ids: list[int], given: list[int]) -> list[int]:
+    """1 for the tokenizer's special tokens in `ids`. The tokenizer's own mask `given` when it matches `ids`;
+    otherwise (NT-v2's EsmTokenizer counts an EOS it never adds, so its mask is one entry longer) the mask is
+    recomputed from the ids with `get_special_tokens_mask(already_has_special_tokens=True)`."""
+    if len(given) == len(ids):
+        return list(given)
+    mask = tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
+    if len(mask) != len(ids):
+        raise ValueError(f"{type(tokenizer).__name__}: special-tokens mask of {len(mask)} entries for {len(ids)} ids")
+    return list(mask)
 
-    def __init__(self, spec: EmbedSettings, tokenizer: Any, model: torch.nn.Module) -> None:
-        self.spec, self.tokenizer, self.model = spec, tokenizer, model
-        self.device = _device(spec.device)
-        self.model.to(self.device).eval().requires_grad_(False)
-        limits = [spec.max_length, getattr(model.config, "max_position_embeddings", None), tokenizer.model_max_length]
-        self.max_tokens = min(int(v) for v in limits if isinstance(v, int) and v < 10**9)
-        self.hidden_size = int(model.config.hidden_size)
+
+class TokenWindows:
+    """Tokenizer-side work shared by the frozen embedder and the fine-tuned encoder: windows, padding, pooling."""
+
+    def __init__(self, tokenizer: Any, max_tokens: int, pooling: str) -> None:
+        self.tokenizer, self.max_tokens, self.pooling = tokenizer, max_tokens, check_pooling(pooling)
+        self.pad_id = int(tokenizer.pad_token_id)
 
     def windows(self, seqs: Sequence[str]) -> Windows:
         """Tokenize and cut each sequence into windows of <= `max_tokens` tokens, its special tokens around each."""
@@ -155,22 +160,66 @@ class Encoder:
         ids_out: list[list[int]] = []
         special_out: list[list[int]] = []
         owner: list[int] = []
-        for i, (ids, special) in enumerate(zip(enc["input_ids"], enc["special_tokens_mask"], strict=True)):
+        for i, (ids, given) in enumerate(zip(enc["input_ids"], enc["special_tokens_mask"], strict=True)):
+            special = special_tokens_mask(self.tokenizer, ids, given)
             head = next((j for j, s in enumerate(special) if not s), len(ids))  # leading special tokens
             tail = len(ids) - next((j for j, s in enumerate(reversed(special)) if not s), 0)  # start of trailing ones
-            if self.spec.pooling == "cls" and head == 0:
+            if self.pooling == "cls" and head == 0:
                 raise ConfigError("model.pooling=cls needs a tokenizer that adds a leading [CLS]; use pooling=mean")
             if head >= tail:
                 raise ValueError(f"sequence {i} ({seqs[i][:20]!r}) has no tokens besides special ones")
             width = self.max_tokens - head - (len(ids) - tail)
             if width < 1:
-                raise ConfigError(f"model.max_length={self.spec.max_length} leaves no room besides special tokens")
+                raise ConfigError(f"model.max_length={self.max_tokens} leaves no room besides special tokens")
             for start in range(head, tail, width):
                 stop = min(start + width, tail)
                 ids_out.append(ids[:head] + ids[start:stop] + ids[tail:])
                 special_out.append(special[:head] + special[start:stop] + special[tail:])
                 owner.append(i)
         return Windows(ids_out, special_out, np.asarray(owner, np.int64))
+
+    def batch(self, win: Windows, rows: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Windows `rows` padded with the tokenizer's pad id: `ids (B, T)`, `attention (B, T)` (1 = token, 0 = padding)
+        and `real (B, T)` bool (a token that is neither padding nor special)."""
+        width = max(len(win.ids[r]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros(len(rows), width, dtype=torch.long)
+        real = torch.zeros(len(rows), width, dtype=torch.bool)
+        for b, r in enumerate(rows):
+            n = len(win.ids[r])
+            ids[b, :n] = torch.tensor(win.ids[r])
+            attention[b, :n] = 1
+            real[b, :n] = ~torch.tensor(win.special[r], dtype=torch.bool)
+        return ids, attention, real
+
+    def pool(self, hidden: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per window `(weighted (B, D), n_real (B,))`: the pooled vector times its number of real tokens, so that
+        summing over a sequence's windows and dividing by Σ n_real gives the length-weighted mean."""
+        n_real = real.sum(1).to(hidden.dtype)
+        if self.pooling == "mean":
+            return (hidden * real[..., None].to(hidden.dtype)).sum(1), n_real
+        return hidden[:, 0] * n_real[:, None], n_real
+
+
+def max_tokens(max_length: int, model: torch.nn.Module, tokenizer: Any) -> int:
+    """`max_length` capped by the model's position limit and the tokenizer's `model_max_length`."""
+    limits = [max_length, getattr(model.config, "max_position_embeddings", None), tokenizer.model_max_length]
+    return min(int(v) for v in limits if isinstance(v, int) and v < 10**9)
+
+
+class Encoder:
+    """A loaded tokenizer + frozen model; `embed(seqs) -> (N, D) float32`."""
+
+    def __init__(self, spec: EmbedSettings, tokenizer: Any, model: torch.nn.Module) -> None:
+        self.spec, self.tokenizer, self.model = spec, tokenizer, model
+        self.device = _device(spec.device)
+        self.model.to(self.device).eval().requires_grad_(False)
+        self.max_tokens = max_tokens(spec.max_length, model, tokenizer)
+        self.tokens = TokenWindows(tokenizer, self.max_tokens, spec.pooling)
+        self.hidden_size = int(model.config.hidden_size)
+
+    def windows(self, seqs: Sequence[str]) -> Windows:
+        return self.tokens.windows(seqs)
 
     def _hidden(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
         """Last hidden states `(B, T, D)` float32."""
@@ -185,22 +234,11 @@ class Encoder:
         total = torch.zeros(len(seqs), self.hidden_size, dtype=torch.float64)  # Σ window vector × real tokens
         counts = torch.zeros(len(seqs), dtype=torch.float64)  # Σ real tokens
         order = np.argsort([len(w) for w in win.ids], kind="stable")  # similar lengths share a batch
-        pad = self.tokenizer.pad_token_id or 0
         for start in tqdm(range(0, len(order), self.spec.batch_size), desc=desc, unit="batch", disable=None):
             rows = order[start : start + self.spec.batch_size]
-            width = max(len(win.ids[r]) for r in rows)
-            ids = torch.full((len(rows), width), pad, dtype=torch.long)  # (B, T)
-            real = torch.zeros(len(rows), width, dtype=torch.bool)  # (B, T): not padding, not special
-            for b, r in enumerate(rows):
-                ids[b, : len(win.ids[r])] = torch.tensor(win.ids[r])
-                real[b, : len(win.ids[r])] = ~torch.tensor(win.special[r], dtype=torch.bool)
-            attention = (torch.arange(width)[None, :] < torch.tensor([len(win.ids[r]) for r in rows])[:, None]).long()
-            hidden = self._hidden(ids.to(self.device), attention.to(self.device)).cpu()  # (B, T, D)
-            n_real = real.sum(1).double()  # (B,)
-            if self.spec.pooling == "mean":
-                weighted = (hidden * real[..., None]).sum(1).double()  # (B, D) = mean × n_real
-            else:
-                weighted = hidden[:, 0].double() * n_real[:, None]  # (B, D)
+            ids, attention, real = self.tokens.batch(win, rows)
+            hidden = self._hidden(ids.to(self.device), attention.to(self.device)).cpu().double()  # (B, T, D)
+            weighted, n_real = self.tokens.pool(hidden, real)
             owner = torch.from_numpy(win.owner[rows])
             total.index_add_(0, owner, weighted)
             counts.index_add_(0, owner, n_real)
@@ -209,21 +247,12 @@ class Encoder:
 
 def load_encoder(spec: EmbedSettings) -> Encoder:
     """Tokenizer and model from the local checkpoint (checked against the digest recorded in `spec`)."""
-    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
-
     folder = resolve_checkpoint(spec.checkpoint)
     if checkpoint_digest(folder) != spec.digest:
         raise ConfigError(f"checkpoint {folder} changed since these embeddings were defined (digest "
                           f"{checkpoint_digest(folder)}, expected {spec.digest}); restore it or retrain")  # fmt: skip
-    kw: dict[str, Any] = {"local_files_only": True, "trust_remote_code": True}
-    tokenizer = AutoTokenizer.from_pretrained(folder, **kw)
-    auto_map = getattr(AutoConfig.from_pretrained(folder, **kw), "auto_map", None) or {}
-    if "AutoModelForMaskedLM" in auto_map and "AutoModel" not in auto_map:
-        model = AutoModelForMaskedLM.from_pretrained(folder, **kw).base_model
-    else:
-        model = AutoModel.from_pretrained(folder, **kw)
-    _force_torch_attention(model)
-    return Encoder(spec, tokenizer, model)
+    backbone = load_backbone(folder)
+    return Encoder(spec, backbone.tokenizer, backbone.encoder)
 
 
 def sequences(branch: Seqs) -> list[str]:
@@ -265,14 +294,6 @@ class FrozenEmbedder:
         return self.embed_branches(dataset.seqs)
 
 
-class EmbeddedSplits(dict[str, FeatureDataset]):
-    """Featurized splits; `stats` (embedding throughput and memory) is logged as run metrics by the runner."""
-
-    def __init__(self, splits: Mapping[str, FeatureDataset], stats: Mapping[str, float]) -> None:
-        super().__init__(splits)
-        self.stats = dict(stats)
-
-
 @dataclass
 class _Tally:
     sequences: int = 0
@@ -281,8 +302,9 @@ class _Tally:
     monitors: list[dict[str, float]] = field(default_factory=list)
 
 
-def embed_splits(task_name: str, splits: Mapping[str, Dataset], embedder: FrozenEmbedder) -> EmbeddedSplits:
-    """Every split as a FeatureDataset of cached (or freshly computed) embeddings, branches concatenated."""
+def embed_splits(task_name: str, splits: Mapping[str, Dataset], embedder: FrozenEmbedder) -> Splits:
+    """Every split as a FeatureDataset of cached (or freshly computed) embeddings, branches concatenated; `stats`
+    (embedding throughput and memory) are logged as run metrics."""
     folder = cache_dir() / "embeddings"
     folder.mkdir(parents=True, exist_ok=True)
     tally = _Tally()
@@ -308,7 +330,7 @@ def embed_splits(task_name: str, splits: Mapping[str, Dataset], embedder: Frozen
             tmp.replace(path)  # atomic: concurrent trials never read a half-written file
             parts.append(matrix)
         out[split] = FeatureDataset(np.concatenate(parts, axis=1), dataset.labels, dataset.ids)
-    return EmbeddedSplits(out, _stats(tally))
+    return Splits(out, _stats(tally))
 
 
 def _stats(tally: _Tally) -> dict[str, float]:

@@ -3,7 +3,8 @@
 Zhou et al. 2023, "DNABERT-2: Efficient foundation model and benchmark for multi-species genome" (arXiv:2306.15006;
 checkpoint zhihan1996/DNABERT-2-117M); protocol after BEND (Marin et al. 2024, ICLR): the encoder stays frozen, its
 pooled embeddings are computed once (`featurize`, cached by `models.lm._embeddings`) and only a head is trained.
-Any BERT-like DNA model in Hugging Face format works (`model.checkpoint=/path`, default `$REGBENCH_DNABERT2`).
+The same plugins probe Nucleotide Transformer v2 (Dalla-Torre et al. 2024) or any BERT-like DNA model in Hugging
+Face format (`model.checkpoint=/path`, default `$REGBENCH_DNABERT2`), loaded by `models.lm._checkpoint`.
 
 Two registered plugins share `featurize` because a `ModelPlugin` is either torch (`build`) or sklearn
 (`fit_sklearn`):
@@ -32,9 +33,8 @@ from torch import nn
 
 from harness.data.datasets import Seqs
 from harness.plugins import register_model
-from harness.spec import Dataset, IOSpec, ModelPlugin, Task
+from harness.spec import Dataset, Encoder, IOSpec, ModelPlugin, Splits, Task
 from models.lm._embeddings import (
-    EmbeddedSplits,
     EmbedSettings,
     FrozenEmbedder,
     embed_splits,
@@ -48,20 +48,16 @@ EMBEDDING_DEFAULTS = {"checkpoint": "", "pooling": "mean", "max_length": 512, "e
 EMBEDDING_TINY = {"max_length": 64, "embed_batch_size": 16}
 
 
-def embedder(checkpoint: str, pooling: str, max_length: int, embed_batch_size: int, device: str) -> FrozenEmbedder:
+def embedder(*, checkpoint: str, pooling: str, max_length: int, embed_batch_size: int, device: str) -> FrozenEmbedder:
     return FrozenEmbedder(EmbedSettings.create(checkpoint, pooling, max_length, embed_batch_size, device))
 
 
-def _embedding_hp(hp: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: hp[k] for k in EMBEDDING_DEFAULTS}
-
-
-def featurize(task: Task, splits: Mapping[str, Dataset], **hp: Any) -> EmbeddedSplits:
+def featurize(task: Task, splits: Mapping[str, Dataset], **hp: Any) -> Splits:
     """Each split → FeatureDataset `(N, n_branches · D)` of cached embeddings (head hyperparameters ignored)."""
-    return embed_splits(task.name, splits, embedder(**_embedding_hp(hp)))
+    return embed_splits(task.name, splits, embedder(**{k: hp[k] for k in EMBEDDING_DEFAULTS}))
 
 
-class ProbeFeatures(nn.Module):
+class ProbeFeatures(nn.Module, Encoder):
     """`forward(features (B, F)) -> (B, F)` with dropout; given `(codes, mask)` per branch, embeds them first."""
 
     def __init__(self, embed: FrozenEmbedder, width: int, dropout: float) -> None:
@@ -81,9 +77,12 @@ class ProbeFeatures(nn.Module):
         return self.dropout(features)
 
 
-def build(io: IOSpec, dropout: float = 0.0, **embedding: Any) -> ProbeFeatures:
+def build(
+    io: IOSpec, *, checkpoint: str, pooling: str, max_length: int, embed_batch_size: int, device: str, dropout: float
+) -> ProbeFeatures:
     """Dropout over the embeddings of the task's branches (width n_branches · D); the harness adds the Linear."""
-    embed = embedder(**_embedding_hp(embedding))
+    embed = embedder(checkpoint=checkpoint, pooling=pooling, max_length=max_length,
+                     embed_batch_size=embed_batch_size, device=device)  # fmt: skip
     return ProbeFeatures(embed, hidden_size(embed.spec) * io.n_branches, dropout)
 
 
@@ -92,6 +91,12 @@ class ProbeLogReg:
 
     def __init__(self, embed: FrozenEmbedder, model: Pipeline | OneVsRestClassifier, multilabel: bool) -> None:
         self.embedder, self.model, self.multilabel = embed, model, multilabel
+
+    @property
+    def n_params(self) -> int:
+        """Coefficients and intercepts of the fitted logistic regression(s) (the encoder is frozen, not counted)."""
+        steps = self.model.estimators_ if isinstance(self.model, OneVsRestClassifier) else [self.model]
+        return sum(int(s[-1].coef_.size + s[-1].intercept_.size) for s in steps)
 
     def score(self, dataset: Dataset) -> np.ndarray:
         proba = self.model.predict_proba(self.embedder.features(dataset))
@@ -102,15 +107,21 @@ def fit_sklearn(
     train: Dataset,
     val: Dataset,
     io: IOSpec,
-    C: float = 1.0,
-    class_weight: str = "none",
-    max_iter: int = 2000,
-    **embedding: Any,
+    *,
+    checkpoint: str,
+    pooling: str,
+    max_length: int,
+    embed_batch_size: int,
+    device: str,
+    C: float,
+    class_weight: str,
+    max_iter: int,
 ) -> ProbeLogReg:
     """Fit on the train embeddings (`val` unused: no early stopping; C is chosen by the tuner)."""
     if class_weight not in ("none", "balanced"):
         raise ValueError(f"dnabert2_probe_sklearn: class_weight={class_weight!r} must be none or balanced")
-    embed = embedder(**_embedding_hp(embedding))
+    embed = embedder(checkpoint=checkpoint, pooling=pooling, max_length=max_length,
+                     embed_batch_size=embed_batch_size, device=device)  # fmt: skip
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(
         C=C, max_iter=max_iter, class_weight=None if class_weight == "none" else "balanced"))  # fmt: skip
     multilabel = io.target == "multilabel"
