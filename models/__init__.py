@@ -9,6 +9,7 @@ from models import (  # noqa: F401
     kmer_attention,
     kmer_logreg,
     lm,
+    shortcuts,
     speid,
     targetfinder_gbm,
 )

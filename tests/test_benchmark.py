@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness.benchmark.comparisons import COLUMNS
 from harness.benchmark.cross import run_benchmark
 from harness.benchmark.study_file import StudyFileError
 from harness.cli import main
@@ -49,6 +50,7 @@ def runs_by_kind(experiment: str) -> dict[str, pd.DataFrame]:
     return {kind: group for kind, group in runs.groupby("tags.regbench.kind")}
 
 
+@pytest.mark.slow
 def test_benchmark_hierarchy_leaderboard_failures_and_resume(workdir: Path) -> None:
     (workdir / "tiny.yaml").write_text(WITH_FAILING)
     result = run_benchmark(workdir / "tiny.yaml", progress=False)
@@ -83,6 +85,11 @@ def test_benchmark_hierarchy_leaderboard_failures_and_resume(workdir: Path) -> N
     assert (board[board["task"] == "enhancers.files"]["status"] == "failed").all()
     markdown = Path(store.client().download_artifacts(result.run_id, "leaderboard.md", str(workdir))).read_text()
     assert markdown == f"# tiny\n\n{result.markdown}" and "/nonexistent/train.tsv does not exist" in markdown
+    paired = pd.read_csv(store.client().download_artifacts(result.run_id, "comparisons.csv", str(workdir)))
+    assert list(paired.columns) == list(COLUMNS) and len(paired) == 4  # one pair: DeLong, 2 bootstraps, McNemar
+    assert set(paired["model_a"]) | set(paired["model_b"]) == {"kmer_logreg", "kmer_attention"}
+    assert paired["p_adjusted"].between(0, 1).all() and "## Paired tests of the primary metric" in markdown
+    assert set(ok["group"]) in ({"1", "2"}, {"1="})  # the paired DeLong test groups them
 
     # Resume: the finished cells are reused (no new cell or trial runs), only the failed task would run again.
     (workdir / "again.yaml").write_text(SYNTHETIC)
@@ -116,6 +123,7 @@ model_set:
 """
 
 
+@pytest.mark.slow
 def test_splits_run_side_by_side_and_resume(workdir: Path) -> None:
     """A tiny study on `epi.synthetic` under both split protocols: nested runs, side-by-side leaderboard, resume."""
     (workdir / "splits.yaml").write_text(SPLITS)

@@ -18,7 +18,7 @@ from harness.benchmark.leaderboard import (
     to_markdown,
 )
 from harness.tracking import store
-from harness.training.run import RunRequest, fit_and_log
+from harness.training.run import RunRequest, train_run
 
 TASK = "enhancers.synthetic"
 DATA = {"n": 120}
@@ -27,10 +27,10 @@ DATA = {"n": 120}
 def test_cell_runs_and_leaderboard_from_real_runs() -> None:
     empty = cell_runs("lb")  # no such experiment yet
     assert empty.empty and list(empty.columns) == list(CELL_COLUMNS) and leaderboard(empty).empty
-    logreg = [fit_and_log(RunRequest(TASK, "kmer_logreg", {"data": DATA, "model": {"k": 3}}, seed, experiment="lb"))
+    logreg = [train_run(RunRequest(TASK, "kmer_logreg", {"data": DATA, "model": {"k": 3}}, seed, experiment="lb"))
               for seed in (0, 1)]  # fmt: skip
     tiny = {"data": DATA, "model": {"k": 3, "d_model": 16, "head_dim": 16}, "train": {"progress": False}}
-    attention = fit_and_log(RunRequest(TASK, "kmer_attention", tiny, 0, max_epochs=1, experiment="lb"))
+    attention = train_run(RunRequest(TASK, "kmer_attention", tiny, 0, max_epochs=1, experiment="lb"))
     failed = store.record_run("lb", "x", {"regbench.kind": "cell", "task": TASK, "model": "speid", "seed": 0,
                                              "regbench.skip_reason": "speid: no pair input"}, None)  # fmt: skip
     store.record_run("lb", "trial-0", {"regbench.kind": "trial", "task": TASK, "model": "kmer_logreg"}, None)
@@ -80,6 +80,7 @@ def test_leaderboard_keeps_newest_finished_run_per_seed_and_ranks() -> None:
     board = leaderboard(runs)
     assert board["model"].tolist() == ["b", "a", "c"]
     assert board["rank"].tolist()[:2] == [1, 2] and pd.isna(board["rank"].iloc[2])
+    assert board["group"].tolist() == ["1", "2", ""]  # without paired tests: the position by score
     a = board.set_index("model").loc["a"]
     assert a["n_seeds"] == 2 and a["test_primary"] == pytest.approx(0.8)
     assert a["test_primary_sd"] == pytest.approx(np.std([0.9, 0.7], ddof=1))

@@ -15,6 +15,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from harness.benchmark.comparisons import SHORTCUT_MODELS
 from harness.data.datasets import SeqDataset, Seqs
 from harness.data.encode import N_CODE, decode
 from harness.plugins import MODELS, load_plugins
@@ -24,16 +25,19 @@ from models._kmer_features import kmer_spectrum
 
 load_plugins()
 PLUGINS = [e.obj for e in MODELS]
-NEEDS_CHECKPOINT = "featurize hook (frozen LM embeddings) needs a checkpoint: tested in its own test file"
+NEEDS_CHECKPOINT = "language model (probe or fine-tune) needs a checkpoint: tested in its own test files"
 NEEDS_FEATURES = "feature-table model (no sequence input): tested on its feature task in its own test file"
+SHORTCUT = "shortcut baseline (reads no motif by design, binary only): tested in tests/test_shortcuts.py"
 
 
 def skip_reason(plugin: ModelPlugin) -> str | None:
     """Why a plugin cannot run on the random sequence batches of these tests, or None."""
-    if plugin.featurize is not None:
+    if plugin.featurize is not None or "checkpoint" in plugin.defaults:
         return NEEDS_CHECKPOINT
     if plugin.native_inputs == "features":
         return NEEDS_FEATURES
+    if plugin.name in SHORTCUT_MODELS:
+        return SHORTCUT
     return None
 
 

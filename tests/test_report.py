@@ -8,20 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harness.benchmark.leaderboard import cell_runs, ranked
 from harness.reporting.figures import group_auroc_figure, transfer_section
-from harness.reporting.write import tied_ranks, write_report
+from harness.reporting.write import write_report
 from harness.tracking import store
-from harness.training.run import RunRequest, fit_and_log
+from harness.training.run import RunRequest, train_run
 
 TRAIN = {"progress": False, "device": "cpu"}
 DATA = {"n": 200}
-
-
-def test_tied_ranks_follow_the_documented_grouping() -> None:
-    score = np.array([0.90, 0.88, 0.80, 0.79, 0.60, np.nan])
-    low = np.array([0.85, 0.84, 0.78, 0.70, 0.55, np.nan])
-    high = np.array([0.95, 0.92, 0.82, 0.81, 0.65, np.nan])
-    assert tied_ranks(score, low, high) == ["1=", "1=", "3=", "3=", "5", ""]
 
 
 def test_report_of_two_models_by_two_seeds(tmp_path: Path) -> None:
@@ -36,7 +30,7 @@ def test_report_of_two_models_by_two_seeds(tmp_path: Path) -> None:
                 max_epochs=1,
                 experiment="rep",
             )
-            ids[model, seed] = fit_and_log(spec)
+            ids[model, seed] = train_run(spec)
     bench = store.record_run("rep", "bench", {"regbench.kind": "benchmark"}, None, "FINISHED")
 
     out = write_report("rep", tmp_path / "out")
@@ -51,6 +45,10 @@ def test_report_of_two_models_by_two_seeds(tmp_path: Path) -> None:
     best = max(means, key=means.get)
     assert best in table_rows[0] and table_rows[0].split("|")[1].strip() in ("1", "1=")
     assert f"{means[best]:.3f} ± " in table_rows[0] and "(n=2)" in table_rows[0]
+    board, _ = ranked(cell_runs("rep"))
+    ranks = {r.split("|")[2].strip(): r.split("|")[1].strip() for r in table_rows}
+    assert ranks == board.set_index("model")["group"].to_dict()  # the terminal's ranking, from the paired tests
+    assert "## Paired tests" in md and "<h2>Paired tests</h2>" in html and "delong" in md
     for run_id in ids.values():
         assert run_id in md and run_id in html
     assert runs["tags.dataset_digest"].dropna().iloc[0] in md and "synthetic_stratified" in md

@@ -5,7 +5,9 @@ name) → one cell run per (task, split, model, seed) (`regbench.kind=cell`, tag
 per trial (`regbench.kind=trial`). A study file with `splits` runs each cell once per `data.split`; its cell runs
 are named `task[split]/model/sSEED`.
 The benchmark run carries the study file and the leaderboard (`leaderboard.csv`, `leaderboard.md`, `cells.csv`,
-and `split_comparison.csv` when a task ran under several split protocols).
+`comparisons.csv` — the paired tests of every pair of models per task × split protocol, which also set the rank
+groups, see `harness.benchmark.comparisons` — and `split_comparison.csv` when a task ran under several split
+protocols).
 
 A cell that cannot run (an incompatible model, any error in the cell) is recorded, not dropped: its cell run ends
 FAILED with tag `regbench.skip_reason` (and `error.txt`), it appears on the leaderboard with that reason, and the
@@ -35,7 +37,8 @@ from typing import Literal
 import pandas as pd
 from tqdm.auto import tqdm
 
-from harness.benchmark.leaderboard import cell_runs, display, leaderboard, split_comparison, to_markdown
+from harness.benchmark import comparisons
+from harness.benchmark.leaderboard import cell_runs, display, ranked, split_comparison, to_markdown
 from harness.benchmark.study_file import Cell, StudyFile, StudyFileError, load_study
 from harness.plugins import make_task
 from harness.tracking import store
@@ -68,7 +71,8 @@ class BenchmarkResult:
     run_id: str  # the benchmark run
     experiment: str
     cells: list[CellOutcome]
-    leaderboard: pd.DataFrame  # `harness.benchmark.leaderboard.leaderboard` over this benchmark's cells
+    leaderboard: pd.DataFrame  # `harness.benchmark.leaderboard.ranked` over this benchmark's cells
+    comparisons: pd.DataFrame  # its paired tests (`harness.benchmark.comparisons.COLUMNS`)
     markdown: str  # the human-readable leaderboard, as logged in leaderboard.md
     wall_time_s: float
 
@@ -164,8 +168,9 @@ def run_benchmark(
                     connected = True
                 outcomes.append(_run_cell(study, cell, bench.run_id, ray_address, storage))
                 bar.update()
-        board = leaderboard(_rows(study.name, outcomes))
-        markdown = to_markdown(display(board))
+        board, table = ranked(_rows(study.name, outcomes))
+        markdown = to_markdown(display(board)) + comparisons.markdown(board, table)
+        bench.table(table, "comparisons.csv")
         side_by_side = split_comparison(board)
         if len(side_by_side):
             bench.table(side_by_side, "split_comparison.csv")
@@ -176,7 +181,7 @@ def run_benchmark(
         bench.table(pd.DataFrame([o.__dict__ for o in outcomes]), "cells.csv")
         counts = {f"n_{s}": sum(o.status == s for o in outcomes) for s in ("finished", "reused", "failed")}
         bench.metrics({"n_cells": len(outcomes), **counts, "benchmark_wall_time_s": wall})
-    return BenchmarkResult(bench.run_id, study.name, outcomes, board, markdown, wall)
+    return BenchmarkResult(bench.run_id, study.name, outcomes, board, table, markdown, wall)
 
 
 def _run_cell(study: StudyFile, cell: Cell, bench_id: str, ray_address: str | None, storage: str | None) -> CellOutcome:

@@ -1,7 +1,9 @@
 """Leaderboards from MLflow runs: one row per task × split protocol × model.
 
 `cell_runs(experiment)` flattens the scored runs of an experiment (study cells and `regbench train` runs) into one
-row each; `leaderboard(runs)` aggregates them per task × split protocol × model; `display(board)` picks the
+row each; `leaderboard(runs)` aggregates them per task × split protocol × model; `with_groups(board, table)` sets
+the rank groups from the paired comparisons of `harness.benchmark.comparisons` (models the adjusted paired tests do
+not distinguish from a group's leader share its rank, "1="); `display(board)` picks the
 human-readable columns; `split_comparison(board)` puts the scores of a task under different split protocols side
 by side (e.g. `epi.*` with `data.split` chromosome vs random); `to_markdown(table)` renders any table as GitHub
 Markdown (no tabulate dependency).
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.benchmark import comparisons
 from harness.tracking import store
 
 SCORED_KINDS = ("cell", "train")
@@ -25,7 +28,7 @@ CELL_COLUMNS = (
     "parent_run_id", "start_time",
 )  # fmt: skip
 BOARD_COLUMNS = (
-    "task", "split_protocol", "model", "rank", "primary_metric", "n_seeds", "test_primary", "test_primary_sd",
+    "task", "split_protocol", "model", "rank", "group", "primary_metric", "n_seeds", "test_primary", "test_primary_sd",
     "test_primary_ci_low", "test_primary_ci_high", "test_auprc", "runtime_s", "peak_rss_mb", "peak_gpu_mb",
     "n_params", "status", "skip_reason", "run_ids",
 )  # fmt: skip
@@ -96,7 +99,8 @@ def split_protocols(runs: pd.DataFrame) -> pd.Series:
 
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     """Per task × split protocol × model (columns `BOARD_COLUMNS`), ranked within each task and split protocol by
-    the primary test metric (runs with no split protocol tag form their own group, "").
+    the primary test metric (runs with no split protocol tag form their own group, ""). `rank` is the position by
+    score; `group` is its label ("1", "2", ...) until `with_groups` sets it from paired tests ("1=", "1=", "3").
 
     Only FINISHED runs are scored, the newest per seed. One seed: `test_primary` with its bootstrap 95% CI.
     Several seeds: the mean, `test_primary_sd` (sample sd across seeds) and no CI. `runtime_s` is the whole cell
@@ -105,7 +109,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     runs = runs.assign(split_protocol=split_protocols(runs))
     keys = ["task", "split_protocol", "model"]
     rows = [_board_row(*key, group) for key, group in runs.groupby(keys, sort=False)]
-    board = pd.DataFrame(rows, columns=[c for c in BOARD_COLUMNS if c != "rank"])
+    board = pd.DataFrame(rows, columns=[c for c in BOARD_COLUMNS if c not in ("rank", "group")])
     if board.empty:
         return pd.DataFrame(columns=list(BOARD_COLUMNS))
     board = board.sort_values(["task", "split_protocol", "test_primary"], ascending=[True, True, False],
@@ -113,7 +117,21 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     ranks = board.groupby(["task", "split_protocol"])["test_primary"].rank(ascending=False, method="min")
     board.insert(3, "rank", ranks)
     board["rank"] = board["rank"].astype("Int64")
+    board.insert(4, "group", board["rank"].map(lambda r: "" if pd.isna(r) else str(r)).astype(object))
     return board.reset_index(drop=True)
+
+
+def with_groups(board: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard with `group` set from the paired comparisons `table` (`comparisons.comparisons(board)`)."""
+    return board.assign(group=comparisons.ranking_groups(board, table))
+
+
+def ranked(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`leaderboard(runs)` grouped by the paired tests, and those tests (`comparisons.comparisons`): the one ranking
+    that the terminal, `leaderboard.md/csv` and the report show."""
+    board = leaderboard(runs)
+    table = comparisons.comparisons(board)
+    return with_groups(board, table), table
 
 
 def _board_row(task: str, split: str, model: str, group: pd.DataFrame) -> dict[str, Any]:
@@ -157,7 +175,7 @@ def display(board: pd.DataFrame) -> pd.DataFrame:
         "task": board["task"],
         "split": board["split_protocol"],
         "model": board["model"],
-        "rank": board["rank"],
+        "rank": board["group"],
         "metric": board["primary_metric"],
         "test score": [_score(row) for _, row in board.iterrows()],
         "test AUPRC": board["test_auprc"].map(lambda v: _fmt(v, ".3f")),

@@ -4,25 +4,20 @@ Per task, a leaderboard of models (built on `harness.benchmark.leaderboard`: FIN
 with the primary test metric and its uncertainty, AUPRC, F1, MCC, parameters, wall time, throughput, peak memory, split
 protocol, dataset digest and run ids; then figures (`harness.reporting.figures`).
 
-Ranks with ties. Each model gets an uncertainty interval on its primary test metric: with one seed, the run's
-bootstrap 95% CI; with several seeds, the mean over seeds of the per-seed CI bounds, widened where needed to cover
-mean ± sd across seeds. Models are sorted by the (mean) metric; the first model leads a group, and every following
-model whose interval overlaps the group leader's interval joins that group and shares the leader's rank, written
-"r=" (e.g. "1=" for models statistically indistinguishable from the best). The first model whose interval does
-not overlap its leader's starts a new group whose rank is its 1-based position. Models without a finished run
-have no rank.
+Ranks: one ranking with the terminal and `leaderboard.md` (`harness.benchmark.leaderboard.ranked`): models that
+the Holm-adjusted paired tests do not distinguish from their group's leader share its rank, "1=" (see
+`harness.benchmark.comparisons`). The report also lists those paired tests and, where a shortcut baseline was
+scored, how far each model is above the best shortcut.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from harness.benchmark import leaderboard
+from harness.benchmark import comparisons, leaderboard
 from harness.reporting.figures import Section, figure_sections
 from harness.reporting.render import render_html, render_markdown
 from harness.tracking import store
@@ -30,52 +25,23 @@ from harness.tracking import store
 REPORT_FILES = ("report.md", "report.html")
 
 
-def uncertainty_interval(runs: pd.DataFrame) -> tuple[float, float]:
-    """`(low, high)` of one model's primary test metric over its seeds' runs (see the module docstring)."""
-    values = runs["test_primary"].to_numpy(dtype=float)
-    low, high = float(np.nanmean(runs["test_primary_ci_low"])), float(np.nanmean(runs["test_primary_ci_high"]))
-    if len(values) > 1:
-        mean, sd = float(values.mean()), float(values.std(ddof=1))
-        low, high = np.fmin(low, mean - sd), np.fmax(high, mean + sd)
-    return float(low), float(high)
-
-
-def tied_ranks(score: np.ndarray, low: np.ndarray, high: np.ndarray) -> list[str]:
-    """Rank labels of models sorted by `score` descending, given their intervals: "1=", "1=", "3", ...
-    ("" where the score is NaN). Groups as in the module docstring; "=" marks every member of a group of 2+."""
-    leaders: list[int] = []
-    leader = -1
-    for i in range(len(score)):
-        if np.isnan(score[i]):
-            leaders.append(-1)
-            continue
-        if leader < 0 or not (high[i] >= low[leader] and low[i] <= high[leader]):
-            leader = i
-        leaders.append(leader)
-    sizes = Counter(g for g in leaders if g >= 0)
-    return ["" if g < 0 else f"{g + 1}{'=' if sizes[g] > 1 else ''}" for g in leaders]
-
-
-def task_table(runs: pd.DataFrame, task: str, split: str | None = None) -> pd.DataFrame:
-    """The leaderboard of one task (of its runs under split protocol `split`; None: all its runs as one group): one
-    row per model, sorted, with tied ranks (numeric columns kept raw)."""
-    protocol = leaderboard.split_protocols(runs)
-    chosen = runs[(runs["task"] == task) & ((protocol == split) | (split is None))]
-    board = leaderboard.leaderboard(chosen.assign(split_protocol=split or ""))
+def task_table(runs: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard of one task (its rows `board` of a ranked leaderboard, one split protocol): one row per
+    model, sorted, with the leaderboard's rank groups (numeric columns kept raw)."""
     by_id = runs.set_index("run_id")
     rows = []
-    for _, row in board.iterrows():
+    for _, row in board.sort_values("test_primary", ascending=False, na_position="last", kind="stable").iterrows():
         used = by_id.loc[row["run_ids"].split(",")] if row["status"] == "ok" else by_id.loc[[]]
-        low, high = uncertainty_interval(used) if len(used) else (np.nan, np.nan)
         rows.append(
             {
+                "rank": row["group"],
                 "model": row["model"],
                 "metric": row["primary_metric"],
                 "n_seeds": int(row["n_seeds"]),
                 "test_primary": row["test_primary"],
                 "test_primary_sd": row["test_primary_sd"],
-                "interval_low": low,
-                "interval_high": high,
+                "test_primary_ci_low": row["test_primary_ci_low"],
+                "test_primary_ci_high": row["test_primary_ci_high"],
                 "test_auprc": row["test_auprc"],
                 "test_f1": used["test_f1"].mean(),
                 "test_mcc": used["test_mcc"].mean(),
@@ -90,14 +56,7 @@ def task_table(runs: pd.DataFrame, task: str, split: str | None = None) -> pd.Da
                 "note": row["skip_reason"],
             }
         )
-    table = pd.DataFrame(rows)
-    if table.empty:
-        return table
-    table = table.sort_values("test_primary", ascending=False, na_position="last").reset_index(drop=True)
-    table.insert(
-        0, "rank", tied_ranks(*(table[c].to_numpy(float) for c in ("test_primary", "interval_low", "interval_high")))
-    )
-    return table
+    return pd.DataFrame(rows)
 
 
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -111,7 +70,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             return "failed"
         if row["n_seeds"] > 1:
             return f"{row['test_primary']:.3f} ± {fmt(row['test_primary_sd'], '.3f')} (n={row['n_seeds']})"
-        return f"{row['test_primary']:.3f} [{fmt(row['interval_low'], '.3f')}, {fmt(row['interval_high'], '.3f')}]"
+        low, high = fmt(row["test_primary_ci_low"], ".3f"), fmt(row["test_primary_ci_high"], ".3f")
+        return f"{row['test_primary']:.3f} [{low}, {high}]" if low else f"{row['test_primary']:.3f}"
 
     metric = table["metric"].iloc[0] if len(table) else "primary"
     return pd.DataFrame(
@@ -136,21 +96,31 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_sections(experiment: str, artifacts_dir: Path) -> list[Section]:
-    """The report's sections: one leaderboard per task, then the figures."""
+    """The report's sections: one leaderboard per task, the paired tests, the gaps to the best shortcut, the
+    split protocols side by side, then the figures."""
     runs = leaderboard.cell_runs(experiment)
     if runs.empty:
         raise LookupError(
             f"experiment {experiment!r} has no scored runs (regbench.kind=cell or train) in {store.tracking_uri()}; "
             "check the name and MLFLOW_TRACKING_URI"
         )
-    tables = task_tables(runs)
-    rank_note = (
-        "Rank: models sorted by the test metric; a model whose uncertainty interval (one seed: bootstrap 95% CI; "
-        "several seeds: mean CI bounds widened to cover mean ± sd) overlaps that of its group's leader shares the "
-        "leader's rank, marked `=` (e.g. `1=`: indistinguishable from the best)."
-    )
-    sections = [Section(f"Leaderboard: {task}", rank_note, [display_table(t)]) for task, t in tables.items()]
-    side_by_side = leaderboard.split_comparison(leaderboard.leaderboard(runs))
+    board, table = leaderboard.ranked(runs)
+    tables = task_tables(runs, board)
+    sections = [
+        Section(f"Leaderboard: {task}", comparisons.GROUP_NOTE, [display_table(t)]) for task, t in tables.items()
+    ]
+    if len(table):
+        note = ("Per pair of models scored on the same test examples, A − B of the primary metric with its 95% CI and "
+                "p-values (Holm-adjusted within each task × split protocol); seed sd: sd of each model's metric "
+                "over its seeds.")  # fmt: skip
+        sections.append(Section("Paired tests", note, [comparisons.display(board, table)]))
+    gaps = comparisons.shortcut_gaps(board, table)
+    if len(gaps):
+        note = ("How far each model is above the best shortcut baseline (GC content + length, length, EPI distance, "
+                "element propensity) of its task, with the adjusted paired test: a model that does not beat a "
+                "shortcut has not shown that it learned more than the shortcut.")  # fmt: skip
+        sections.append(Section("Above the best shortcut baseline", note, [gaps]))
+    side_by_side = leaderboard.split_comparison(board)
     if len(side_by_side):
         note = ("The same task and model under each split protocol; `gap`: best minus worst mean test score. A "
                 "large gap between a random and a chromosome split is leakage, not skill.")  # fmt: skip
@@ -158,17 +128,15 @@ def build_sections(experiment: str, artifacts_dir: Path) -> list[Section]:
     return sections + figure_sections(experiment, runs, tables, artifacts_dir)
 
 
-def task_tables(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def task_tables(runs: pd.DataFrame, board: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """`task_table` per task, or per task and split protocol (`"task [protocol]"`) for a task run under several."""
-    protocols = leaderboard.split_protocols(runs)
     tables: dict[str, pd.DataFrame] = {}
-    for task in sorted(runs["task"].dropna().unique()):
-        splits = sorted(protocols[runs["task"] == task].unique())
-        if len(splits) == 1:
-            tables[task] = task_table(runs, task)
-            continue
+    for task in sorted(board["task"].dropna().unique()):
+        rows = board[board["task"] == task]
+        splits = sorted(rows["split_protocol"].unique())
         for split in splits:
-            tables[f"{task} [{split}]"] = task_table(runs, task, split)
+            name = task if len(splits) == 1 else f"{task} [{split}]"
+            tables[name] = task_table(runs, rows[rows["split_protocol"] == split])
     return tables
 
 
