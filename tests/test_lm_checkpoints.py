@@ -45,6 +45,7 @@ def one_thread() -> Iterator[None]:
 def lm_root() -> Path:
     """`$REGBENCH_LM_CHECKPOINTS` or `../shared/lm_checkpoints`; skip (fail in CI) when it is absent."""
     folder = Path(os.environ.get(ENV_VAR) or Path(__file__).resolve().parents[1].parent / "shared" / "lm_checkpoints")
+    folder = folder.resolve()  # the error messages name the resolved folder
     if not all((folder / name / "config.json").is_file() for name in [*TINY.values(), *FULL_PARAMS]):
         if os.environ.get("CI") == "true":
             pytest.fail(f"{folder} must hold the weight-less LM checkpoints in CI (set ${ENV_VAR})")
