@@ -4,6 +4,10 @@
 (h5py fancy indexing is slow and requires sorted, unique indices), then restores the requested order. Labels are
 read once, on first access, as uint8 0/1 (the DeepSEA train set's 4.4M × 919 labels are 4 GB as uint8, 16 GB as
 float32); `Batch.y` is float32 as the protocol asks. `bytes_read` counts the one-hot bytes read so far.
+
+The tasks no longer train from it (they read the memory-mapped cache of `tasks._chromatin_cache`, converted by the
+block readers of `tasks._chromatin_formats`); it stays as the direct, conversion-free reader and as the "before"
+of `bench/chromatin_io.py`.
 """
 
 from __future__ import annotations

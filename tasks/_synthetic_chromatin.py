@@ -11,16 +11,24 @@ planted into GC-matched random background, each independently in 3% of sequences
 
 Observed labels keep a true positive with probability 0.9 and add false positives at rate 0.005, so positives
 are 1–12% per label (H3K9ac the rarest). `write_synthetic` writes the data as the real readers expect it (see
-`chromatin_formats`).
+`chromatin_formats`); `write_synthetic_streamed` writes sets too large for memory block by block (for benchmarks).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from tasks._chromatin_formats import write_basset, write_deepsea_bundle
+from tasks._chromatin_formats import (
+    DEEPSEA_SPLITS,
+    Pair,
+    write_basset,
+    write_basset_streamed,
+    write_deepsea_bundle,
+    write_deepsea_train_streamed,
+)
 
 MOTIFS = {  # consensus sites (degenerate letters resolved to one site)
     "CTCF": "CCGCGAGGGGGCAG",
@@ -50,6 +58,8 @@ GROUP_SIZES = {"dnase": 4, "tf": 5, "histone": 3}  # consecutive blocks of LABEL
 SENSITIVITY, FALSE_POSITIVE_RATE = 0.9, 0.005
 GC_MEAN, GC_SD = 0.42, 0.05
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
+STREAM_BLOCK = 10_000  # rows generated at a time by `blocks`
+STREAM_EVAL_ROWS = 2_000  # most rows of the val and test splits `write_synthetic_streamed` writes
 _COMPLEMENT = np.array([3, 2, 1, 0], dtype=np.uint8)
 
 
@@ -106,6 +116,35 @@ def write_synthetic(target: Path, fmt: str, n: int, length: int, seed: int) -> P
         write_deepsea_bundle(target, splits)
     elif fmt == "basset":
         write_basset(target, splits, list(LABELS))
+    else:
+        raise ValueError(f"synthetic chromatin: format {fmt!r} is not one of deepsea, basset")
+    return target
+
+
+def blocks(n: int, length: int, seed: int, n_labels: int = len(LABELS)) -> Iterator[Pair]:
+    """`n` rows as consecutive `generate` blocks of `STREAM_BLOCK` rows (block i seeded by `(seed, i)`), labels
+    repeated cyclically to `n_labels` columns (I/O benchmarks at DeepSEA's 919 labels)."""
+    columns = np.arange(n_labels) % len(LABELS)
+    for i, lo in enumerate(range(0, n, STREAM_BLOCK)):
+        block_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+        codes, labels = generate(min(STREAM_BLOCK, n - lo), length, block_seed)
+        yield codes, labels[:, columns]
+
+
+def write_synthetic_streamed(target: Path, fmt: str, n: int, length: int, seed: int, n_labels: int) -> Path:
+    """Like `write_synthetic`, holding one block in memory: `n` training rows (DeepSEA train.mat as MATLAB v7.3,
+    or Basset's `train_in`) and val/test of `min(n // 10, STREAM_EVAL_ROWS)` rows each (seeds `seed + 1`, `+ 2`)."""
+    n_eval = max(1, min(n // 10, STREAM_EVAL_ROWS))
+    if fmt == "deepsea":
+        target.mkdir(parents=True, exist_ok=True)
+        write_deepsea_train_streamed(target / DEEPSEA_SPLITS["train"][0], n, length, n_labels,
+                                     blocks(n, length, seed, n_labels))  # fmt: skip
+        small = {s: next(blocks(n_eval, length, seed + k, n_labels)) for k, s in ((1, "val"), (2, "test"))}
+        write_deepsea_bundle(target, small)
+    elif fmt == "basset":
+        sizes = {"train": (n, seed), "val": (n_eval, seed + 1), "test": (n_eval, seed + 2)}
+        splits = {s: (rows, blocks(rows, length, sd, n_labels)) for s, (rows, sd) in sizes.items()}
+        write_basset_streamed(target, splits, [f"label{j}" for j in range(n_labels)])
     else:
         raise ValueError(f"synthetic chromatin: format {fmt!r} is not one of deepsea, basset")
     return target

@@ -4,9 +4,9 @@ Registered: `chromatin.deepsea` (DeepSEA bundle: 919 labels, 1000 bp), `chromati
 cell types, 600 bp) and `chromatin.synthetic` (planted motifs written in either real format, then read back by the
 same readers). Splits are the files' own train/valid/test. Metrics:
 `harness.evaluation.metrics.multilabel_metrics` overall and per label group (`task.label_groups`, e.g.
-`auroc_median_dnase`); `harness.evaluation.scoring` adds bootstrap CIs of the medians. Large training sets stream
-from HDF5 (`tasks._hdf5_dataset`); the small DeepSEA valid/test .mat files (MATLAB v5, which has no lazy reader)
-are read whole.
+`auroc_median_dnase`); `harness.evaluation.scoring` adds bootstrap CIs of the medians. Every split of every source
+is converted once into the memory-mapped cache of `tasks._chromatin_cache` (read by random index without loading
+the set); the readers of `tasks._chromatin_formats` are what the conversion reads.
 """
 
 from __future__ import annotations
@@ -23,28 +23,20 @@ import h5py
 import numpy as np
 
 from harness.config import ConfigError, merge
-from harness.data.datasets import SeqDataset, Seqs
 from harness.evaluation.metrics import multilabel_metrics
 from harness.paths import DataNotFoundError, cache_dir, data_root, require_data
 from harness.plugins import TASKS
 from harness.spec import Dataset, IOSpec
 from tasks import _synthetic_chromatin as synthetic
-from tasks._chromatin_formats import (
-    BASSET,
-    BASSET_SPLITS,
-    DEEPSEA_SPLITS,
-    DEEPSEA_TRAIN,
-    check_basset,
-    check_deepsea_train,
-    read_deepsea_v5,
-)
-from tasks._hdf5_dataset import HDF5SeqDataset
+from tasks._chromatin_cache import MemmapSeqDataset, cached_split
+from tasks._chromatin_formats import BASSET, BASSET_SPLITS, DEEPSEA_SPLITS, HDF5Blocks, check_basset, deepsea_blocks
 from tasks._split_task import SplitTask
 
 PRIMARY = "auroc_median"
 DEEPSEA_URL = "http://deepsea.princeton.edu/media/code/deepsea_train_bundle.v0.9.tar.gz"
 DEEPSEA_NAMES = "label_names/deepsea_919_predictor_names.txt"
 BASSET_NAMES = "label_names/basset_164_target_labels.txt"
+DEEPSEA_ID_PREFIX = {"train": "trainxdata", "val": "val", "test": "test"}  # ids `prefix:row`, as before the cache
 DEEPSEA_GROUPS = {"dnase": (0, 125), "tf": (125, 815), "histone": (815, 919)}  # 0-based [start, stop) rows
 
 
@@ -116,20 +108,19 @@ def deepsea_folder(option: str) -> Path:
 
 
 def load_deepsea(folder: Path) -> dict[str, Dataset]:
-    train_path = folder / DEEPSEA_SPLITS["train"][0]
-    with h5py.File(train_path, "r") as f:
-        x, y = check_deepsea_train(train_path, f)
-        n_labels, length = y.shape[0], x.shape[0]
-    out: dict[str, Dataset] = {"train": HDF5SeqDataset(train_path, *DEEPSEA_SPLITS["train"][1:], DEEPSEA_TRAIN)}
+    """The bundle's three splits through the cache (each file MATLAB v7.3 or v5, see `deepsea_blocks`)."""
+    out: dict[str, MemmapSeqDataset] = {}
+    for split, (filename, x_key, y_key) in DEEPSEA_SPLITS.items():
+        path = folder / filename
+        out[split] = cached_split(path, x_key, y_key, lambda p=path, s=split: deepsea_blocks(p, s),
+                                  DEEPSEA_ID_PREFIX[split])  # fmt: skip
+    train = out["train"]
     for split in ("val", "test"):
-        path = folder / DEEPSEA_SPLITS[split][0]
-        codes, labels = read_deepsea_v5(path, split)
-        if labels.shape[1] != n_labels or codes.shape[1] != length:
-            raise ValueError(f"{path}: {codes.shape[1]} bp × {labels.shape[1]} labels, train.mat has {length} × "
-                             f"{n_labels}")  # fmt: skip
-        ids = np.array([f"{split}:{i}" for i in range(len(codes))])
-        out[split] = SeqDataset((Seqs(codes, np.full(len(codes), length, np.int32)),), labels, ids)
-    return out
+        ds = out[split]
+        if (ds.length, ds.labels.shape[1]) != (train.length, train.labels.shape[1]):
+            raise ValueError(f"{folder / DEEPSEA_SPLITS[split][0]}: {ds.length} bp × {ds.labels.shape[1]} labels, "
+                             f"train.mat has {train.length} × {train.labels.shape[1]}")  # fmt: skip
+    return dict(out)
 
 
 @TASKS.decorator("chromatin.deepsea", "DeepSEA bundle: 919 chromatin profiles (DNase/TF/histone), 1000 bp")
@@ -168,7 +159,9 @@ def basset_info(path: Path, fallback_names: Callable[[], tuple[str, ...]]) -> tu
 
 
 def load_basset(path: Path) -> dict[str, Dataset]:
-    return {split: HDF5SeqDataset(path, x_key, y_key, BASSET) for split, (x_key, y_key) in BASSET_SPLITS.items()}
+    """The file's three splits through the cache (ids `{x_key}:{row}`)."""
+    return {split: cached_split(path, x_key, y_key, lambda x=x_key, y=y_key: HDF5Blocks(path, x, y, BASSET), x_key)
+            for split, (x_key, y_key) in BASSET_SPLITS.items()}  # fmt: skip
 
 
 @TASKS.decorator("chromatin.basset", "Basset HDF5: 164 DNase-seq cell types, 600 bp")
