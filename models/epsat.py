@@ -20,6 +20,7 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from harness.plugins import register_model
@@ -28,7 +29,12 @@ from models._pair_trunk import TRUNK_DEFAULTS, ConvLstmTrunk
 
 
 class MultiHeadSelfAttention(nn.Module):
-    """Heads of size `head_size` over `(B, T, C)` with a key padding mask; ReLU on each head's output (as SATORI)."""
+    """Heads of size `head_size` over `(B, T, C)` with a key padding mask; ReLU on each head's output (as SATORI).
+
+    Runs through `F.scaled_dot_product_attention` unless `fused` is False (the explicit softmax path, same outputs
+    within float tolerance). On CPU its fused kernel serves evaluation and attn_dropout 0; training with attention
+    dropout runs its math path (see `models.kmer_attention.SelfAttention`; `bench/attention.py` times both).
+    """
 
     def __init__(self, in_dim: int, n_heads: int, head_size: int, dropout: float) -> None:
         super().__init__()
@@ -36,14 +42,19 @@ class MultiHeadSelfAttention(nn.Module):
         self.qkv = nn.Linear(in_dim, 3 * n_heads * head_size)  # = per-head Q, K, V projections, fused
         self.attn_dropout = nn.Dropout(dropout)
         self.out_dim = n_heads * head_size
+        self.fused = True
 
     def forward(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_size).permute(2, 0, 3, 1, 4)  # 3 × (B, nh, T, hs)
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_size)  # (B, nh, T, T)
-        scores = scores.masked_fill(~real[:, None, None, :], float("-inf"))
-        y = torch.relu(self.attn_dropout(scores.softmax(dim=-1)) @ v)  # (B, nh, T, hs)
-        return y.transpose(1, 2).reshape(B, T, self.out_dim)  # (B, T, nh·hs)
+        keys = real[:, None, None, :]  # (B, 1, 1, T); every row has at least one real step
+        if self.fused:
+            p = self.attn_dropout.p if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=keys, dropout_p=p)  # (B, nh, T, hs)
+        else:
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_size)  # (B, nh, T, T)
+            y = self.attn_dropout(scores.masked_fill(~keys, float("-inf")).softmax(dim=-1)) @ v  # (B, nh, T, hs)
+        return torch.relu(y).transpose(1, 2).reshape(B, T, self.out_dim)  # (B, T, nh·hs)
 
 
 class EpsatEncoder(nn.Module, Encoder):

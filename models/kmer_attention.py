@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from harness.data.encode import kmer_ids, kmer_vocab_size
@@ -37,7 +38,14 @@ def sinusoidal_positions(n: int, dim: int, device: torch.device) -> torch.Tensor
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with a key padding mask; keeps its attention weights when asked."""
+    """Multi-head self-attention with a key padding mask; keeps its attention weights when asked.
+
+    Runs through `F.scaled_dot_product_attention` unless `fused` is False or the weights are to be stored: then
+    the explicit softmax path, same outputs within float tolerance (`tests/test_attention_sdpa.py`). SDPA takes a
+    fused kernel (no `(B, H, T, T)` weights kept for backward) where torch has one: on CPU only without attention
+    dropout, i.e. in evaluation or at dropout 0 (training with dropout runs its math path, the explicit path's
+    work); on GPUs with dropout too. `bench/attention.py` times both paths.
+    """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
         super().__init__()
@@ -45,17 +53,23 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
         self.attn_dropout = nn.Dropout(dropout)
+        self.fused = True
         self.last_weights: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor, store: bool = False) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=-1)  # 3 × (B, T, C)
         q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, H, T, T)
-        scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
-        weights = scores.softmax(dim=-1)  # (B, H, T, T); every row has at least one real key
-        self.last_weights = weights.detach() if store else None
-        y = self.attn_dropout(weights) @ v  # (B, H, T, D)
+        keys = key_mask[:, None, None, :]  # (B, 1, 1, T); every row has at least one real key
+        if self.fused and not store:
+            p = self.attn_dropout.p if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=keys, dropout_p=p)  # (B, H, T, D)
+            self.last_weights = None
+        else:
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, H, T, T)
+            weights = scores.masked_fill(~keys, float("-inf")).softmax(dim=-1)  # (B, H, T, T)
+            self.last_weights = weights.detach() if store else None
+            y = self.attn_dropout(weights) @ v  # (B, H, T, D)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
 
 

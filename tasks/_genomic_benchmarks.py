@@ -6,7 +6,8 @@ The first load walks those files (~154k for `human_enhancers_ensembl`) and write
 `cache_dir()/gb_<name>_<path digest>.npz` holding the concatenated base codes, lengths, labels and ids.
 Later loads read only the `.npz`. The cache is rebuilt when the stamp of the dataset folders changes
 (modification times of the name, split and class directories — `download_dataset` re-creates them);
-when the source folder is gone, the cache is used as is.
+when the source folder is gone, the cache is used as is. Without the download, `_gb_intervals` builds the same
+arrays from the interval lists and a local genome (`data.genome`), through `write_cache` / `read_cache`.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def load_official(name: str, root: Path, allow_download: bool = False, hint: str
             raise DataNotFoundError(_missing_message(name, root, cache, hint, f"download failed: {err!r}")) from err
     if folder.is_dir():
         stamp = folder_stamp(folder)
-        if not (cache.exists() and _stored_stamp(cache) == stamp):
-            _write_cache(cache, _read_folder(folder), stamp)
+        if not (cache.exists() and stored_stamp(cache) == stamp):
+            write_cache(cache, _read_folder(folder), stamp)
     elif not cache.exists():
         raise DataNotFoundError(_missing_message(name, root, cache, hint))
     return read_cache(cache)
@@ -77,7 +78,8 @@ def _missing_message(name: str, root: Path, cache: Path, hint: str, reason: str 
         f"  {fetch_command(name, root)}\n"
         "or rerun with --set data.download=true; or place the files as "
         f"{root / name}/{{train,test}}/{{positive,negative}}/<id>.txt (one sequence per file), "
-        "or point --set data.root=DIR at the folder holding it." + (f" {hint}" if hint else "")
+        "or point --set data.root=DIR at the folder holding it; or build it from its interval lists on a local "
+        "genome with --set data.genome=/path/hg38.fa (see tasks/_gb_intervals.py)." + (f" {hint}" if hint else "")
     )
 
 
@@ -88,7 +90,7 @@ def folder_stamp(folder: Path) -> str:
     return ";".join(f"{d.relative_to(folder)}={d.stat().st_mtime_ns if d.is_dir() else 'missing'}" for d in dirs)
 
 
-def _stored_stamp(cache: Path) -> str:
+def stored_stamp(cache: Path) -> str:
     with np.load(cache) as npz:
         return str(npz["stamp"])
 
@@ -134,7 +136,7 @@ def _read_folder(folder: Path) -> dict[str, np.ndarray]:
     }
 
 
-def _write_cache(cache: Path, arrays: dict[str, np.ndarray], stamp: str) -> None:
+def write_cache(cache: Path, arrays: dict[str, np.ndarray], stamp: str) -> None:
     tmp = cache.with_suffix(f".tmp{os.getpid()}")
     with tmp.open("wb") as handle:
         np.savez(handle, stamp=np.asarray(stamp), **arrays)

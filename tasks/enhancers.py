@@ -1,6 +1,7 @@
 """Enhancer and promoter classification tasks (binary, primary metric AUROC).
 
-Registered: `enhancers.ensembl`, `enhancers.cohn`, `promoters.nontata` (Genomic Benchmarks),
+Registered: `enhancers.ensembl`, `enhancers.cohn`, `promoters.nontata` (Genomic Benchmarks: the package's download,
+or with `data.genome=/path/hg38.fa` built from its interval lists, `data.intervals=DIR` or found, see `_gb_intervals`),
 `enhancers.ienhancer2l`, `enhancers.ienhancer2l_strength` (iEnhancer-2L layers 1 and 2), `enhancers.files`
 (your own FASTA/TSV files) and `enhancers.synthetic` (planted motif grammar).
 
@@ -25,6 +26,7 @@ from harness.data.splits import stratified_holdout
 from harness.paths import require_data
 from harness.plugins import TASKS
 from harness.spec import IOSpec
+from tasks import _gb_intervals as gbi
 from tasks import _genomic_benchmarks as gb
 from tasks._split_task import SplitTask
 from tasks._synthetic_enhancers import SyntheticLoader
@@ -146,7 +148,7 @@ GENOMIC_BENCHMARKS = {  # task → (dataset name, fixed length or 0, offline dev
 def _genomic_benchmarks_factory(task: str) -> Callable[..., SplitTask]:
     dataset, length, tsv = GENOMIC_BENCHMARKS[task]
     label = "promoter" if task.startswith("promoters.") else "enhancer"
-    defaults: dict[str, Any] = {"root": "", "download": False}
+    defaults: dict[str, Any] = {"root": "", "download": False, "genome": "", "intervals": ""}
     if tsv:
         defaults |= {"source": "files", "test_fraction": 0.2}
 
@@ -155,8 +157,10 @@ def _genomic_benchmarks_factory(task: str) -> Callable[..., SplitTask]:
         if tsv and opts["source"] not in ("files", "tsv"):
             raise ConfigError(f"data.source={opts['source']!r} for {task}: use files (official splits) or tsv")
         if tsv and opts["source"] == "tsv":
-            if opts["root"] or opts["download"]:
-                raise ConfigError(f"{task}: data.root/data.download apply to data.source=files, not tsv")
+            if opts["root"] or opts["download"] or opts["genome"] or opts["intervals"]:
+                raise ConfigError(
+                    f"{task}: data.root/data.download/data.genome/data.intervals apply to data.source=files, not tsv"
+                )
 
             def load_tsv() -> dict[str, SeqDataset]:
                 path = require_data(f"genomic_benchmarks/{tsv}", f"{task} (data.source=tsv)")
@@ -170,6 +174,8 @@ def _genomic_benchmarks_factory(task: str) -> Callable[..., SplitTask]:
             return _task(task, length, label, protocol, load_tsv, description=f"{dataset}: 80% of official test")
         if "test_fraction" in options:
             raise ConfigError(f"{task}: data.test_fraction applies to data.source=tsv; files use the official test")
+        if opts["genome"] or opts["intervals"]:
+            return _from_intervals(task, dataset, length, label, opts)
         root = Path(opts["root"]).expanduser() if opts["root"] else gb.default_root()
         hint = f"Offline, --set data.source=tsv reads $REGBENCH_DATA/genomic_benchmarks/{tsv}." if tsv else ""
 
@@ -184,6 +190,25 @@ def _genomic_benchmarks_factory(task: str) -> Callable[..., SplitTask]:
         return _task(task, length, label, protocol, load_official, description=f"Genomic Benchmarks {dataset}")
 
     return factory
+
+
+def _from_intervals(task: str, dataset: str, length: int, label: str, opts: Mapping[str, Any]) -> SplitTask:
+    """The official splits built from GB's interval lists on a local genome (`tasks._gb_intervals`)."""
+    if not opts["genome"]:
+        raise ConfigError(f"{task}: data.intervals={opts['intervals']} needs data.genome=/path/hg38.fa as well")
+    if opts["root"] or opts["download"]:
+        raise ConfigError(f"{task}: data.genome builds from interval lists; data.root/data.download do not apply")
+
+    def load() -> dict[str, SeqDataset]:
+        splits = gbi.load_from_intervals(dataset, opts["intervals"], opts["genome"])
+        if length:
+            for name, ds in splits.items():
+                check_length(ds, length, f"{dataset} {name} built on {opts['genome']}")
+        return with_val(splits["train"], splits["test"], opts["val_fraction"], opts["seed"])
+
+    protocol = "official_test+stratified" + _fractions(opts, with_test=False)
+    description = f"Genomic Benchmarks {dataset}, from its interval lists on {opts['genome']}"
+    return _task(task, length, label, protocol, load, description=description)
 
 
 for _name in GENOMIC_BENCHMARKS:

@@ -261,3 +261,8 @@ def test_synthetic_task_planted_motifs_and_kmer_learnability() -> None:
 def test_planted_motifs_rejects_other_tasks(real_data: Path) -> None:
     with pytest.raises(TypeError, match="not a synthetic-enhancer task"):
         planted_motifs(make_task("enhancers.ienhancer2l"), "test")
+
+
+def test_missing_dataset_message_offers_the_interval_build(tmp_path: Path) -> None:
+    with pytest.raises(DataNotFoundError, match=r"--set data\.genome=/path/hg38\.fa \(see tasks/_gb_intervals\.py\)"):
+        make_task("enhancers.ensembl", {"root": str(tmp_path)}).splits()
