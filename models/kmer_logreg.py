@@ -8,6 +8,7 @@ branches of a pair task, scaled to unit variance; one logistic regression per la
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,14 @@ def fit_sklearn(
     return KmerLogReg(k, model, multilabel)
 
 
+def save_state(predictor: KmerLogReg) -> dict[str, Any]:
+    return {"model": predictor.model}
+
+
+def load_state(state: Mapping[str, Any], io: IOSpec, hp: Mapping[str, Any]) -> KmerLogReg:
+    return KmerLogReg(int(hp["k"]), state["model"], io.target == "multilabel")
+
+
 def search_space(trial: Any) -> dict[str, Any]:
     return {
         "k": trial.suggest_int("k", 2, 6),
@@ -80,6 +89,8 @@ PLUGIN = register_model(
         tiny={"max_iter": 500},
         search_space=search_space,
         fit_sklearn=fit_sklearn,
+        save_state=save_state,
+        load_state=load_state,
         paper="Lee, Karchin & Beer 2011, Genome Research 21:2167 (k-mer spectrum classifiers)",
     )
 )

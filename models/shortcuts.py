@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -136,6 +137,26 @@ class ElementRates:
     def _count(names: np.ndarray, y: np.ndarray) -> tuple[Counter, Counter]:
         return Counter(names.tolist()), Counter(names[y == 1].tolist())
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The rates as arrays: `prior`, `strength`, and per side j (0 enhancers, 1 promoters) `names_j (E,)` str,
+        `total_j (E,)`, `positive_j (E,)` pair counts."""
+        out = {"prior": np.asarray(self.prior), "strength": np.asarray(self.strength)}
+        for j, (total, positive) in enumerate(self.counts):
+            names = list(total)
+            out |= {f"names_{j}": np.asarray(names, dtype=str), f"total_{j}": np.asarray([total[x] for x in names]),
+                    f"positive_{j}": np.asarray([positive[x] for x in names], dtype=np.int64)}  # fmt: skip
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> ElementRates:
+        """The rates saved by `arrays()`."""
+        rates = cls.__new__(cls)
+        rates.prior, rates.strength = float(arrays["prior"]), float(arrays["strength"])
+        rates.counts = [(Counter(dict(zip(arrays[f"names_{j}"].tolist(), arrays[f"total_{j}"].tolist(), strict=True))),
+                         Counter(dict(zip(arrays[f"names_{j}"].tolist(), arrays[f"positive_{j}"].tolist(),
+                                          strict=True)))) for j in (0, 1)]  # fmt: skip
+        return rates
+
     def logits(self, ids: np.ndarray, leave_out: np.ndarray | None = None) -> np.ndarray:
         """`(N, 2)` logits of the enhancer and promoter rates; `leave_out (N,)` labels of pairs to leave out."""
         enhancers, promoters, _ = pair_elements(ids, "element_propensity")
@@ -166,6 +187,27 @@ def fit_element_propensity(
     return _fit_on("element_propensity", rates, x, y[keep], C)
 
 
+def save_linear(predictor: LinearShortcut) -> dict[str, Any]:
+    return {"model": predictor.model}
+
+
+def loader(name: str, features: Any) -> Any:
+    """`load_state` of a shortcut whose features are the function `features`."""
+
+    def load_state(state: Mapping[str, Any], io: IOSpec, hp: Mapping[str, Any]) -> LinearShortcut:
+        return LinearShortcut(name, features, state["model"])
+
+    return load_state
+
+
+def save_propensity(predictor: LinearShortcut) -> dict[str, Any]:
+    return {"model": predictor.model, **predictor.features.arrays()}
+
+
+def load_propensity(state: Mapping[str, Any], io: IOSpec, hp: Mapping[str, Any]) -> LinearShortcut:
+    return LinearShortcut("element_propensity", ElementRates.from_arrays(state), state["model"])
+
+
 def search_c(trial: Any) -> dict[str, Any]:
     return {"C": trial.suggest_float("C", 1e-3, 1e2, log=True)}
 
@@ -175,18 +217,37 @@ def search_propensity(trial: Any) -> dict[str, Any]:
 
 
 PAPER = "shortcut baseline (what a score owes to composition, length, distance or element identity)"
+
+
+def binary_only(io: IOSpec) -> str | None:
+    """Why a sequence shortcut cannot run on a task with `io` (checked before any data loads), or None."""
+    return None if io.target == "binary" else f"shortcut baselines score binary tasks only, not {io.target} ones"
+
+
+def binary_pairs_only(io: IOSpec) -> str | None:
+    """Why an EPI shortcut cannot run on a task with `io`, or None."""
+    if io.inputs != "seq_pair":
+        return "needs enhancer–promoter pairs (an EPI pair task)"
+    return binary_only(io)
+
+
 GC_LENGTH, LENGTH_ONLY, EPI_DISTANCE, ELEMENT_PROPENSITY = (
-    register_model(ModelPlugin(name="gc_length", description="shortcut: logistic regression on GC content + length",
-                               native_inputs="seq", defaults={"C": 1.0}, search_space=search_c,
-                               fit_sklearn=fit_gc_length, paper=PAPER)),
-    register_model(ModelPlugin(name="length_only", description="shortcut: logistic regression on sequence length",
-                               native_inputs="seq", defaults={"C": 1.0}, search_space=search_c,
-                               fit_sklearn=fit_length_only, paper=PAPER)),
-    register_model(ModelPlugin(name="epi_distance", description="shortcut (EPI pairs): logistic regression on "
-                               "log enhancer–promoter distance", native_inputs="seq_pair", defaults={"C": 1.0},
-                               search_space=search_c, fit_sklearn=fit_epi_distance, paper=PAPER)),
-    register_model(ModelPlugin(name="element_propensity", description="shortcut (EPI pairs): training positive rate "
-                               "of each enhancer and promoter", native_inputs="seq_pair",
-                               defaults={"C": 1.0, "prior_strength": 1.0}, search_space=search_propensity,
-                               fit_sklearn=fit_element_propensity, paper=PAPER)),
+    register_model(ModelPlugin(
+        name="gc_length", description="shortcut: logistic regression on GC content + length", native_inputs="seq",
+        defaults={"C": 1.0}, search_space=search_c, fit_sklearn=fit_gc_length, check_io=binary_only,
+        save_state=save_linear, load_state=loader("gc_length", sequence_features), paper=PAPER)),
+    register_model(ModelPlugin(
+        name="length_only", description="shortcut: logistic regression on sequence length", native_inputs="seq",
+        defaults={"C": 1.0}, search_space=search_c, fit_sklearn=fit_length_only, check_io=binary_only,
+        save_state=save_linear, load_state=loader("length_only", length_features), paper=PAPER)),
+    register_model(ModelPlugin(
+        name="epi_distance", description="shortcut (EPI pairs): logistic regression on log enhancer–promoter distance",
+        native_inputs="seq_pair", defaults={"C": 1.0}, search_space=search_c, fit_sklearn=fit_epi_distance,
+        check_io=binary_pairs_only, save_state=save_linear, load_state=loader("epi_distance", distance_features),
+        paper=PAPER)),
+    register_model(ModelPlugin(
+        name="element_propensity", description="shortcut (EPI pairs): training positive rate of each enhancer and "
+        "promoter", native_inputs="seq_pair", defaults={"C": 1.0, "prior_strength": 1.0},
+        search_space=search_propensity, fit_sklearn=fit_element_propensity, check_io=binary_pairs_only,
+        save_state=save_propensity, load_state=load_propensity, paper=PAPER)),
 )  # fmt: skip

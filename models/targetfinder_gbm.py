@@ -9,6 +9,7 @@ Feature tables only (e.g. `epi.targetfinder_nhek`); sequence tasks raise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -81,6 +82,14 @@ def fit_sklearn(
     return TargetFinderGBM(model)
 
 
+def save_state(predictor: TargetFinderGBM) -> dict[str, Any]:
+    return {"model": predictor.model}
+
+
+def load_state(state: Mapping[str, Any], io: IOSpec, hp: Mapping[str, Any]) -> TargetFinderGBM:
+    return TargetFinderGBM(state["model"])
+
+
 def search_space(trial: Any) -> dict[str, Any]:
     return {
         "n_estimators": trial.suggest_int("n_estimators", 100, 4000, log=True),
@@ -106,6 +115,8 @@ PLUGIN = register_model(
         tiny={"n_estimators": 30, "max_depth": 3},
         search_space=search_space,
         fit_sklearn=fit_sklearn,
+        save_state=save_state,
+        load_state=load_state,
         paper="Whalen, Truty & Pollard 2016, Nature Genetics 48:488 (TargetFinder)",
     )
 )

@@ -10,9 +10,10 @@ import pytest
 
 from harness.benchmark.comparisons import SHORTCUT_MODELS
 from harness.data.datasets import SeqDataset, Seqs
-from harness.plugins import get_model
+from harness.plugins import get_model, make_task
 from harness.spec import IOSpec
 from harness.tracking import store
+from harness.training.modeling import IncompatibleError, check_compatible
 from harness.training.run import RunRequest, train_run
 from models.shortcuts import ElementRates, distance_features, fit_element_propensity, sequence_features
 
@@ -87,3 +88,17 @@ def test_element_propensity_scores_the_random_split_leak_of_epi_synthetic() -> N
                                       experiment="leak"))  # fmt: skip
         auroc[split] = store.client().get_run(run_id).data.metrics["test_auroc"]
     assert auroc["random"] > 0.75 and auroc["chromosome"] == pytest.approx(0.5), auroc
+
+
+@pytest.mark.parametrize(("model", "task", "reason"), [
+    ("epi_distance", "enhancers.synthetic", "needs enhancer–promoter pairs"),
+    ("element_propensity", "chromatin.synthetic", "needs enhancer–promoter pairs"),
+    ("gc_length", "chromatin.synthetic", "binary tasks only"),
+    ("length_only", "chromatin.synthetic", "binary tasks only"),
+])  # fmt: skip
+def test_a_shortcut_refuses_a_task_it_cannot_score_before_any_data_loads(model: str, task: str, reason: str) -> None:
+    plugin = get_model(model)
+    io = make_task(task).io  # building a task loads no data
+    with pytest.raises(IncompatibleError, match=f"cannot run on task {task}: .*{reason}"):
+        check_compatible(plugin, io, plugin.defaults, task)
+    check_compatible(get_model(model), make_task("epi.synthetic").io, plugin.defaults, "epi.synthetic")

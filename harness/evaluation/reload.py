@@ -11,18 +11,14 @@ from harness.data.datasets import SeqDataset, Seqs
 from harness.data.readers import SequenceFileError, check_file, read_fasta, read_tsv
 from harness.spec import Predictor
 from harness.tracking import store
-from harness.training.fit import resolve_device
-from harness.training.predictor import TorchPredictor
+from harness.tracking.logged_model import as_predictor
 
 
 def load_predictor(run_id: str, device: str = "auto") -> tuple[Predictor, dict[str, Any]]:
-    """The predictor logged by `run_id` (a `regbench train` run or a study's parent run) and its metadata."""
+    """The predictor logged by `run_id` (a `regbench train` run or a study's parent run) and its metadata, rebuilt
+    from weights / arrays without unpickling (a model in the old pickle format is refused, `UnsafeModelError`)."""
     meta = store.load_meta(run_id)
-    model = store.load_model(run_id, meta["kind"])
-    if meta["kind"] != "torch":
-        return model, meta
-    train = meta["train"]
-    return TorchPredictor(model, train["eval_batch_size"], train["rc_tta"], str(resolve_device(device))), meta
+    return as_predictor(store.load_model(run_id, meta["kind"]), meta, device), meta
 
 
 def read_input(path: str | Path, labelled: bool) -> tuple[np.ndarray, list[str], np.ndarray | None]:

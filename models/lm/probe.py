@@ -14,8 +14,10 @@ Two registered plugins share `featurize` because a `ModelPlugin` is either torch
 
 On a pair task (EPI) each branch is embedded and the two vectors concatenated (B, 2D) inside `featurize`, so the
 plugins declare `native_inputs="seq_pair"`: the harness's siamese adapter must not wrap them again.
-Both logged models keep the checkpoint's path and digest (not its weights): given sequences instead of features
-(`regbench predict --run`), they re-embed them with the same checkpoint, which must still be at that path.
+Logged models keep no encoder weights: given sequences instead of features (`regbench predict --run`), they
+re-embed them with the checkpoint. The sklearn probe stores the checkpoint's resolved path and digest with its
+logistic regression (`save_state`) and refuses a changed checkpoint; the torch probe is rebuilt from its settings
+(`model.checkpoint`, or `$REGBENCH_DNABERT2` when that was empty) with its head's weights.
 """
 
 from __future__ import annotations
@@ -94,9 +96,10 @@ class ProbeLogReg:
 
     @property
     def n_params(self) -> int:
-        """Coefficients and intercepts of the fitted logistic regression(s) (the encoder is frozen, not counted)."""
+        """Coefficients and intercepts of the fitted logistic regression(s) (the encoder is frozen, not counted; a
+        label with one class in training gets scikit-learn's constant predictor, which has none)."""
         steps = self.model.estimators_ if isinstance(self.model, OneVsRestClassifier) else [self.model]
-        return sum(int(s[-1].coef_.size + s[-1].intercept_.size) for s in steps)
+        return sum(int(s[-1].coef_.size + s[-1].intercept_.size) for s in steps if isinstance(s, Pipeline))
 
     def score(self, dataset: Dataset) -> np.ndarray:
         proba = self.model.predict_proba(self.embedder.features(dataset))
@@ -128,6 +131,19 @@ def fit_sklearn(
     model = OneVsRestClassifier(pipeline) if multilabel else pipeline
     model.fit(embed.features(train), train.labels.astype(np.int64))
     return ProbeLogReg(embed, model, multilabel)
+
+
+def save_state(predictor: ProbeLogReg) -> dict[str, Any]:
+    """The fitted logistic regression and the checkpoint's resolved path and digest (not its weights)."""
+    spec = predictor.embedder.spec
+    return {"model": predictor.model, "checkpoint": np.asarray(spec.checkpoint), "digest": np.asarray(spec.digest)}
+
+
+def load_state(state: Mapping[str, Any], io: IOSpec, hp: Mapping[str, Any]) -> ProbeLogReg:
+    """The probe with its embedder on the recorded checkpoint (checked against its digest when first used)."""
+    spec = EmbedSettings(str(state["checkpoint"]), str(state["digest"]), hp["pooling"], int(hp["max_length"]),
+                         int(hp["embed_batch_size"]), hp["device"])  # fmt: skip
+    return ProbeLogReg(FrozenEmbedder(spec), state["model"], io.target == "multilabel")
 
 
 def search_space(trial: Any) -> dict[str, Any]:
@@ -165,6 +181,8 @@ PLUGIN_SKLEARN = register_model(
         tiny={**EMBEDDING_TINY, "max_iter": 500},
         search_space=search_space_sklearn,
         fit_sklearn=fit_sklearn,
+        save_state=save_state,
+        load_state=load_state,
         featurize=featurize,
         check=lambda hp: resolve_checkpoint(hp["checkpoint"]),
         paper=PAPER,
