@@ -155,3 +155,4 @@ def test_splits_run_side_by_side_and_resume(workdir: Path) -> None:
     again = run_benchmark(workdir / "splits.yaml", progress=False)
     assert [(c.split, c.status) for c in again.cells] == [("chromosome", "reused"), ("random", "reused")]
     assert len(runs_by_kind("splits")["trial"]) == 4
+    assert again.run_id == result.run_id and len(runs_by_kind("splits")["benchmark"]) == 1  # the same study file

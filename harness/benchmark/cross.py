@@ -4,19 +4,24 @@ MLflow layout (experiment = the study's `name`): one benchmark run (`regbench.ki
 name) → one cell run per (task, split, model, seed) (`regbench.kind=cell`, tag `regbench.cell_config`) → one run
 per trial (`regbench.kind=trial`). A study file with `splits` runs each cell once per `data.split`; its cell runs
 are named `task[split]/model/sSEED`.
-The benchmark run carries the study file and the leaderboard (`leaderboard.csv`, `leaderboard.md`, `cells.csv`,
+The benchmark run carries the study file and the leaderboard (its description, `mlflow.note.content`, is
+`leaderboard.md` plus a link to the experiment's saved runs view `store.LEADERBOARD_VIEW`; the MLflow table
+`leaderboard.json` holds the same rows; `leaderboard.csv`, `cells.csv`,
 `comparisons.csv` — the paired tests of every pair of models per task × split protocol, which also set the rank
 groups, see `harness.benchmark.comparisons` — and `split_comparison.csv` when a task ran under several split
 protocols).
 
-A cell that cannot run (an incompatible model, any error in the cell) is recorded, not dropped: its cell run ends
-FAILED with tag `regbench.skip_reason` (and `error.txt`), it appears on the leaderboard with that reason, and the
-benchmark goes on.
+A cell that cannot run (`IncompatibleError`: the model does not take the task's inputs, a checkpoint is missing)
+is not a failure: it is recorded as a FINISHED cell run without metrics, tagged `regbench.status=unable` with the
+reason in `regbench.skip_reason` and as the run's description, and shows on the leaderboard as "unable" with that
+reason. A cell that fails (any other error) is recorded too: its cell run ends FAILED with tag
+`regbench.skip_reason` (and `error.txt`). Either way the benchmark goes on.
 
-Resume: re-running a study file reuses each cell whose newest FINISHED cell run in the experiment has the same
-task, model, seed and `regbench.cell_config` tag (a digest of the cell's overrides, its split included, and
-budgets), so editing a cell's settings or budgets re-runs exactly that cell. Failed cells are always retried;
-`resume=False` recomputes.
+Resume: re-running a study file reopens its benchmark run (the newest one with the same study name and study file
+digest, tag `regbench.study_digest`) and reuses each cell whose newest FINISHED cell run in the experiment has the
+same task, model, seed and `regbench.cell_config` tag (a digest of the cell's overrides, its split included, and
+budgets), so editing a cell's settings or budgets re-runs exactly that cell. Failed and unable cells are always
+retried (an unable cell that is still unable keeps its one run); `resume=False` recomputes.
 Each cell's Optuna study is named after the benchmark, the cell and its settings (`optuna_study_name`), so a cell
 cut short (Ctrl-C, a crash) continues its search on the next run: only the missing trials run.
 """
@@ -38,7 +43,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from harness.benchmark import comparisons
-from harness.benchmark.leaderboard import cell_runs, display, ranked, split_comparison, to_markdown
+from harness.benchmark.leaderboard import UNABLE, cell_runs, display, ranked, split_comparison, to_markdown
 from harness.benchmark.study_file import Cell, StudyFile, StudyFileError, load_study
 from harness.plugins import make_task
 from harness.tracking import store
@@ -46,7 +51,10 @@ from harness.training.modeling import IncompatibleError
 from harness.tuning.search import StudyRequest, run_study, validate_study
 
 CONFIG_TAG = "regbench.cell_config"
+STUDY_DIGEST_TAG = "regbench.study_digest"
 SKIP_TAG = "regbench.skip_reason"
+STATUS_TAG = "regbench.status"  # UNABLE on the run of a cell that cannot run
+Status = Literal["finished", "reused", "failed", "unable"]
 
 
 @dataclass(frozen=True)
@@ -57,12 +65,12 @@ class CellOutcome:
     model: str
     seed: int
     run_id: str
-    status: Literal["finished", "reused", "failed"]
+    status: Status
     reason: str = ""
     split: str = ""  # the cell's `data.split` from the study file's `splits`, "" without one
 
     @classmethod
-    def of(cls, cell: Cell, run_id: str, status: Literal["finished", "reused", "failed"], reason: str = ""):
+    def of(cls, cell: Cell, run_id: str, status: Status, reason: str = ""):
         return cls(cell.task, cell.model, cell.seed, run_id, status, reason, cell.split)
 
 
@@ -79,6 +87,11 @@ class BenchmarkResult:
 
 def _digest(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def study_digest(study: StudyFile) -> str:
+    """Digest of the study file's text: a re-run of the same file reopens the same benchmark run."""
+    return _digest({"study": study.path.read_text()})
 
 
 def cell_config(study: StudyFile, cell: Cell) -> str:
@@ -123,10 +136,13 @@ def validate(study: StudyFile, ray_address: str | None = None, storage: str | No
 
 
 def finished_cells(experiment: str) -> dict[tuple[str, str, int, str], str]:
-    """(task, model, seed, cell_config) → run id of the newest FINISHED cell run of `experiment`."""
+    """(task, model, seed, cell_config) → run id of the newest FINISHED cell run of `experiment` (not an unable
+    cell's run, which has no result)."""
     runs = store.search_runs(experiment, "attributes.status = 'FINISHED' AND tags.`regbench.kind` = 'cell'")
     if runs.empty or f"tags.{CONFIG_TAG}" not in runs:
         return {}
+    if f"tags.{STATUS_TAG}" in runs:
+        runs = runs[runs[f"tags.{STATUS_TAG}"] != UNABLE]
     out: dict[tuple[str, str, int, str], str] = {}
     for _, row in runs.dropna(subset=[f"tags.{CONFIG_TAG}"]).iterrows():  # newest first: keep the first seen
         key = (row["tags.task"], row["tags.model"], int(row["tags.seed"]), row[f"tags.{CONFIG_TAG}"])
@@ -150,8 +166,10 @@ def run_benchmark(
     reusable = finished_cells(study.name) if resume else {}
     cells = study.cells()
     outcomes: list[CellOutcome] = []
-    tags = {"regbench.kind": "benchmark", "study_name": study.name, "study_file": str(study.path)}
-    with store.client_run(study.name, study.name, tags) as bench:
+    tags = {"regbench.kind": "benchmark", "study_name": study.name, "study_file": str(study.path),
+            STUDY_DIGEST_TAG: study_digest(study)}  # fmt: skip
+    reuse = ("regbench.kind", "study_name", STUDY_DIGEST_TAG)  # re-running the same study file reopens its run
+    with store.client_run(study.name, study.name, tags, reuse=reuse) as bench:
         bench.text(study.path.read_text(), f"study/{study.path.name}")
         with ExitStack() as ray, tqdm(total=len(cells), desc=study.name, unit="cell", disable=not progress) as bar:
             connected = False
@@ -177,17 +195,25 @@ def run_benchmark(
             markdown += f"\n## Split protocols side by side\n\n{to_markdown(side_by_side)}"
         wall = time.perf_counter() - start
         bench.table(board, "leaderboard.csv")
+        bench.ui_table(display(board), "leaderboard.json")
         bench.text(f"# {study.name}\n\n{markdown}", "leaderboard.md")
+        link = store.leaderboard_link(store.ensure_experiment(study.name))
+        bench.description(f"# {study.name}\n\n{markdown}\n[All scored runs, best test_primary first]({link})\n")
         bench.table(pd.DataFrame([o.__dict__ for o in outcomes]), "cells.csv")
-        counts = {f"n_{s}": sum(o.status == s for o in outcomes) for s in ("finished", "reused", "failed")}
+        counts = {f"n_{s}": sum(o.status == s for o in outcomes) for s in ("finished", "reused", "failed", "unable")}
         bench.metrics({"n_cells": len(outcomes), **counts, "benchmark_wall_time_s": wall})
     return BenchmarkResult(bench.run_id, study.name, outcomes, board, table, markdown, wall)
 
 
 def _run_cell(study: StudyFile, cell: Cell, bench_id: str, ray_address: str | None, storage: str | None) -> CellOutcome:
-    """Run one cell; on any error record a FAILED cell run with the reason and return the failure."""
+    """Run one cell; record a cell that cannot run (`_record_unable`), or on any other error a FAILED cell run with
+    the reason, and return what happened."""
     try:
         result = run_study(study_spec(study, cell, bench_id, ray_address, storage))
+    except IncompatibleError as err:
+        reason = str(err).splitlines()[0][:500]
+        print(f"\n{study.name}: cell {cell.label} cannot run: {reason}", file=sys.stderr)
+        return CellOutcome.of(cell, _record_unable(study, cell, bench_id, reason), "unable", reason)
     except Exception as err:
         reason = f"{type(err).__name__}: {err}".splitlines()[0][:500]
         run_id, reason = _record_failure(study, cell, bench_id, reason, traceback.format_exc())
@@ -217,6 +243,26 @@ def _record_failure(study: StudyFile, cell: Cell, bench_id: str, reason: str, de
         run_id = store.record_run(study.name, cell_run_name(cell), tags, bench_id)
     store.ClientRun(run_id).text(details, "error.txt")
     return run_id, reason
+
+
+def _record_unable(study: StudyFile, cell: Cell, bench_id: str, reason: str) -> str:
+    """The FINISHED, metric-less run of a cell that cannot run (tag `regbench.status=unable`, the reason as tag and
+    description), nested under the benchmark run: the cell's earlier unable run when there is one (so re-runs add
+    no runs), else a new one. Returns its id."""
+    digest = cell_config(study, cell)
+    tags = {"regbench.kind": "cell", "task": cell.task, "model": cell.model, "seed": cell.seed, SKIP_TAG: reason,
+            CONFIG_TAG: digest, "split_protocol": _split_protocol(cell), STATUS_TAG: UNABLE}  # fmt: skip
+    earlier = store.search_runs(
+        study.name,
+        f"tags.`regbench.kind` = 'cell' AND tags.`{STATUS_TAG}` = '{UNABLE}' AND tags.task = '{cell.task}' "
+        f"AND tags.model = '{cell.model}' AND tags.seed = '{cell.seed}' AND tags.`{CONFIG_TAG}` = '{digest}'",
+    )
+    note = f"**Cannot run** {cell.label}: {reason}"
+    if earlier.empty:
+        return store.record_run(study.name, cell_run_name(cell), tags, bench_id, status="FINISHED", description=note)
+    run_id = str(earlier["run_id"].iloc[0])
+    store.set_tags(run_id, {**tags, store.PARENT_TAG: bench_id, store.NOTE_TAG: note})
+    return run_id
 
 
 def _split_protocol(cell: Cell) -> str:

@@ -21,6 +21,7 @@ from harness.benchmark import comparisons
 from harness.tracking import store
 
 SCORED_KINDS = ("cell", "train")
+UNABLE = "unable"  # tag `regbench.status` of a cell that cannot run; its run ends FINISHED without metrics
 CELL_COLUMNS = (
     "run_id", "kind", "task", "model", "seed", "split_protocol", "dataset_digest", "primary_metric", "test_primary",
     "test_primary_ci_low", "test_primary_ci_high", "test_auprc", "test_f1", "test_mcc", "n_params", "wall_time_s",
@@ -83,7 +84,7 @@ def _cell_row(row: pd.Series) -> dict[str, Any]:
         "test_primary": _metric(row, f"test_{primary}"),
         "test_primary_ci_low": _metric(row, f"test_{primary}_ci_low"),
         "test_primary_ci_high": _metric(row, f"test_{primary}_ci_high"),
-        "status": row["status"],
+        "status": UNABLE.upper() if _value(row, "tags.regbench.status") == UNABLE else row["status"],
         "skip_reason": _value(row, "tags.regbench.skip_reason") or "",
         "parent_run_id": _value(row, "tags.mlflow.parentRunId") or "",
         "start_time": row["start_time"],
@@ -105,7 +106,8 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     Only FINISHED runs are scored, the newest per seed. One seed: `test_primary` with its bootstrap 95% CI.
     Several seeds: the mean, `test_primary_sd` (sample sd across seeds) and no CI. `runtime_s` is the whole cell
     (`study_wall_time_s`: tuning plus refit) where logged, else the run's `wall_time_s`; memory is the maximum over
-    seeds. A pair with no finished run gets `status` "failed" and the newest `skip_reason` (or its run status)."""
+    seeds. A pair with no finished run gets `status` "failed" ("unable" when its newest run is a cell that cannot
+    run, run status "UNABLE") and the newest `skip_reason` (or its run status)."""
     runs = runs.assign(split_protocol=split_protocols(runs))
     keys = ["task", "split_protocol", "model"]
     rows = [_board_row(*key, group) for key, group in runs.groupby(keys, sort=False)]
@@ -147,7 +149,8 @@ def _board_row(task: str, split: str, model: str, group: pd.DataFrame) -> dict[s
     if done.empty:
         latest = group.iloc[0]
         reason = latest["skip_reason"] or f"run {latest['run_id']} ended {latest['status']}"
-        return {**base, "n_seeds": 0, "status": "failed", "skip_reason": reason, "run_ids": latest["run_id"]}
+        status = UNABLE if latest["status"] == UNABLE.upper() else "failed"
+        return {**base, "n_seeds": 0, "status": status, "skip_reason": reason, "run_ids": latest["run_id"]}
     primary = done["test_primary"].to_numpy(dtype=float)
     single = len(done) == 1
     runtime = done["study_wall_time_s"].where(done["study_wall_time_s"].notna(), done["wall_time_s"])
@@ -211,7 +214,7 @@ def _fmt(value: Any, spec: str) -> str:
 
 def _score(row: pd.Series) -> str:
     if row["status"] != "ok":
-        return "failed"
+        return row["status"]
     mean = _fmt(row["test_primary"], ".3f")
     if row["n_seeds"] > 1:
         return f"{mean} ± {_fmt(row['test_primary_sd'], '.3f')} (n={row['n_seeds']})"

@@ -1,4 +1,5 @@
-"""`regbench train`: one tracked training run; prints `run_id: <id>` as its last line."""
+"""`regbench train`: one tracked training run; prints a short summary of what was logged, then `run_id: <id>` as
+its last line."""
 
 from __future__ import annotations
 
@@ -47,5 +48,26 @@ def run(args: argparse.Namespace) -> int:
 
     spec = RunRequest(args.task, args.model, overrides_from(args), args.seed, args.max_epochs, args.experiment)
     run_id = train_run(spec)
+    print(summary(run_id))
     print(f"run_id: {run_id}")
     return 0
+
+
+def summary(run_id: str) -> str:
+    """The logged run in three lines: test primary metric with its 95% CI (and val), time and epochs, parameters."""
+    from harness.tracking import store
+
+    run = store.client().get_run(run_id)
+    m, metric = run.data.metrics, run.data.tags.get("primary_metric", "primary")
+
+    def num(name: str, spec: str) -> str:
+        return format(m[name], spec) if name in m else "n/a"
+
+    ci = f" [{num('test_primary_ci_low', '.3f')}, {num('test_primary_ci_high', '.3f')}] (95% CI)"
+    epochs = f", {int(m['epochs_run'])} epoch(s), best {int(m['best_epoch'])}" if "best_epoch" in m else ""
+    return "\n".join([
+        f"test {metric}: {num('test_primary', '.3f')}{ci if 'test_primary_ci_low' in m else ''}"
+        f"   (val {num(f'val_{metric}', '.3f')})",
+        f"time: {num('wall_time_s', '.1f')} s ({num('train_time_s', '.1f')} s training{epochs})",
+        f"params: {num('n_params', ',.0f')}",
+    ])  # fmt: skip

@@ -2,8 +2,9 @@
 
 Default store: `sqlite:///mlflow.db` in the working directory unless `MLFLOW_TRACKING_URI` is set;
 artifacts of a SQLite store go to `mlartifacts/` beside the database file.
-Layout: experiment = study name; a run per cell (or per `regbench train`); trials are child runs
-nested with the `mlflow.parentRunId` tag. Metrics are named `{split}_{name}`; params `model.*`,
+Layout: experiment = study name, tagged as a model-training experiment (`mlflow.experimentKind`) so the UI opens
+on its Training runs; a run per cell (or per `regbench train`); trials are child runs nested with the
+`mlflow.parentRunId` tag. Metrics are named `{split}_{name}`; params `model.*`,
 `train.*`, `data.*`; tags `task`, `model`, `seed`, `git_sha`, `dataset_digest`, `split_protocol`.
 """
 
@@ -14,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,11 +29,24 @@ import mlflow
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS, MLFLOW_RUN_NOTE
 
 from harness.tracking.run_owner import PROCESS_TAG, process_gone, process_stamp
 
 PARENT_TAG = "mlflow.parentRunId"
 META_ARTIFACT = "regbench_meta.json"
+# The MLflow UI's experiment kind (mlflow/server/js: ExperimentKind.CUSTOM_MODEL_DEVELOPMENT): without it, 3.x opens
+# an experiment on its GenAI overview; "*_inferred" values are the UI's own guesses, which regbench overrides.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+NOTE_TAG = MLFLOW_RUN_NOTE  # a run's description, Markdown, on its page in the UI
+# A saved runs view of the UI is an experiment tag `mlflow.sharedViewState.<key>` (opened by `?viewStateShareKey=`):
+# regbench's shows every scored run flat, best `test_primary` first, with the columns that compare them.
+SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
+LEADERBOARD_VIEW = "regbench-leaderboard"
+VIEW_COLUMNS = ("metrics.`test_primary`", "metrics.`test_primary_ci_low`", "metrics.`test_primary_ci_high`",
+                "tags.`task`", "tags.`model`", "tags.`seed`", "tags.`primary_metric`", "metrics.`wall_time_s`",
+                "metrics.`n_params`", "metrics.`peak_rss_mb`")  # fmt: skip
 
 
 def tracking_uri() -> str:
@@ -50,17 +65,42 @@ def is_local_sqlite(uri: str) -> bool:
 
 
 def ensure_experiment(name: str) -> str:
-    """The id of experiment `name`, created (with artifacts beside a SQLite db) if missing."""
+    """The id of experiment `name`, created (with artifacts beside a SQLite db) if missing; either way tagged as a
+    model-training experiment (`EXPERIMENT_KIND`) unless someone chose another kind for it, with the saved runs
+    view `LEADERBOARD_VIEW` unless it has one."""
     uri = configure()
     client = MlflowClient(uri)
     existing = client.get_experiment_by_name(name)
     if existing is not None:
+        kind = existing.tags.get(EXPERIMENT_KIND_TAG, "")
+        if kind != EXPERIMENT_KIND and (not kind or kind.endswith("_inferred") or kind == "no_inferred_type"):
+            client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        for key, value in leaderboard_view().items():
+            if key not in existing.tags:
+                client.set_experiment_tag(existing.experiment_id, key, value)
         return existing.experiment_id
     location = None
     if is_local_sqlite(uri):
         db_path = Path(uri.removeprefix("sqlite:///"))
         location = (db_path.parent / "mlartifacts" / name.replace("/", "_")).as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=location,
+                                    tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, **leaderboard_view()})  # fmt: skip
+
+
+def leaderboard_view() -> dict[str, str]:
+    """The experiment tag of the UI's saved view `LEADERBOARD_VIEW`: runs with a `test_primary` (train and cell runs,
+    shown flat since the filter leaves out their parents) sorted by it, with the `VIEW_COLUMNS`."""
+    state = {"searchFilter": "metrics.test_primary >= 0", "orderByKey": "metrics.`test_primary`", "orderByAsc": False,
+             "startTime": "ALL", "lifecycleFilter": "Active", "modelVersionFilter": "All Runs", "datasetsFilter": [],
+             "selectedColumns": list(VIEW_COLUMNS), "runsHiddenMode": "SHOW_ALL"}  # fmt: skip
+    now = int(time.time() * 1000)
+    envelope = {"name": "regbench leaderboard", "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
+    return {SHARED_VIEW_PREFIX + LEADERBOARD_VIEW: json.dumps(envelope)}
+
+
+def leaderboard_link(experiment_id: str) -> str:
+    """The UI's address (relative to the server) of the experiment's runs in the leaderboard view."""
+    return f"#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={LEADERBOARD_VIEW}"
 
 
 def git_sha() -> str:
@@ -119,28 +159,54 @@ class RunLogger:
         mlflow.log_input(MetaDataset(source=source, name=name, digest=digest), context=context)
 
     def model(self, predictor: Any, meta: Mapping[str, Any], torch_model: bool) -> None:
-        """Log a torch predictor's module with mlflow.pytorch (`torch_model`), else the sklearn-style estimator with
-        mlflow.sklearn, plus `regbench_meta.json` describing how to rebuild the predictor."""
-        if torch_model:
-            import mlflow.pytorch
+        """Log the predictor as an MLflow python_function model (`model`, loaded by `harness.tracking.logged_model`:
+        torch weights as safetensors, sklearn-style state as skops, no pickle) with a signature and an input
+        example, plus `regbench_meta.json` describing how to rebuild it. `torch_model`: the plugin is a torch one."""
+        import logging
+        from types import SimpleNamespace
 
-            mlflow.pytorch.log_model(
-                predictor.model.cpu(), name="model", pip_requirements=_requirements(), serialization_format="pickle"
-            )
-            kind = "torch"
-        else:
-            import mlflow.sklearn
+        import mlflow.pyfunc
+        from mlflow.models import Model, ModelSignature
+        from mlflow.types import ColSpec, Schema
 
-            mlflow.sklearn.log_model(predictor, name="model", pip_requirements=_requirements(),
-                                     serialization_format="cloudpickle")  # fmt: skip
-            kind = "sklearn"
-        mlflow.log_dict({**meta, "kind": kind}, META_ARTIFACT)
+        from harness.tracking import logged_model
+
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / logged_model.DATA_FOLDER
+            full = logged_model.save(predictor, meta, folder)
+            if full["kind"] != ("torch" if torch_model else "sklearn"):
+                raise TypeError(f"model {meta['model']}: torch_model={torch_model} disagrees with its plugin")
+            columns = logged_model.input_columns(full)
+            inputs = Schema([ColSpec("string", c) for c in columns] + ([ColSpec("string", "id", required=False)]
+                            if len(columns) == 2 else [])) if columns else None  # fmt: skip
+            outputs = Schema([ColSpec("double", c) for c in logged_model.output_columns(full)])
+            signature, example = ModelSignature(inputs=inputs, outputs=outputs), logged_model.input_example(full)
+            # Model.log with pyfunc's save_model, not pyfunc.log_model, to turn off its serving check (which
+            # pyfunc.log_model cannot): it would load the model again (a language model's encoder too) and score the
+            # example in every run. The example is still saved for `mlflow models predict/serve`.
+            flavor = SimpleNamespace(__name__="mlflow.pyfunc", save_model=lambda validate_serving_input, **kw:
+                                     mlflow.pyfunc.save_model(**kw))  # fmt: skip
+            pyfunc_log = logging.getLogger("mlflow.pyfunc")
+            level = pyfunc_log.level
+            pyfunc_log.setLevel(logging.WARNING)  # its INFO "Validating input example", once per logged model
+            try:
+                with warnings.catch_warnings():
+                    # MLflow 3.17 compares the example's columns with a range, deprecated in pandas 4 (not ours)
+                    warnings.filterwarnings("ignore", "Operation with range is deprecated", module="mlflow")
+                    Model.log(artifact_path=None, name="model", flavor=flavor, flavor_name="pyfunc",
+                              loader_module="harness.tracking.logged_model", data_path=str(folder),
+                              pip_requirements=_requirements(), signature=signature, input_example=example,
+                              validate_serving_input=False)  # fmt: skip
+            finally:
+                pyfunc_log.setLevel(level)
+        mlflow.log_dict(full, META_ARTIFACT)
 
 
 def _requirements() -> list[str]:
+    """The pins a logged model needs (given explicitly: inferring them would load the model on every log)."""
     from importlib.metadata import version
 
-    return [f"{name}=={version(name)}" for name in ("torch", "scikit-learn", "numpy", "mlflow")]
+    return [f"{name}=={version(name)}" for name in ("torch", "scikit-learn", "numpy", "mlflow", "safetensors", "skops")]
 
 
 def close_abandoned_runs(experiment_id: str) -> list[str]:
@@ -202,6 +268,9 @@ def run(
 
 
 def load_meta(run_id: str) -> dict[str, Any]:
+    """The run's `regbench_meta.json`; refused (UnsafeModelError) for a model logged in an old pickle format."""
+    from harness.tracking.logged_model import check_format
+
     configure()
     try:
         path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=META_ARTIFACT)
@@ -211,20 +280,31 @@ def load_meta(run_id: str) -> dict[str, Any]:
             "Pass the run_id printed by `regbench train` (or a study's parent run), and the same "
             "MLFLOW_TRACKING_URI it was logged to."
         ) from None
-    return json.loads(Path(path).read_text())
+    meta = json.loads(Path(path).read_text())
+    check_format(meta, f"run {run_id}")
+    return meta
 
 
 def load_model(run_id: str, kind: str) -> Any:
-    """The logged model object (an nn.Module for torch runs, the estimator for sklearn runs)."""
+    """The logged model (an nn.Module for torch runs, the plugin's predictor for sklearn runs), rebuilt from the
+    files of its `data/regbench/` folder without unpickling anything (`harness.tracking.logged_model.load`)."""
+    from harness.tracking import logged_model
+
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"  # no MLflow loader of ours may unpickle either
     configure()
-    uri = f"runs:/{run_id}/model"
-    if kind == "torch":
-        import mlflow.pytorch
-
-        return mlflow.pytorch.load_model(uri, map_location="cpu")
-    import mlflow.sklearn
-
-    return mlflow.sklearn.load_model(uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            folder = mlflow.artifacts.download_artifacts(
+                run_id=run_id, dst_path=tmp, artifact_path=f"model/data/{logged_model.DATA_FOLDER}"
+            )
+        except Exception as err:  # MlflowException / OSError: no such artifact
+            where = f"model/data/{logged_model.DATA_FOLDER}"
+            raise logged_model.UnsafeModelError(f"run {run_id} has no {where} folder of a regbench model "
+                                                f"({type(err).__name__}); re-train it") from None  # fmt: skip
+        found = logged_model.read_meta(Path(folder))["kind"]
+        if found != kind:
+            raise ValueError(f"run {run_id} holds a {found} model, not a {kind} one")
+        return logged_model.load(Path(folder))
 
 
 def client() -> MlflowClient:
@@ -260,9 +340,11 @@ def set_tags(run_id: str, tags: Mapping[str, Any]) -> None:
 
 
 def record_run(experiment: str, run_name: str, tags: Mapping[str, Any], parent_run_id: str | None,
-               status: str = "FAILED") -> str:  # fmt: skip
-    """Create a run holding only tags, ended at once with `status` (e.g. a benchmark cell that could not run)."""
-    all_tags = {"git_sha": git_sha(), **tags, **({PARENT_TAG: parent_run_id} if parent_run_id else {})}
+               status: str = "FAILED", description: str = "") -> str:  # fmt: skip
+    """Create a run holding only tags (and `description`, its note in the UI), ended at once with `status` (e.g. a
+    benchmark cell that could not run)."""
+    all_tags = {"git_sha": git_sha(), **tags, **({PARENT_TAG: parent_run_id} if parent_run_id else {}),
+                **({NOTE_TAG: description} if description else {})}  # fmt: skip
     c = client()
     run_id = c.create_run(ensure_experiment(experiment), tags={k: str(v) for k, v in all_tags.items()},
                           run_name=run_name).info.run_id  # fmt: skip
@@ -289,6 +371,22 @@ class ClientRun:
     def text(self, text: str, name: str) -> None:
         self._client.log_text(self.run_id, text, name)
 
+    def description(self, markdown: str) -> None:
+        """The run's description (`mlflow.note.content`), shown as Markdown on its page in the UI."""
+        self._client.set_tag(self.run_id, NOTE_TAG, markdown)
+
+    def ui_table(self, frame: Any, name: str) -> None:
+        """A pandas DataFrame as an MLflow table (`name` ending in .json, the format of `mlflow.log_table`), which
+        the UI shows as a table. Written directly because `log_table` appends to an existing file, and a reused run
+        must get the new table, not both."""
+        if not name.endswith(".json"):
+            raise ValueError(f"an MLflow table is a .json artifact, not {name!r}")
+        self.text(frame.to_json(orient="split", index=False, date_format="iso"), name)
+        logged = json.loads(self._client.get_run(self.run_id).data.tags.get(MLFLOW_LOGGED_ARTIFACTS, "[]"))
+        entry = {"path": name, "type": "table"}
+        if entry not in logged:
+            self._client.set_tag(self.run_id, MLFLOW_LOGGED_ARTIFACTS, json.dumps([*logged, entry]))
+
     def table(self, frame: Any, name: str) -> None:
         """A pandas DataFrame as a CSV artifact."""
         with tempfile.TemporaryDirectory() as tmp:
@@ -298,16 +396,32 @@ class ClientRun:
             self._client.log_artifact(self.run_id, str(path), folder)
 
 
+def _reusable_run(experiment_id: str, tags: Mapping[str, str]) -> str | None:
+    """The newest top-level, ended run of the experiment carrying all of `tags`, or None."""
+    query = " AND ".join([*(f"tags.`{k}` = '{v}'" for k, v in tags.items()), "attributes.status != 'RUNNING'"])
+    found = [r for r in client().search_runs([experiment_id], query, order_by=["attributes.start_time DESC"])
+             if PARENT_TAG not in r.data.tags]  # fmt: skip
+    return found[0].info.run_id if found else None
+
+
 @contextmanager
-def client_run(experiment: str, run_name: str, tags: Mapping[str, Any] | None = None) -> Iterator[ClientRun]:
-    """A top-level run driven through the client (see `ClientRun`); adopts MLFLOW_RUN_ID like `run`. It ends
-    FINISHED, or FAILED/KILLED on error."""
+def client_run(experiment: str, run_name: str, tags: Mapping[str, Any] | None = None,
+               reuse: tuple[str, ...] = ()) -> Iterator[ClientRun]:  # fmt: skip
+    """A top-level run driven through the client (see `ClientRun`); adopts MLFLOW_RUN_ID like `run`. With `reuse`
+    (names of `tags`), the newest ended top-level run of the experiment with the same values of those tags is
+    reopened instead of creating a new one (so re-running a benchmark keeps one benchmark run). It ends FINISHED,
+    or FAILED/KILLED on error."""
     experiment_id = ensure_experiment(experiment)
     str_tags = {k: str(v) for k, v in {"git_sha": git_sha(), PROCESS_TAG: process_stamp(), **(tags or {})}.items()}
     close_abandoned_runs(experiment_id)
     c = client()
     launched = os.environ.pop("MLFLOW_RUN_ID", None)
-    if launched:
+    reopened = _reusable_run(experiment_id, {k: str_tags[k] for k in reuse}) if reuse and not launched else None
+    if reopened:
+        c.update_run(reopened, status="RUNNING", name=run_name)
+        set_tags(reopened, str_tags)
+        run_id = reopened
+    elif launched:
         set_tags(launched, {**str_tags, "mlflow.runName": run_name})
         run_id = launched
         if c.get_run(launched).info.experiment_id != experiment_id:

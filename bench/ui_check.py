@@ -1,0 +1,171 @@
+"""The MLflow UI as a user first sees it: run a tiny benchmark, start `mlflow ui` on loopback, drive Debian's Chromium
+with Playwright and save screenshots of the experiment page, the benchmark run (its description is the
+leaderboard) and a cell run; assert what a user must see.
+
+    .venv/bin/python bench/ui_check.py [--out ui_check] [--keep]
+
+Needs `/usr/bin/chromium` (`apt-get install -y chromium`) and `pip install playwright` in .venv; the browser is
+never downloaded (`executable_path=/usr/bin/chromium`). Everything runs in a temporary folder (its own SQLite
+store, Optuna storage and Ray dir; `--keep` leaves it for `mlflow ui --backend-store-uri ...`). The study is two
+sequence models and a feature-table model (which cannot run on a sequence task) on `enhancers.synthetic`, one
+trial each; about a minute on 2 cores.
+
+Asserted: no run is FAILED; the leaderboard link (`store.leaderboard_link`, also in the benchmark run's description)
+opens the model-training Runs page (side nav "Runs" / "Models", no GenAI "Overview") in the saved view "regbench
+leaderboard" with a `test_primary` column; the benchmark run's page shows the leaderboard of its description; a
+cell run's page lists `test_primary`. Reported, not asserted: where the plain experiment address lands in a fresh
+browser (MLflow 3.17 sends it to the GenAI overview whatever the experiment's kind, until the browser has once
+been on a model-training page), and again after the link was opened. Screenshots in --out: `experiment_default.png`,
+`experiment.png`, `experiment_again.png`, `benchmark_run.png`, `cell_run.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+STUDY = """\
+name: ui-check
+tasks: [enhancers.synthetic]
+models: [kmer_logreg, kmer_attention, targetfinder_gbm]
+trials: 1
+max_epochs: 1
+task_set:
+  enhancers.synthetic: {data.n: 200}
+model_set:
+  kmer_logreg: {model.k: 3, model.max_iter: 200}
+  kmer_attention: {model.k: 3, model.d_model: 16, model.head_dim: 16}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_benchmark(work: Path) -> tuple[str, str, str]:
+    """Run the study in `work` as a user would (`regbench benchmark`); returns (experiment id, benchmark run id,
+    the id of a finished cell run)."""
+    (work / "ui-check.yaml").write_text(STUDY)
+    subprocess.run([sys.executable, "-m", "harness.cli", "benchmark", "--study", "ui-check.yaml"], cwd=work,
+                   check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    sys.path.insert(0, str(ROOT))
+    from harness.tracking import store
+
+    runs = store.search_runs("ui-check")
+    assert "FAILED" not in set(runs["status"]), runs[["tags.mlflow.runName", "status"]]
+    bench = runs[runs["tags.regbench.kind"] == "benchmark"]
+    cells = runs[(runs["tags.regbench.kind"] == "cell") & runs["metrics.test_primary"].notna()]
+    return str(runs["experiment_id"].iloc[0]), str(bench["run_id"].iloc[0]), str(cells["run_id"].iloc[0])
+
+
+def start_ui(uri: str, port: int, work: Path) -> subprocess.Popen:
+    log = (work / "mlflow_ui.log").open("w")
+    ui = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", uri, "--host",
+                           "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=work, stdout=log,
+                          stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            return ui
+        except OSError:
+            time.sleep(1)
+    ui.terminate()
+    raise RuntimeError(f"mlflow ui did not answer on port {port} within 90 s; see {work / 'mlflow_ui.log'}")
+
+
+def check_pages(base: str, experiment: str, bench: str, cell: str, out: Path) -> list[str]:
+    """Visit the pages in a fresh browser profile, save screenshots, return what was seen (raises AssertionError
+    on a miss)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    sys.path.insert(0, str(ROOT))
+    from harness.tracking import store
+
+    seen: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.set_default_timeout(60_000)
+
+        page.goto(f"{base}/#/experiments/{experiment}")  # where a user lands from the experiments list
+        page.wait_for_timeout(8000)
+        seen += [f"plain experiment address, fresh browser: lands on {page.url.removeprefix(base)}"]
+        page.screenshot(path=str(out / "experiment_default.png"))
+
+        page.goto(f"{base}/{store.leaderboard_link(experiment)}")  # the link in the benchmark run's description
+        expect(page.get_by_role("columnheader", name="test_primary").first).to_be_visible()
+        expect(page.get_by_text("regbench leaderboard").first).to_be_visible()
+        expect(page.get_by_text("Models", exact=True).first).to_be_visible()  # the model-training side nav
+        assert page.get_by_text("Overview", exact=True).count() == 0, "the GenAI side nav is shown"
+        seen += [f"leaderboard view: {page.url.removeprefix(base)[:90]}..., Runs table with test_primary"]
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "experiment.png"))
+
+        page.goto(f"{base}/#/experiments/{experiment}")  # the same browser again: the workflow type is remembered
+        page.wait_for_timeout(8000)
+        seen += [f"plain experiment address after one model-training visit: {page.url.removeprefix(base)[:90]}"]
+        page.screenshot(path=str(out / "experiment_again.png"))
+
+        page.goto(f"{base}/#/experiments/{experiment}/runs/{bench}")
+        expect(page.get_by_text("Paired tests of the primary metric").first).to_be_visible()
+        expect(page.get_by_text("unable", exact=True).first).to_be_visible()
+        seen += ["benchmark run page: the description is the leaderboard (with the unable cell)"]
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(out / "benchmark_run.png"), full_page=True)
+
+        page.goto(f"{base}/#/experiments/{experiment}/runs/{cell}")
+        expect(page.get_by_text("test_primary", exact=True).first).to_be_visible()
+        seen += ["cell run page: test_primary among its metrics"]
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(out / "cell_run.png"), full_page=True)
+        browser.close()
+    return seen
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="ui_check", help="folder for the screenshots (default ./ui_check)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary store and print where it is")
+    args = parser.parse_args()
+    if not Path(CHROMIUM).exists():
+        sys.exit(f"{CHROMIUM} is missing: apt-get install -y chromium (the browser is never downloaded)")
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="ui_check_"))
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    os.environ.update({"MLFLOW_TRACKING_URI": uri, "RAY_TMPDIR": tempfile.mkdtemp(prefix="rb", dir="/tmp"),
+                       "REGBENCH_CACHE": str(work / "cache"), "RAY_USAGE_STATS_ENABLED": "0"})  # fmt: skip
+    start = time.perf_counter()
+    experiment, bench, cell = run_benchmark(work)
+    port = free_port()
+    ui = start_ui(uri, port, work)
+    try:
+        seen = check_pages(f"http://127.0.0.1:{port}", experiment, bench, cell, out)
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    for line in seen:
+        print(f"ok  {line}")
+    print(f"screenshots in {out} ({time.perf_counter() - start:.0f} s){'; store: ' + uri if args.keep else ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
