@@ -126,6 +126,15 @@ class Encoder(Protocol):
     def attention_maps(self, codes: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
         raise NotImplementedError(f"{type(self).__name__} has no attention maps")
 
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Optimiser parameter groups with their own learning rates (e.g. layer-wise decay of a fine-tuned language
+        model); `[]`: every parameter trains at `lr`. Parameters left out of the groups (the head) train at `lr`."""
+        return []
+
+    def run_metrics(self) -> dict[str, float]:
+        """Measurements of the built encoder logged with its run, e.g. trainable vs frozen parameters."""
+        return {}
+
 
 @runtime_checkable
 class Predictor(Protocol):
@@ -157,8 +166,17 @@ class ModelPlugin:
         (e.g. EPLAE's latent-space PCA).
     train_defaults: the model's own training recipe (e.g. reverse-complement augmentation), applied under any
         `--set train.*` the user gives.
+    train_space: optional `train_space(trial) -> dict` replacing the shared space of `train.*` settings a study
+        searches (`harness.tuning.search_space.train_space`), e.g. the lower learning rates of fine-tuning.
     check: optional `check(hp)` raising (ValueError / FileNotFoundError with the reason) when a prerequisite is
         missing, e.g. a language-model checkpoint; called before any data is loaded or trained on.
+    check_io: optional `check_io(io) -> reason or None`: why the model cannot run on a task with this `IOSpec`
+        beyond the input kind (e.g. a shortcut baseline that scores binary pair tasks only); checked before any
+        data is loaded, so a benchmark lists the cell as unable to run.
+    save_state / load_state: how a sklearn plugin's fitted predictor is stored without pickle (required with
+        `fit_sklearn`): `save_state(predictor) -> {name: numpy array or scikit-learn estimator}` (written with
+        skops), `load_state(state, io, hp) -> Predictor`. A torch model is stored as its state dict and rebuilt
+        with `build` (`harness.tracking.logged_model`).
     """
 
     name: str
@@ -172,7 +190,11 @@ class ModelPlugin:
     featurize: Callable[..., Any] | None = None
     inspect: Callable[..., dict[str, Any]] | None = None
     check: Callable[[Mapping[str, Any]], Any] | None = None
+    check_io: Callable[[IOSpec], str | None] | None = None
+    save_state: Callable[[Any], Mapping[str, Any]] | None = None
+    load_state: Callable[[Mapping[str, Any], IOSpec, Mapping[str, Any]], Any] | None = None
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
+    train_space: Callable[[Any], dict[str, Any]] | None = None
     paper: str = ""
 
     @property

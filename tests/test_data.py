@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from harness.data.datasets import FeatureDataset, SeqDataset, Seqs, concat
+from harness.data.datasets import FeatureDataset, SeqDataset, Seqs, concat, sequence_branches
 from harness.data.splits import duplicate_report, stratified_holdout
+from harness.spec import Batch
 
 
 def _dataset(seqs: list[str], labels: list[int], prefix: str) -> SeqDataset:
@@ -44,3 +45,28 @@ def test_stratified_holdout_is_seeded_and_disjoint() -> None:
 def test_concat_pads_branches() -> None:
     merged = concat([_dataset(["AC"], [1], "a"), _dataset(["ACGT"], [0], "b")])
     assert merged.seqs[0].codes.shape == (2, 4) and merged.ids.tolist() == ["a0", "b0"]
+
+
+class _Streamed:
+    """A dataset that only offers `take` (as memory-mapped and HDF5 datasets do), wrapping a SeqDataset."""
+
+    def __init__(self, inner: SeqDataset) -> None:
+        self.inner = inner
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def take(self, idx: np.ndarray, reverse_complement: bool = False) -> Batch:
+        return self.inner.take(idx, reverse_complement)
+
+
+def test_sequence_branches_reads_streamed_datasets_in_chunks() -> None:
+    enh = Seqs.from_strings(["ACGTN", "AC", "GGGTTTAC", "T"])
+    prom = Seqs.from_strings(["AA", "CCCC", "G", "TTTTTT"])
+    pair = SeqDataset((enh, prom), np.zeros(4, np.float32), np.array(list("abcd")))
+    assert sequence_branches(pair) is pair.seqs
+    for got, want in zip(sequence_branches(_Streamed(pair), chunk=3), (enh, prom), strict=True):
+        np.testing.assert_array_equal(got.lengths, want.lengths)
+        np.testing.assert_array_equal(got.codes[:, : want.codes.shape[1]], want.codes)
+    with pytest.raises(TypeError, match="no sequences"):
+        sequence_branches(FeatureDataset(np.zeros((2, 3), np.float32), np.zeros(2, np.float32), np.array(["x", "y"])))

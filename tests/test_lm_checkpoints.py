@@ -177,3 +177,12 @@ def test_probe_end_to_end(
     test = task.splits()["test"]
     predictor, _ = load_predictor(run_id, "cpu")
     np.testing.assert_allclose(predictor.score(test), predictor.score(again["test"]), atol=1e-5)
+
+
+def test_probe_embeds_a_streamed_multilabel_task(tiny_copies: dict[str, Path], tracking_uri: str) -> None:
+    """The chromatin tasks hand out memory-mapped datasets, not SeqDatasets: the probe reads them through `take`."""
+    sets = parse_overrides([f"model.checkpoint={tiny_copies['dnabert2']}", "model.max_length=64", "data.n=120",
+                            "data.length=60", "train.progress=false", "train.device=cpu"])  # fmt: skip
+    run_id = train_run(RunRequest("chromatin.synthetic", "dnabert2_probe_sklearn", sets, max_epochs=1))
+    metrics = MlflowClient(tracking_uri).get_run(run_id).data.metrics
+    assert metrics["embed_sequences"] == 120 and 0 <= metrics["test_auroc_median"] <= 1

@@ -179,3 +179,25 @@ def test_pickled_encoder_rebuilds_and_refuses_a_changed_folder(
     (folder / "config.json").write_text((folder / "config.json").read_text() + "\n")
     with pytest.raises(ConfigError, match="changed since this model was trained"):
         pickle.loads(blob)
+
+
+@pytest.mark.parametrize("key", ["dnabert2", "nt"])
+def test_layer_decay_groups_and_logged_parameter_counts(tiny_copies: dict[str, Path], key: str) -> None:  # noqa: F811
+    """Layer i of n trains at lr · decay^(n - i), the embeddings at lr · decay^(n + 1), the head at lr; every
+    trainable parameter is in exactly one optimiser group; the encoder reports trainable vs frozen counts."""
+    from harness.training.fit import _parameter_groups
+
+    lr, decay = 1e-4, 0.5
+    model = build_model(get_model("lm_finetune"), IO, hp(tiny_copies[key], method="full", layer_decay=decay))
+    groups = _parameter_groups(model, lr)
+    n = len(groups) - 2  # the layers, then the embeddings (rest of the encoder), then the head
+    assert n == 2  # both tiny configurations have 2 layers
+    assert [g["lr"] for g in groups] == pytest.approx([lr * decay**2, lr * decay, lr * decay**3, lr])
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters() if p.requires_grad)
+    assert {id(p) for p in model.head.parameters()} <= {id(p) for p in groups[-1]["params"]}
+    assert _parameter_groups(build_model(get_model("lm_finetune"), IO, hp(tiny_copies[key])), lr)[0]["lr"] == lr
+    lora = build_model(get_model("lm_finetune"), IO, hp(tiny_copies[key], method="lora")).encoder.run_metrics()
+    assert lora["encoder_trainable_params"] > 0 and lora["encoder_frozen_params"] == TINY_PARAMS[key]
+    with pytest.raises(ConfigError, match="layer_decay"):
+        get_model("lm_finetune").check(hp(tiny_copies[key], layer_decay=1.5))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.data.encode import encode_many, mask_from_lengths, reverse_complement
-from harness.spec import Batch
+from harness.spec import Batch, Dataset
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,26 @@ class SeqDataset:
             h.update(branch.lengths.tobytes())
         h.update(np.ascontiguousarray(self.labels).tobytes())
         return h.hexdigest()[:16]
+
+
+def sequence_branches(dataset: Dataset, chunk: int = 4096) -> tuple[Seqs, ...]:
+    """The dataset's sequences as one `Seqs` per branch: a SeqDataset's own, else read through `take` in chunks
+    (streamed or memory-mapped datasets); a feature dataset raises TypeError."""
+    if isinstance(dataset, SeqDataset):
+        return dataset.seqs
+    if isinstance(dataset, FeatureDataset):
+        raise TypeError("a feature dataset holds no sequences")
+    parts: list[tuple[np.ndarray, ...]] = [dataset.take(np.arange(i, min(i + chunk, len(dataset)))).inputs
+                                           for i in range(0, len(dataset), chunk)]  # fmt: skip
+    n_branches = len(parts[0]) // 2 if parts else 1
+    branches = []
+    for b in range(n_branches):
+        width = max((p[2 * b].shape[1] for p in parts), default=0)
+        codes = [np.pad(p[2 * b], ((0, 0), (0, width - p[2 * b].shape[1])), constant_values=4) for p in parts]
+        lengths = [p[2 * b + 1].sum(1).astype(np.int32) for p in parts]
+        branches.append(Seqs(np.concatenate(codes) if codes else np.zeros((0, 0), np.uint8),
+                             np.concatenate(lengths) if lengths else np.zeros(0, np.int32)))  # fmt: skip
+    return tuple(branches)
 
 
 def concat(datasets: Sequence[SeqDataset]) -> SeqDataset:

@@ -39,6 +39,7 @@ class FitResult:
     train_seconds: float = 0.0
     throughput: float = float("nan")  # training sequences per second
     epochs_run: int = 0
+    model_metrics: dict[str, float] = field(default_factory=dict)  # the encoder's `run_metrics()`
 
 
 def resolve_device(name: str) -> torch.device:
@@ -148,10 +149,18 @@ def _autocast(device: torch.device, enabled: bool) -> Any:
     return torch.autocast("cuda", dtype=dtype)
 
 
+def _parameter_groups(model: SequenceClassifier, lr: float) -> list[dict[str, Any]]:
+    """The encoder's own groups (`Encoder.param_groups`), then every other trainable parameter at `lr`."""
+    groups = [g for g in model.encoder.param_groups(lr) if g["params"]]
+    grouped = {id(p) for g in groups for p in g["params"]}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in grouped]
+    return [*groups, {"params": rest, "lr": lr}]
+
+
 def _optimisation(
     model: nn.Module, cfg: TrainConfig, labels: np.ndarray, steps: int, device: torch.device
 ) -> _Optimisation:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(_parameter_groups(model, cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps))
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not torch.cuda.is_bf16_supported())
@@ -250,7 +259,7 @@ def _fit_torch(
     predictor = TorchPredictor(model, cfg.eval_batch_size, cfg.rc_tta, str(device))
     rng = np.random.default_rng(cfg.seed)
     primary = f"val_{task.primary_metric}"
-    result = FitResult(predictor=predictor, n_params=predictor.n_params)
+    result = FitResult(predictor=predictor, n_params=predictor.n_params, model_metrics=model.encoder.run_metrics())
     stopping = _EarlyStopping(cfg.patience)
     seen, train_time = 0, 0.0
     bar = tqdm(total=cfg.max_epochs * steps_per_epoch, disable=not cfg.progress, desc=task.name, unit="batch")

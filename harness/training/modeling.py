@@ -56,6 +56,9 @@ def check_compatible(plugin: ModelPlugin, io: IOSpec, hp: Mapping[str, Any], tas
         wants = "a feature table" if plugin.native_inputs == "features" else "sequences"
         has = "a feature table" if io.inputs == "features" else "sequences"
         raise IncompatibleError(f"model {plugin.name} needs {wants}, but task {task_name} provides {has}")
+    reason = plugin.check_io(io) if plugin.check_io is not None else None
+    if reason:
+        raise IncompatibleError(f"model {plugin.name} cannot run on task {task_name}: {reason}")
     if plugin.check is not None:
         try:
             plugin.check(hp)

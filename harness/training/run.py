@@ -136,6 +136,9 @@ def _log_outcome(log: RunLogger, run: ResolvedRun, result: FitResult, splits: Sp
     # value of the model that is evaluated on test and logged.
     log.metrics({k: v for k, v in ev.metrics.items() if k.startswith("val_")}, step=result.epochs_run)
     log.metrics({k: v for k, v in ev.metrics.items() if not k.startswith("val_")})
+    # The task's primary test metric again under one name for every task family, so one UI column compares all runs.
+    log.metrics({f"test_primary{end}": ev.metrics.get(f"test_{task.primary_metric}{end}")
+                 for end in ("", "_ci_low", "_ci_high")})  # fmt: skip
     log.metrics({
         "n_params": result.n_params, "train_time_s": result.train_seconds, "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch, "train_throughput_seq_per_s": result.throughput, **resources,
@@ -190,6 +193,7 @@ def fit_and_log(
     report = (lambda row: log.metrics(row, step=int(row["epoch"]))) if epoch_metrics else None
     with ResourceMonitor(device=resolve_device(run.cfg.device)) as monitor:
         result = fit(run.task, run.plugin, run.hp, run.cfg, report=report, splits=data.splits)
+    log.metrics(result.model_metrics)
     measured = monitor.summary()
     measured["data_load_time_s"] = data.seconds
     measured["wall_time_s"] += data.seconds

@@ -1,4 +1,4 @@
-"""The hyperparameter space of a study: the model plugin's own space plus a shared training space.
+"""The hyperparameter space of a study: the model plugin's own space plus a training space (shared, or the plugin's).
 
 Searched names are namespaced like `--set` keys (`model.k`, `train.lr`); a setting fixed with `--set` is not
 searched (its `suggest_*` call returns the fixed value and records nothing). Sklearn plugins get only their model
@@ -49,7 +49,7 @@ def study_space(plugin: ModelPlugin, fixed: Mapping[str, Mapping[str, Any]]) -> 
     def define(trial: Any) -> None:
         plugin.search_space(NamespacedTrial(trial, "model", fixed.get("model", {})))
         if plugin.is_torch:
-            train_space(NamespacedTrial(trial, "train", fixed.get("train", {})))
+            (plugin.train_space or train_space)(NamespacedTrial(trial, "train", fixed.get("train", {})))
 
     return define
 

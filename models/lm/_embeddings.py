@@ -34,7 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.config import ConfigError
-from harness.data.datasets import FeatureDataset, SeqDataset, Seqs
+from harness.data.datasets import FeatureDataset, Seqs, sequence_branches
 from harness.data.encode import decode
 from harness.paths import DataNotFoundError, cache_dir
 from harness.spec import Dataset, Splits
@@ -289,9 +289,7 @@ class FrozenEmbedder:
         """The dataset's features: precomputed for a FeatureDataset, embedded for a SeqDataset."""
         if isinstance(dataset, FeatureDataset):
             return dataset.features
-        if not isinstance(dataset, SeqDataset):
-            raise TypeError(f"cannot embed a {type(dataset).__name__}")
-        return self.embed_branches(dataset.seqs)
+        return self.embed_branches(sequence_branches(dataset))
 
 
 @dataclass
@@ -310,10 +308,10 @@ def embed_splits(task_name: str, splits: Mapping[str, Dataset], embedder: Frozen
     tally = _Tally()
     out: dict[str, FeatureDataset] = {}
     for split, dataset in splits.items():
-        if not isinstance(dataset, SeqDataset):
-            raise TypeError(f"{task_name}:{split}: expected sequences to embed, got {type(dataset).__name__}")
+        if isinstance(dataset, FeatureDataset):
+            raise TypeError(f"{task_name}:{split}: expected sequences to embed, got precomputed features")
         parts = []
-        for b, branch in enumerate(dataset.seqs):
+        for b, branch in enumerate(sequence_branches(dataset)):
             path = folder / f"{task_name}-{split}-b{b}-{_content_digest(branch)}-{embedder.spec.cache_key()}.npy"
             if path.exists():
                 parts.append(np.load(path))

@@ -12,9 +12,15 @@
   (one shared encoder, vectors concatenated).
 - `gradient_checkpointing`: each transformer layer recomputes its activations in the backward pass
   (`torch.utils.checkpoint`, non-reentrant), set up here for both architectures (neither remote code offers it).
+- `layer_decay` (Clark et al. 2020, ELECTRA; 1.0 = off): layer i of n trains at `lr · layer_decay^(n - i)`, the
+  embeddings at `lr · layer_decay^(n + 1)`, the head at `lr` (optimiser groups through `Encoder.param_groups`).
+- Studies search the learning rate in fine-tuning's own range (`train_space`: 1e-5 to 3e-4), not the shared one.
+- Logged with the run: `encoder_trainable_params`, `encoder_frozen_params`.
 - Precision: `train.amp` (default on) runs the loop under bf16 autocast on CUDA; fp32 on CPU.
-- Logged model: the encoder pickles as (settings, checkpoint digest, state dict) and is rebuilt from the checkpoint
-  folder's code, config and tokenizer (no weights read), which must still be at the recorded path, unchanged.
+- Logged model: the classifier's whole state dict (safetensors, `harness.tracking.logged_model`), loaded into the
+  model `build` makes from the run's settings, so the checkpoint folder (code, config, tokenizer) must still be at
+  `model.checkpoint` (or `$REGBENCH_DNABERT2`). Pickled in-process (e.g. by Ray), the encoder travels as
+  (settings, checkpoint digest, state dict) and is rebuilt without reading the folder's weights.
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ PAPER = ("Zhou et al. 2023, DNABERT-2 (arXiv:2306.15006); Dalla-Torre et al. 202
 METHODS = ("full", "lora")
 LORA_TARGETS = ("Wqkv", "query", "key", "value")  # attention projections: DNABERT-2, then NT-v2 / BERT
 DEFAULTS = {"checkpoint": "", "method": "lora", "pooling": "mean", "max_length": 512, "lora_rank": 8,
-            "lora_alpha": 16.0, "lora_dropout": 0.1, "dropout": 0.1, "gradient_checkpointing": False}  # fmt: skip
+            "lora_alpha": 16.0, "lora_dropout": 0.1, "dropout": 0.1, "gradient_checkpointing": False,
+            "layer_decay": 1.0}  # fmt: skip
 
 TRAIN_DEFAULTS = {"lr": 1e-4, "batch_size": 16, "eval_batch_size": 64, "warmup_frac": 0.1, "max_epochs": 5,
                   "patience": 2}  # fmt: skip
@@ -61,6 +68,7 @@ class FineTuneSettings:
     lora_dropout: float
     dropout: float
     gradient_checkpointing: bool
+    layer_decay: float
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -71,6 +79,8 @@ class FineTuneSettings:
         if self.lora_rank < 1 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1 or not 0 <= self.dropout < 1:
             raise ConfigError(f"model.lora_rank={self.lora_rank} must be >= 1, lora_alpha={self.lora_alpha} > 0, "
                               f"lora_dropout={self.lora_dropout} and dropout={self.dropout} in [0, 1)")  # fmt: skip
+        if not 0 < self.layer_decay <= 1:
+            raise ConfigError(f"model.layer_decay={self.layer_decay} must be in (0, 1] (1 = no decay)")
 
 
 def _add_lora(model: nn.Module, settings: FineTuneSettings) -> None:
@@ -94,12 +104,18 @@ def _checkpointed(forward: Any, *args: Any, **kwargs: Any) -> Any:
     return forward(*args, **kwargs)
 
 
+def _layer_stack(model: nn.Module) -> nn.ModuleList | None:
+    """The encoder's stack of transformer layers (`encoder.layer` in both architectures), or None."""
+    stacks = [m for name, m in model.named_modules() if isinstance(m, nn.ModuleList) and name.endswith("layer")]
+    return stacks[0] if stacks else None
+
+
 def _enable_gradient_checkpointing(model: nn.Module) -> None:
     """Wrap the forward of every layer of the encoder's layer stack (`encoder.layer`) in activation checkpointing."""
-    stacks = [m for name, m in model.named_modules() if isinstance(m, nn.ModuleList) and name.endswith("layer")]
-    if not stacks:
+    stack = _layer_stack(model)
+    if stack is None:
         raise ConfigError("model.gradient_checkpointing=true: no transformer layer stack (`encoder.layer`) found")
-    for layer in stacks[0]:
+    for layer in stack:
         layer.forward = functools.partial(_checkpointed, layer.forward)
 
 
@@ -141,6 +157,22 @@ class LMEncoder(nn.Module, Encoder):
         trainable = sum(p.numel() for p in self.backbone.parameters() if p.requires_grad)
         return {"trainable": trainable, "frozen": sum(p.numel() for p in self.backbone.parameters()) - trainable}
 
+    def run_metrics(self) -> dict[str, float]:
+        return {f"encoder_{kind}_params": float(n) for kind, n in self.param_counts().items()}
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Layer-wise learning-rate decay: layer i of n at `lr · decay^(n - i)`, the rest of the encoder (embeddings)
+        at `lr · decay^(n + 1)`; `[]` when `layer_decay` is 1."""
+        decay, stack = self.settings.layer_decay, _layer_stack(self.backbone)
+        if decay == 1.0 or stack is None:
+            return []
+        n = len(stack)
+        groups = [{"params": [p for p in layer.parameters() if p.requires_grad], "lr": lr * decay ** (n - i)}
+                  for i, layer in enumerate(stack)]  # fmt: skip
+        in_layers = {id(p) for layer in stack for p in layer.parameters()}
+        rest = [p for p in self.backbone.parameters() if p.requires_grad and id(p) not in in_layers]
+        return [*groups, {"params": rest, "lr": lr * decay ** (n + 1)}]
+
     def forward(self, codes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         lengths = mask.sum(1).cpu().numpy()
         seqs = [decode(c, int(n)) for c, n in zip(codes.cpu().numpy().astype(np.uint8), lengths, strict=True)]
@@ -170,11 +202,12 @@ def build(
     lora_dropout: float,
     dropout: float,
     gradient_checkpointing: bool,
+    layer_decay: float,
 ) -> LMEncoder:
     """The encoder of one sequence branch with the checkpoint's weights (`io` unused: any length, any task)."""
     folder = resolve_checkpoint(checkpoint)
     settings = FineTuneSettings(str(folder), method, pooling, max_length, lora_rank, lora_alpha, lora_dropout,
-                                dropout, gradient_checkpointing)  # fmt: skip
+                                dropout, gradient_checkpointing, layer_decay)  # fmt: skip
     return LMEncoder(settings)
 
 
@@ -186,6 +219,15 @@ def search_space(trial: Any) -> dict[str, Any]:
         "lora_dropout": trial.suggest_float("lora_dropout", 0.0, 0.3),
         "pooling": trial.suggest_categorical("pooling", ["mean", "cls"]),
         "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+    }
+
+
+def train_space(trial: Any) -> dict[str, Any]:
+    """Fine-tuning's training settings: learning rates a pretrained encoder tolerates, small batches."""
+    return {
+        "lr": trial.suggest_float("lr", 1e-5, 3e-4, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", [8, 16, 32]),
     }
 
 
@@ -205,6 +247,7 @@ PLUGIN = register_model(
         build=build,
         check=_check,
         train_defaults=TRAIN_DEFAULTS,
+        train_space=train_space,
         paper=PAPER,
     )
 )
