@@ -42,6 +42,7 @@ tasks: [enhancers.synthetic]
 models: [kmer_logreg, kmer_attention, targetfinder_gbm]
 trials: 1
 max_epochs: 1
+shortcuts: false  # only the listed models
 task_set:
   enhancers.synthetic: {data.n: 200}
 model_set:

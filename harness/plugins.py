@@ -34,5 +34,11 @@ def get_model(name: str) -> ModelPlugin:
     return MODELS.get(name)
 
 
+def shortcut_models() -> tuple[str, ...]:
+    """Names of the registered shortcut baselines (`ModelPlugin.shortcut`)."""
+    load_plugins()
+    return tuple(e.name for e in MODELS if e.obj.shortcut)
+
+
 def register_model(plugin: ModelPlugin) -> ModelPlugin:
     return MODELS.register(plugin.name, plugin, plugin.description)

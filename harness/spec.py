@@ -166,6 +166,8 @@ class ModelPlugin:
         (e.g. EPLAE's latent-space PCA).
     train_defaults: the model's own training recipe (e.g. reverse-complement augmentation), applied under any
         `--set train.*` the user gives.
+    shortcut: a shortcut baseline (what a score owes to composition, length, distance or element identity): added
+        to every benchmark board where its `check_io` accepts the task, unless the study file says `shortcuts: false`.
     train_space: optional `train_space(trial) -> dict` replacing the shared space of `train.*` settings a study
         searches (`harness.tuning.search_space.train_space`), e.g. the lower learning rates of fine-tuning.
     check: optional `check(hp)` raising (ValueError / FileNotFoundError with the reason) when a prerequisite is
@@ -195,6 +197,7 @@ class ModelPlugin:
     load_state: Callable[[Mapping[str, Any], IOSpec, Mapping[str, Any]], Any] | None = None
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
     train_space: Callable[[Any], dict[str, Any]] | None = None
+    shortcut: bool = False
     paper: str = ""
 
     @property

@@ -235,19 +235,19 @@ GC_LENGTH, LENGTH_ONLY, EPI_DISTANCE, ELEMENT_PROPENSITY = (
     register_model(ModelPlugin(
         name="gc_length", description="shortcut: logistic regression on GC content + length", native_inputs="seq",
         defaults={"C": 1.0}, search_space=search_c, fit_sklearn=fit_gc_length, check_io=binary_only,
-        save_state=save_linear, load_state=loader("gc_length", sequence_features), paper=PAPER)),
+        save_state=save_linear, load_state=loader("gc_length", sequence_features), shortcut=True, paper=PAPER)),
     register_model(ModelPlugin(
         name="length_only", description="shortcut: logistic regression on sequence length", native_inputs="seq",
         defaults={"C": 1.0}, search_space=search_c, fit_sklearn=fit_length_only, check_io=binary_only,
-        save_state=save_linear, load_state=loader("length_only", length_features), paper=PAPER)),
+        save_state=save_linear, load_state=loader("length_only", length_features), shortcut=True, paper=PAPER)),
     register_model(ModelPlugin(
         name="epi_distance", description="shortcut (EPI pairs): logistic regression on log enhancer–promoter distance",
         native_inputs="seq_pair", defaults={"C": 1.0}, search_space=search_c, fit_sklearn=fit_epi_distance,
         check_io=binary_pairs_only, save_state=save_linear, load_state=loader("epi_distance", distance_features),
-        paper=PAPER)),
+        shortcut=True, paper=PAPER)),
     register_model(ModelPlugin(
         name="element_propensity", description="shortcut (EPI pairs): training positive rate of each enhancer and "
         "promoter", native_inputs="seq_pair", defaults={"C": 1.0, "prior_strength": 1.0},
         search_space=search_propensity, fit_sklearn=fit_element_propensity, check_io=binary_pairs_only,
-        save_state=save_propensity, load_state=load_propensity, paper=PAPER)),
+        save_state=save_propensity, load_state=load_propensity, shortcut=True, paper=PAPER)),
 )  # fmt: skip

@@ -23,6 +23,7 @@ tasks: [enhancers.synthetic]
 models: [kmer_logreg, kmer_attention]
 trials: 1
 max_epochs: 1
+shortcuts: false  # only the listed models
 task_set:
   enhancers.synthetic: {data.n: 120}
 model_set:
@@ -118,6 +119,7 @@ models: [kmer_logreg]
 splits: [chromosome, random]
 trials: 2
 max_epochs: 1
+shortcuts: false  # only the listed models
 model_set:
   kmer_logreg: {model.k: 3, model.max_iter: 200}
 """

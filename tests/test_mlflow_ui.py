@@ -93,6 +93,7 @@ tasks: [enhancers.synthetic]
 models: [kmer_logreg, targetfinder_gbm]
 trials: 1
 max_epochs: 1
+shortcuts: false  # only the listed models
 task_set:
   enhancers.synthetic: {data.n: 120}
 model_set:

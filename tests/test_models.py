@@ -15,7 +15,6 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from harness.benchmark.comparisons import SHORTCUT_MODELS
 from harness.data.datasets import SeqDataset, Seqs
 from harness.data.encode import N_CODE, decode
 from harness.plugins import MODELS, load_plugins
@@ -36,7 +35,7 @@ def skip_reason(plugin: ModelPlugin) -> str | None:
         return NEEDS_CHECKPOINT
     if plugin.native_inputs == "features":
         return NEEDS_FEATURES
-    if plugin.name in SHORTCUT_MODELS:
+    if plugin.shortcut:
         return SHORTCUT
     return None
 

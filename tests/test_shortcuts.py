@@ -8,9 +8,8 @@ import pickle
 import numpy as np
 import pytest
 
-from harness.benchmark.comparisons import SHORTCUT_MODELS
 from harness.data.datasets import SeqDataset, Seqs
-from harness.plugins import get_model, make_task
+from harness.plugins import get_model, make_task, shortcut_models
 from harness.spec import IOSpec
 from harness.tracking import store
 from harness.training.modeling import IncompatibleError, check_compatible
@@ -20,7 +19,7 @@ from models.shortcuts import ElementRates, distance_features, fit_element_propen
 PAIR_IO = IOSpec("seq_pair", (4, 4), 1, "binary")
 
 
-@pytest.mark.parametrize("name", SHORTCUT_MODELS)
+@pytest.mark.parametrize("name", shortcut_models())
 def test_plugin_contract(name: str) -> None:
     plugin = get_model(name)
     params = inspect.signature(plugin.fit_sklearn).parameters

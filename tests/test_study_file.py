@@ -19,6 +19,9 @@ models:
 """  # lines 1-6; a case's extra text starts on line 7
 
 
+NO_SHORTCUTS = "shortcuts: false\n"  # appended where a test counts cells: only the listed models
+
+
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "study.yaml"
     path.write_text(text)
@@ -32,7 +35,7 @@ def test_parses_cells_with_override_precedence(tmp_path: Path) -> None:
         "task_set:\n  enhancers.synthetic: {data.n: 400}\n"
         "model_set:\n  kmer_attention: {model.d_model: 16, data.n: 500}\n"
     )
-    study = load_study(write(tmp_path, HEAD + "trials: 1\nmax_epochs: 1\n" + extra))
+    study = load_study(write(tmp_path, HEAD + "trials: 1\nmax_epochs: 1\n" + extra + NO_SHORTCUTS))
     assert (study.name, study.trials, study.max_epochs, study.concurrency) == ("t", 1, 1, 1)
     cells = study.cells()
     assert [(c.task, c.model, c.seed) for c in cells] == [
@@ -137,14 +140,14 @@ def test_tiny_applies_each_models_tiny_settings_under_the_files_own(tmp_path: Pa
     from harness.plugins import MODELS
 
     extra = "tiny: true\nset: {model.k: 5}\nmodel_set:\n  kmer_attention: {model.d_model: 32}\n"
-    study = load_study(write(tmp_path, HEAD + extra))
+    study = load_study(write(tmp_path, HEAD + extra + NO_SHORTCUTS))
     assert study.tiny
     logreg, attention = (c.overrides["model"] for c in study.cells())
     assert MODELS.get("kmer_attention").tiny["k"] != 5 and MODELS.get("kmer_attention").tiny["d_model"] != 32
     assert logreg == {**MODELS.get("kmer_logreg").tiny, "k": 5}
     assert attention == {**MODELS.get("kmer_attention").tiny, "k": 5, "d_model": 32}
     assert study.effective("enhancers.synthetic", "kmer_attention")["model.head_dim"].line == 7  # the tiny key
-    for off in (HEAD, HEAD + "tiny: false\n"):
+    for off in (HEAD + NO_SHORTCUTS, HEAD + "tiny: false\n" + NO_SHORTCUTS):
         assert [c.overrides["model"] for c in load_study(write(tmp_path, off)).cells()] == [{}, {}]
 
 
@@ -163,7 +166,10 @@ EPI_HEAD = "name: s\ntasks: [epi.synthetic]\nmodels: [kmer_logreg]\n"  # lines 1
 
 def test_splits_cross_every_cell_with_data_split(tmp_path: Path) -> None:
     study = load_study(
-        write(tmp_path, EPI_HEAD + "seeds: [0, 1]\nsplits: [chromosome, random]\nset: {data.enhancer_window: 200}\n")
+        write(
+            tmp_path,
+            EPI_HEAD + "seeds: [0, 1]\nsplits: [chromosome, random]\nset: {data.enhancer_window: 200}\n" + NO_SHORTCUTS,
+        )
     )
     cells = study.cells()
     assert [(c.split, c.seed) for c in cells] == [("chromosome", 0), ("chromosome", 1), ("random", 0), ("random", 1)]
@@ -186,3 +192,28 @@ def test_bad_splits_name_the_line(tmp_path: Path, extra: str, line: int, message
     with pytest.raises(StudyFileError, match=rf"^{path}:{line}: ") as err:
         load_study(path)
     assert message in str(err.value)
+
+
+def test_shortcut_baselines_join_every_board_that_accepts_them(tmp_path: Path) -> None:
+    """By default each task's board gets the shortcuts whose check_io accepts it, without the file's model.*
+    settings; listed shortcuts are not added twice; `shortcuts: false` leaves them out."""
+    tasks = "name: s\ntasks: [enhancers.synthetic, epi.synthetic, chromatin.synthetic]\n"
+    text = (
+        tasks
+        + "models: [kmer_logreg, kmer_attention]\nset: {model.k: 3}\ntask_set: {enhancers.synthetic: {data.n: 300}}\n"
+    )
+    study = load_study(write(tmp_path, text))
+    shortcuts = {t: study.models_of(t)[2:] for t in study.tasks}
+    assert shortcuts == {
+        "enhancers.synthetic": ("gc_length", "length_only"),
+        "chromatin.synthetic": (),
+        "epi.synthetic": ("element_propensity", "epi_distance", "gc_length", "length_only"),
+    }
+    length_only = next(c for c in study.cells() if c.model == "length_only")
+    assert length_only.overrides["model"] == {} and length_only.overrides["data"] == {"n": 300}
+    listed = load_study(write(tmp_path, tasks + "models: [kmer_logreg, gc_length]\n"))
+    assert listed.models_of("enhancers.synthetic") == ("kmer_logreg", "gc_length", "length_only")
+    off = load_study(write(tmp_path, text + "shortcuts: false\n"))
+    assert all(off.models_of(t) == ("kmer_logreg", "kmer_attention") for t in off.tasks)
+    with pytest.raises(StudyFileError, match=r"study.yaml:6: shortcuts='no'"):
+        load_study(write(tmp_path, text + "shortcuts: 'no'\n"))

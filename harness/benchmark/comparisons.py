@@ -33,6 +33,7 @@ import pandas as pd
 
 from harness.evaluation.metrics import binary_metrics, f1_optimal_threshold
 from harness.evaluation.paired import Resampled, delong, holm, mcnemar, paired_from_resamples, resampled
+from harness.plugins import shortcut_models
 from harness.tracking import store
 
 ALPHA = 0.05
@@ -42,7 +43,6 @@ COLUMNS = (
     "test", "n_examples", "n_seeds_a", "n_seeds_b", "seed_sd_a", "seed_sd_b", "note",
 )  # fmt: skip
 RANKING_TEST = {"auroc": "delong", "auprc": "paired_bootstrap"}  # primary metric → the test that groups models
-SHORTCUT_MODELS = ("gc_length", "length_only", "epi_distance", "element_propensity")  # models/shortcuts.py
 PREDICTIONS = ("predictions/test.tsv", "predictions/val.tsv")
 GROUP_NOTE = (
     "Rank: models sorted by the test metric; a model that the Holm-adjusted paired test of the primary metric "
@@ -239,18 +239,18 @@ def display(board: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def shortcut_gaps(board: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
-    """Per task × split protocol with a scored shortcut baseline (`SHORTCUT_MODELS`): how far each other model is
-    above the best shortcut on the primary metric, with the ranking test's adjusted p-value."""
+    """Per task × split protocol with a scored shortcut baseline (`harness.plugins.shortcut_models`): how far each
+    other model is above the best shortcut on the primary metric, with the ranking test's adjusted p-value."""
     rows = ranking_rows(board, table)
     out = []
     ok = board[(board["status"] == "ok") & board["test_primary"].notna()]
     for (task, split), group in ok.groupby(["task", "split_protocol"], sort=False):
-        shortcuts = group[group["model"].isin(SHORTCUT_MODELS)]
+        shortcuts = group[group["model"].isin(shortcut_models())]
         if shortcuts.empty:
             continue
         best = shortcuts.sort_values("test_primary", ascending=False).iloc[0]
         here = rows[(rows["task"] == task) & (rows["split_protocol"] == split)]
-        for _, model in group[~group["model"].isin(SHORTCUT_MODELS)].iterrows():
+        for _, model in group[~group["model"].isin(shortcut_models())].iterrows():
             pair = here[here["model_a"].isin([model["model"], best["model"]])
                         & here["model_b"].isin([model["model"], best["model"]])]  # fmt: skip
             test = pair.iloc[0] if len(pair) else None

@@ -9,6 +9,7 @@ trials: 2                                        # tuning trials per cell
 max_epochs: 2                                    # per trial and for the refit
 concurrency: 1                                   # trials running at once
 tiny: true                                       # optional: every model's `tiny` variant (default false)
+shortcuts: false                                 # optional: leave out the shortcut baselines (default true)
 splits: [chromosome, random]                     # optional: every cell once per data.split protocol
 set: {data.n: 300, train.batch_size: 32}         # overrides for every cell
 task_set: {enhancers.synthetic: {data.n: 400}}   # per task (wins over `set`)
@@ -16,6 +17,8 @@ model_set: {kmer_attention: {model.d_model: 16}} # per model (wins over both)
 ```
 `tiny: true` applies each model's `tiny` overrides (`ModelPlugin.tiny`, as `model.*` settings) under `set`,
 `task_set` and `model_set`, which win over them; a tiny setting is fixed like any other, so it is not tuned.
+Every task's board also gets the registered shortcut baselines (`ModelPlugin.shortcut`: GC content + length, length,
+EPI distance, element propensity) that accept the task, unless `shortcuts: false` or they are listed in `models`.
 `splits` crosses every cell with `data.split` (tasks that take it: `epi.*`, `epi.targetfinder_nhek`), so one
 benchmark scores the same task × model under several split protocols and the leaderboard puts them side by side.
 Values are registry names and scalars only. `load_study` checks everything against the live registries, the
@@ -33,11 +36,11 @@ from typing import Any
 import yaml
 
 from harness.config import NAMESPACES, ConfigError, merge, parse_value, train_config
-from harness.plugins import MODELS, TASKS, load_plugins, make_task
+from harness.plugins import MODELS, TASKS, load_plugins, make_task, shortcut_models
 from harness.registry import Registry, UnknownNameError
 
 KEYS = ("name", "description", "tasks", "models", "seeds", "splits", "trials", "max_epochs", "concurrency",
-        "cpus_per_trial", "gpus_per_trial", "tiny", "set", "task_set", "model_set")  # fmt: skip
+        "cpus_per_trial", "gpus_per_trial", "tiny", "shortcuts", "set", "task_set", "model_set")  # fmt: skip
 RESERVED = {"train.max_epochs": "the top-level max_epochs", "train.seed": "the top-level seeds list"}
 SPLIT_KEY = "data.split"
 
@@ -107,6 +110,7 @@ class StudyFile:
     lines: Mapping[str, int] = field(default_factory=dict)  # line of each top-level key and each task/model entry
     splits: tuple[Override, ...] = ()  # one `data.split` override per `splits` entry, in file order
     tiny: bool = False  # apply each model's `tiny` overrides under the file's own settings
+    shortcuts: bool = True  # add the shortcut baselines that accept each task to its board
 
     def tiny_overrides(self, model: str) -> tuple[Override, ...]:
         """The model's `tiny` settings as `model.*` overrides on the `tiny` key's line; none unless `tiny: true`."""
@@ -116,10 +120,12 @@ class StudyFile:
 
     def effective(self, task: str, model: str, split: Override | None = None) -> dict[str, Override]:
         """The overrides of one cell by key: the model's tiny settings (with `tiny: true`), `set`, `task_set[task]`,
-        `model_set[model]`, then the split (last wins; a study with `splits` may not set `data.split` elsewhere)."""
+        `model_set[model]`, then the split (last wins; a study with `splits` may not set `data.split` elsewhere).
+        A shortcut baseline added to the board (not listed in `models`) takes no `model.*` settings from `set`."""
         out: dict[str, Override] = {}
         last = (split,) if split else ()
-        groups = (self.tiny_overrides(model), self.fixed, self.per_task.get(task, ()), self.per_model.get(model, ()))
+        fixed = self.fixed if model in self.models else tuple(e for e in self.fixed if not e.key.startswith("model."))
+        groups = (self.tiny_overrides(model), fixed, self.per_task.get(task, ()), self.per_model.get(model, ()))
         for entry in (*(e for group in groups for e in group), *last):
             out[entry.key] = entry
         return out
@@ -132,11 +138,21 @@ class StudyFile:
             nested[ns][name] = entry.value
         return nested
 
+    def models_of(self, task: str) -> tuple[str, ...]:
+        """The task's board: the listed models, then (with `shortcuts`) every unlisted shortcut baseline whose
+        `check_io` accepts the task."""
+        if not self.shortcuts:
+            return self.models
+        io = make_task(task, self.overrides(task, self.models[0])["data"]).io  # builds the task, loads no data
+        accepts = {m: MODELS.get(m).check_io for m in shortcut_models() if m not in self.models}
+        extra = [m for m, check in accepts.items() if check is None or check(io) is None]
+        return (*self.models, *extra)
+
     def cells(self) -> list[Cell]:
         """Every (task, split, model, seed), task-major in file order."""
         return [
             Cell(t, m, s, self.overrides(t, m, split), str(split.value) if split else "")
-            for t in self.tasks for split in (self.splits or (None,)) for m in self.models for s in self.seeds
+            for t in self.tasks for split in (self.splits or (None,)) for m in self.models_of(t) for s in self.seeds
         ]  # fmt: skip
 
 
@@ -155,7 +171,9 @@ def load_study(path: str | Path) -> StudyFile:
     study = _Parser(path).parse(root)
     for task in study.tasks:
         for split in study.splits or (None,):
-            for model in study.models:
+            for model in study.models:  # first: these errors (and the task's own) name the file's lines
+                _check_cell(study, task, model, split)
+            for model in study.models_of(task)[len(study.models) :]:
                 _check_cell(study, task, model, split)
     return study
 
@@ -279,8 +297,9 @@ class _Parser:
         for key in ("name", "description"):
             if key in nodes:
                 values[key] = str(self.scalar(nodes[key], key))
-        if "tiny" in nodes:
-            values["tiny"] = self.boolean(nodes["tiny"], "tiny")
+        for key in ("tiny", "shortcuts"):
+            if key in nodes:
+                values[key] = self.boolean(nodes[key], key)
         if not values.setdefault("name", self.path.stem).strip():
             raise self.fail(nodes["name"], "name must not be empty (it is the MLflow experiment name)")
         if "set" in nodes:
