@@ -102,6 +102,12 @@ def test_cli_predict_and_evaluate(logged_run: tuple[str, str], monkeypatch: pyte
     assert main(["evaluate", "--run", run_id, "--input", str(tsv)]) == 0
     printed = capsys.readouterr().out
     assert "auroc" in printed and "95% CI [" in printed
+    one_class = tmp_path / "one_class.tsv"
+    one_class.write_text("seq\tlabel\n" + "".join(f"{'ACGT' * 50}\t1\n" for _ in range(6)))
+    assert main(["evaluate", "--run", run_id, "--input", str(one_class)]) == 0
+    printed = capsys.readouterr().out
+    assert "auroc      undefined: the labels hold one class only (6 positives of 6)" in printed
+    assert "nan" not in printed
 
 
 def test_cli_train_prints_run_id_last(capsys: pytest.CaptureFixture[str]) -> None:

@@ -44,6 +44,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from harness.evaluation.bootstrap import bootstrap_binary
     from harness.evaluation.metrics import binary_metrics
     from harness.evaluation.reload import load_predictor, read_input, single_sequence_dataset
@@ -58,7 +60,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(
         f"{len(labels)} sequences from {args.input}, model {meta['model']} ({meta['task']}), threshold {args.threshold}"
     )
+    n_pos = int(labels.sum())
+    one_class = n_pos in (0, len(labels))
     for name, value in point.items():
         low, high = cis[name]
-        print(f"{name:<10} {value:.4f}  95% CI [{low:.4f}, {high:.4f}]")
+        if not np.isfinite(value):
+            why = f"the labels hold one class only ({n_pos} positives of {len(labels)})" if one_class else "no cases"
+            print(f"{name:<10} undefined: {why}")
+        elif not (np.isfinite(low) and np.isfinite(high)):
+            print(f"{name:<10} {value:.4f}  95% CI undefined (resamples of {len(labels)} rows hold one class)")
+        else:
+            print(f"{name:<10} {value:.4f}  95% CI [{low:.4f}, {high:.4f}]")
     return 0
