@@ -244,13 +244,15 @@ def shortcut_gaps(board: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     rows = ranking_rows(board, table)
     out = []
     ok = board[(board["status"] == "ok") & board["test_primary"].notna()]
+    names = shortcut_models()
     for (task, split), group in ok.groupby(["task", "split_protocol"], sort=False):
-        shortcuts = group[group["model"].isin(shortcut_models())]
+        is_shortcut = group["model"].isin(names)
+        shortcuts = group[is_shortcut]
         if shortcuts.empty:
             continue
         best = shortcuts.sort_values("test_primary", ascending=False).iloc[0]
         here = rows[(rows["task"] == task) & (rows["split_protocol"] == split)]
-        for _, model in group[~group["model"].isin(shortcut_models())].iterrows():
+        for _, model in group[~is_shortcut].iterrows():
             pair = here[here["model_a"].isin([model["model"], best["model"]])
                         & here["model_b"].isin([model["model"], best["model"]])]  # fmt: skip
             test = pair.iloc[0] if len(pair) else None

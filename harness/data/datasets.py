@@ -90,17 +90,15 @@ def sequence_branches(dataset: Dataset, chunk: int = 4096) -> tuple[Seqs, ...]:
         return dataset.seqs
     if isinstance(dataset, FeatureDataset):
         raise TypeError("a feature dataset holds no sequences")
-    parts: list[tuple[np.ndarray, ...]] = [dataset.take(np.arange(i, min(i + chunk, len(dataset)))).inputs
-                                           for i in range(0, len(dataset), chunk)]  # fmt: skip
-    n_branches = len(parts[0]) // 2 if parts else 1
-    branches = []
-    for b in range(n_branches):
-        width = max((p[2 * b].shape[1] for p in parts), default=0)
-        codes = [np.pad(p[2 * b], ((0, 0), (0, width - p[2 * b].shape[1])), constant_values=4) for p in parts]
-        lengths = [p[2 * b + 1].sum(1).astype(np.int32) for p in parts]
-        branches.append(Seqs(np.concatenate(codes) if codes else np.zeros((0, 0), np.uint8),
-                             np.concatenate(lengths) if lengths else np.zeros(0, np.int32)))  # fmt: skip
-    return tuple(branches)
+    chunks = []
+    for start in range(0, len(dataset), chunk):
+        batch = dataset.take(np.arange(start, min(start + chunk, len(dataset))))
+        pairs = zip(batch.inputs[::2], batch.inputs[1::2], strict=True)  # (codes, mask) per branch
+        branches = tuple(Seqs(codes, mask.sum(1).astype(np.int32)) for codes, mask in pairs)
+        chunks.append(SeqDataset(branches, batch.y, np.arange(start, start + len(batch.y)).astype(str)))
+    if not chunks:
+        return (Seqs(np.zeros((0, 0), np.uint8), np.zeros(0, np.int32)),)
+    return concat(chunks).seqs
 
 
 def concat(datasets: Sequence[SeqDataset]) -> SeqDataset:
