@@ -37,6 +37,10 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "ray_address", "") is None and "ray" not in sys.modules:  # a command that starts a local Ray
+        from harness.tuning.ray_connection import local_ray_auth
+
+        local_ray_auth()
     try:
         return int(args.func(args) or 0)
     except user_errors() as err:

@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from harness.tuning.ray_connection import local_ray_auth
+
+local_ray_auth()  # before any test imports ray, which reads its auth settings at import: local Rays use a token
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

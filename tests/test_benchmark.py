@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ SYNTHETIC = """\
 name: tiny
 tasks: [enhancers.synthetic]
 models: [kmer_logreg, kmer_attention]
+seeds: [0, 1]
 trials: 1
 max_epochs: 1
 shortcuts: false  # only the listed models
@@ -59,7 +61,7 @@ def test_benchmark_hierarchy_leaderboard_failures_and_resume(workdir: Path) -> N
     status = {(c.task, c.model): c.status for c in result.cells}
     assert status == {("enhancers.synthetic", "kmer_logreg"): "finished", ("enhancers.synthetic", "kmer_attention"):
                       "finished", ("enhancers.files", "kmer_logreg"): "failed", ("enhancers.files", "kmer_attention"):
-                      "failed"}  # fmt: skip
+                      "failed"}, [c.reason for c in result.cells]  # fmt: skip
     runs = runs_by_kind("tiny")
     bench = runs["benchmark"]
     assert bench["run_id"].tolist() == [result.run_id]
@@ -69,7 +71,16 @@ def test_benchmark_hierarchy_leaderboard_failures_and_resume(workdir: Path) -> N
     assert (cells["tags.mlflow.parentRunId"] == result.run_id).all()
     finished = cells[cells["status"] == "FINISHED"]
     assert len(finished) == 2 and set(runs["trial"]["tags.mlflow.parentRunId"]) == set(finished.index)
-    assert finished["metrics.test_auroc"].between(0, 1).all()
+    assert finished["metrics.test_auroc_mean"].between(0, 1).all()
+    refits = runs["refit"]  # one per evaluation seed under each finished cell, after its one search
+    assert refits.groupby("tags.mlflow.parentRunId")["tags.seed"].apply(sorted).to_dict() == {
+        c: ["0", "1"] for c in finished.index
+    }
+    assert (refits["tags.regbench.benchmark_run_id"] == result.run_id).all() and refits["tags.ray_node_id"].all()
+    assert len(runs["trial"]) == 2  # one search per cell, not one per seed
+    intervals = sorted(zip(finished["start_time"], finished["end_time"], strict=True))
+    assert intervals[1][0] < intervals[0][1], "the two finished cells ran one after the other"
+    assert 0 < bench["metrics.slot_utilization"].iloc[0] <= 1 and result.slot_utilization > 0
     failed = cells[cells["status"] == "FAILED"]
     assert len(failed) == 2 and failed["tags.regbench.skip_reason"].str.contains("/nonexistent/train.tsv").all()
     error = Path(store.client().download_artifacts(failed.index[0], "error.txt", str(workdir))).read_text()
@@ -80,8 +91,12 @@ def test_benchmark_hierarchy_leaderboard_failures_and_resume(workdir: Path) -> N
     board = result.leaderboard.set_index("model")
     ok = board[board["task"] == "enhancers.synthetic"]
     assert (ok["status"] == "ok").all() and sorted(ok["rank"]) == [1, 2]
+    attention = refits[refits["tags.model"] == "kmer_attention"]
+    assert set(ok.loc["kmer_attention", "run_ids"].split(",")) == set(attention["run_id"])
+    assert ok.loc["kmer_attention", "test_primary"] == pytest.approx(attention["metrics.test_auroc"].mean())
+    assert ok.loc["kmer_attention", "n_seeds"] == 2
     assert ok.loc["kmer_attention", "test_primary"] == pytest.approx(
-        cells.loc[ok.loc["kmer_attention", "run_ids"], "metrics.test_auroc"]
+        cells.loc[attention["tags.mlflow.parentRunId"].iloc[0], "metrics.test_auroc_mean"]
     )
     assert (board[board["task"] == "enhancers.files"]["status"] == "failed").all()
     markdown = Path(store.client().download_artifacts(result.run_id, "leaderboard.md", str(workdir))).read_text()
@@ -99,17 +114,29 @@ def test_benchmark_hierarchy_leaderboard_failures_and_resume(workdir: Path) -> N
     assert {c.run_id for c in again.cells} == set(finished.index)
     after = runs_by_kind("tiny")
     assert len(after["cell"]) == 4 and len(after["trial"]) == len(runs["trial"]) and len(after["benchmark"]) == 2
+    assert len(after["refit"]) == len(refits)
     assert again.leaderboard["test_primary"].tolist() == ok["test_primary"].tolist()
 
 
 def test_bad_study_fails_before_any_run(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = workdir / "bad.yaml"
     path.write_text(SYNTHETIC.replace("trials: 1", "trials: 0"))
-    with pytest.raises(StudyFileError, match=r"bad\.yaml:4: trials='0'"):
+    with pytest.raises(StudyFileError, match=r"bad\.yaml:5: trials='0'"):
         run_benchmark(path, progress=False)
     assert main(["benchmark", "--study", str(path)]) == 2
-    assert f"regbench benchmark: error: {path}:4: trials='0'" in capsys.readouterr().err
+    assert f"regbench benchmark: error: {path}:5: trials='0'" in capsys.readouterr().err
     assert store.search_runs("tiny").empty
+
+
+@pytest.mark.slow
+def test_resources_no_node_has_fail_before_any_run(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`gpus_per_trial` (or CPUs) beyond every node of the cluster: a clear error, no run, no hang."""
+    path = workdir / "gpu.yaml"
+    path.write_text(SYNTHETIC.replace("trials: 1", "trials: 1\ngpus_per_trial: 1"))
+    assert main(["benchmark", "--study", str(path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"gpus_per_trial=1: no node of the Ray cluster has that much \(nodes: [\d.]+: 2 CPU, 0 GPU\)", err)
+    assert "Traceback" not in err and store.search_runs("tiny").empty
 
 
 SPLITS = """\
@@ -134,16 +161,17 @@ def test_splits_run_side_by_side_and_resume(workdir: Path) -> None:
     runs = runs_by_kind("splits")
     cells = runs["cell"].set_index("run_id")
     assert sorted(cells["tags.split_protocol"]) == ["chromosome", "random"]
-    assert sorted(cells["tags.mlflow.runName"]) == ["epi.synthetic[chromosome]/kmer_logreg/s0",
-                                                    "epi.synthetic[random]/kmer_logreg/s0"]  # fmt: skip
+    assert sorted(cells["tags.mlflow.runName"]) == ["kmer_logreg · epi.synth[chromosome]",
+                                                    "kmer_logreg · epi.synth[random]"]  # fmt: skip
+    refits = runs["refit"].set_index("run_id")
     assert cells["tags.regbench.cell_config"].nunique() == 2
     assert runs["trial"]["tags.mlflow.parentRunId"].value_counts().to_dict() == {c: 2 for c in cells.index}
     board = result.leaderboard.set_index("split_protocol")
     assert board["rank"].tolist() == [1, 1] and board["primary_metric"].tolist() == ["auprc", "auprc"]
     for split in ("chromosome", "random"):
         run_id = board.loc[split, "run_ids"]
-        assert cells.loc[run_id, "tags.split_protocol"] == split
-        assert board.loc[split, "test_primary"] == pytest.approx(cells.loc[run_id, "metrics.test_auprc"])
+        assert refits.loc[run_id, "tags.split_protocol"] == split
+        assert board.loc[split, "test_primary"] == pytest.approx(refits.loc[run_id, "metrics.test_auprc"])
     side = pd.read_csv(store.client().download_artifacts(result.run_id, "split_comparison.csv", str(workdir)))
     assert list(side.columns) == ["task", "model", "test auprc [chromosome]", "test auprc [random]", "gap"]
     assert side["test auprc [random]"].iloc[0].startswith(f"{board.loc['random', 'test_primary']:.3f} [")

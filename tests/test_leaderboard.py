@@ -60,7 +60,7 @@ def test_cell_runs_and_leaderboard_from_real_runs() -> None:
 
 def frame(rows: list[dict]) -> pd.DataFrame:
     base = {c: math.nan for c in CELL_COLUMNS} | {"task": "x", "primary_metric": "auroc", "status": "FINISHED",
-                                                  "skip_reason": ""}  # fmt: skip
+                                                  "skip_reason": "", "kind": "refit"}  # fmt: skip
     return pd.DataFrame([base | r for r in rows], columns=list(CELL_COLUMNS))
 
 

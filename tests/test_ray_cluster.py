@@ -108,7 +108,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def test_trials_spread_over_two_nodes_and_log_to_the_server(tmp_path: Path, cluster: str) -> None:
     # The driver runs as the CLI in its own process: Ray reads its auth settings when it is first imported.
     argv = [str(BIN / "regbench"), "study", "--task", "enhancers.synthetic", "--model", "kmer_attention",
-            "--trials", "4", "--concurrency", "2", "--cpus-per-trial", "1", "--max-epochs", "1",
+            "--trials", "4", "--concurrency", "2", "--cpus-per-trial", "1", "--max-epochs", "1", "--seeds", "0,1",
             "--ray-address", cluster, "--storage", f"sqlite:///{tmp_path / 'optuna.db'}"]  # fmt: skip
     argv += [a for key, value in TINY.items() for a in ("--set", f"{key}={value}")]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=400, cwd=tmp_path)
@@ -118,7 +118,38 @@ def test_trials_spread_over_two_nodes_and_log_to_the_server(tmp_path: Path, clus
     experiment = client.get_experiment_by_name("enhancers.synthetic__kmer_attention__s0")
     runs = client.search_runs([experiment.experiment_id])
     children = [r for r in runs if r.data.tags.get(store.PARENT_TAG) == parent_run_id]
-    assert sorted(r.info.run_name for r in children) == ["trial-0", "trial-1", "trial-2", "trial-3"]
-    assert len({r.data.tags["ray_node_id"] for r in children}) == 2  # both nodes ran trials
+    trials = [r for r in children if r.data.tags["regbench.kind"] == "trial"]
+    refits = [r for r in children if r.data.tags["regbench.kind"] == "refit"]
+    assert sorted(r.info.run_name for r in trials) == [f"kmer_attention · enh.synth · t{n}" for n in range(4)]
+    assert len({r.data.tags["ray_node_id"] for r in trials}) == 2  # both nodes ran trials
+    assert sorted(r.data.tags["seed"] for r in refits) == ["0", "1"]
+    assert len({r.data.tags["ray_node_id"] for r in refits}) == 2  # 1 CPU per node: the two refits ran on both
     assert {r.info.status for r in runs} <= {"FINISHED", "KILLED"}
     assert "trials.csv" in {a.path for a in client.list_artifacts(parent_run_id)}
+
+
+def test_a_client_without_the_token_is_refused(tmp_path: Path, cluster: str) -> None:
+    """The cluster runs with token auth: a driver without the token (none in its env, an empty HOME) cannot join."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env["HOME"] = str(tmp_path)  # no ~/.ray/auth_token either
+    code = f"import ray; ray.init(address={cluster!r}, _node_ip_address='127.0.0.1'); print('JOINED')"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "JOINED" not in done.stdout
+    assert "Authentication" in done.stderr or "auth" in done.stderr.lower()
+    with_token = {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": os.environ["RAY_AUTH_TOKEN_PATH"]}
+    done = subprocess.run([sys.executable, "-c", code], env=with_token, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "JOINED" in done.stdout, done.stderr[-2000:]
+
+
+def test_local_ray_token_file_is_private(tmp_path: Path) -> None:
+    """`local_ray_auth` writes the token under the project's Ray dir, mode 0600, and replaces a readable one."""
+    code = (
+        "import os, stat; from harness.tuning.ray_connection import local_ray_auth; p = local_ray_auth(); "
+        "print(p, oct(stat.S_IMODE(p.stat().st_mode)), os.environ['RAY_AUTH_MODE'])"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")} | {"RAY_TMPDIR": str(tmp_path)}
+    (tmp_path / "auth_token").write_text("readable")
+    (tmp_path / "auth_token").chmod(0o644)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == [str(tmp_path / "auth_token"), "0o600", "token"], done.stderr[-2000:]
+    assert (tmp_path / "auth_token").read_text() != "readable"

@@ -79,41 +79,61 @@ def test_fixed_settings_are_not_searched() -> None:
 
 
 @pytest.mark.slow
-def test_layout_and_resume(tmp_path: Path, local_ray: None) -> None:
-    spec = _spec(tmp_path)
+def test_layout_seeds_and_resume(tmp_path: Path, local_ray: None) -> None:
+    """One search, then one refit per evaluation seed (nested, `regbench.kind=refit`); the cell run carries the mean
+    and sd over seeds; re-running reuses the finished trials and refits."""
+    spec = _spec(tmp_path, seeds=(0, 1))
     first = run_study(spec)
     runs = _runs(first.experiment)
     parent = next(r for r in runs if r.info.run_id == first.parent_run_id)
     children = [r for r in runs if r.data.tags.get(store.PARENT_TAG) == first.parent_run_id]
     assert parent.data.tags["regbench.kind"] == "cell" and parent.data.tags["study_name"] == spec.name
-    assert parent.info.run_name == "enhancers.synthetic/kmer_attention/s0" and parent.info.status == "FINISHED"
-    assert sorted(r.info.run_name for r in children) == ["trial-0", "trial-1"]
+    assert parent.info.run_name == "kmer_attention · enh.synth" and parent.info.status == "FINISHED"
+    assert parent.data.tags["task"] == "enhancers.synthetic" and parent.data.tags["seeds"] == "0,1"
+    names = sorted(r.info.run_name for r in children)
+    assert names == ["kmer_attention · enh.synth · s0", "kmer_attention · enh.synth · s1",
+                     "kmer_attention · enh.synth · t0", "kmer_attention · enh.synth · t1"]  # fmt: skip
     searched = set(searched_names(get_model("kmer_attention"), TINY))
     assert searched == {"model.n_heads", "model.dropout", "model.pooling", "train.lr", "train.weight_decay",
                         "train.batch_size"}  # fmt: skip
     client = MlflowClient(store.tracking_uri())
-    for child in children:
-        assert child.data.tags["regbench.kind"] == "trial" and child.data.tags["ray_node_id"]
-        assert set(child.data.params) == searched  # only the searched hyperparameters
+    trials = [r for r in children if r.data.tags["regbench.kind"] == "trial"]
+    refits = sorted((r for r in children if r.data.tags["regbench.kind"] == "refit"), key=lambda r: r.data.tags["seed"])
+    for child in trials:
+        assert child.data.tags["ray_node_id"] and set(child.data.params) == searched  # only the searched ones
         history = client.get_metric_history(child.info.run_id, "val_auroc")
         assert [m.step for m in history] == list(range(1, len(history) + 1)) and history
         assert "train_loss" in child.data.metrics and child.data.metrics["peak_rss_mb"] > 0
+    assert [r.data.tags["seed"] for r in refits] == ["0", "1"] and all(r.data.tags["ray_node_id"] for r in refits)
+    for refit in refits:
+        assert {"test_auroc", "test_auroc_ci_low", "test_primary", "n_params", "wall_time_s"} <= set(refit.data.metrics)
+        assert refit.data.params["train.seed"] == refit.data.tags["seed"] and refit.data.params["model.k"] == "3"
+        assert store.load_model(refit.info.run_id, "torch") is not None
+    assert first.refit_run_ids == {0: refits[0].info.run_id, 1: refits[1].info.run_id}
     assert {r.info.status for r in runs} <= {"FINISHED", "KILLED"}
-    artifacts = {a.path for a in client.list_artifacts(first.parent_run_id)}
-    assert {"trials.csv", "regbench_meta.json", "plots"} <= artifacts
-    assert store.load_model(first.parent_run_id, "torch") is not None
+    assert {"trials.csv", "seeds.csv", "plots"} <= {a.path for a in client.list_artifacts(first.parent_run_id)}
     metrics = parent.data.metrics
+    per_seed = [r.data.metrics["test_auroc"] for r in refits]
+    assert metrics["test_auroc_mean"] == pytest.approx(sum(per_seed) / 2)
+    assert metrics["test_auroc_sd"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2**0.5)
+    assert metrics["test_primary"] == pytest.approx(metrics["test_auroc_mean"])
     assert metrics["trial_epochs"] == first.trial_epochs >= 2 and metrics["n_params"] == first.n_params > 0
-    assert {"study_wall_time_s", "peak_rss_mb", "test_auroc_ci_low"} <= set(metrics)
-    assert parent.data.params["model.k"] == "3" and first.n_trials == 2
+    assert {"study_wall_time_s", "peak_rss_mb"} <= set(metrics)
+    assert parent.data.params["study.seeds"] == "0,1" and first.n_trials == 2
     assert set(first.best_params) <= searched and 0.0 <= first.best_val <= 1.0
 
-    second = run_study(_spec(tmp_path, trials=3))  # resume: one new trial, the table covers all three
+    second = run_study(_spec(tmp_path, trials=3, seeds=(0, 1)))  # resume: one new trial, the table covers all three
     assert second.n_new_trials == 1 and second.n_trials == 3
     table = pd.read_csv(client.download_artifacts(second.parent_run_id, "trials.csv", str(tmp_path)))
     assert list(table["number"]) == [0, 1, 2] and set(table["state"]) == {"COMPLETE"}
     new_children = [r for r in _runs(spec.name) if r.data.tags.get(store.PARENT_TAG) == second.parent_run_id]
-    assert [r.info.run_name for r in new_children] == ["trial-2"]
+    trial_names = [r.info.run_name for r in new_children if r.data.tags["regbench.kind"] == "trial"]
+    assert trial_names == ["kmer_attention · enh.synth · t2"]
+    if second.best_params == first.best_params:  # same best configuration: its refits are reused, moved under
+        assert second.refit_run_ids == first.refit_run_ids
+        assert {r.info.run_id for r in new_children if r.data.tags["regbench.kind"] == "refit"} == set(
+            first.refit_run_ids.values()
+        )
     assert not [r for r in _runs(spec.name) if r.info.status == "RUNNING"]
 
 
@@ -128,7 +148,7 @@ def test_failing_trials_end_failed_and_the_study_fails_cleanly(tmp_path: Path, l
     assert "no trial completed (1 failed)" in capsys.readouterr().err
     runs = _runs("nan")
     assert sorted((r.info.run_name, r.info.status) for r in runs) == [
-        ("enhancers.synthetic/kmer_attention/s0", "FAILED"), ("trial-0", "FAILED")]  # fmt: skip
-    trial = next(r for r in runs if r.info.run_name == "trial-0")
+        ("kmer_attention · enh.synth", "FAILED"), ("kmer_attention · enh.synth · t0", "FAILED")]  # fmt: skip
+    trial = next(r for r in runs if r.data.tags["regbench.kind"] == "trial")
     error = MlflowClient(store.tracking_uri()).download_artifacts(trial.info.run_id, "error.txt", str(tmp_path))
     assert "FloatingPointError" in Path(error).read_text()

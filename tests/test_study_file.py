@@ -38,11 +38,10 @@ def test_parses_cells_with_override_precedence(tmp_path: Path) -> None:
     study = load_study(write(tmp_path, HEAD + "trials: 1\nmax_epochs: 1\n" + extra + NO_SHORTCUTS))
     assert (study.name, study.trials, study.max_epochs, study.concurrency) == ("t", 1, 1, 1)
     cells = study.cells()
-    assert [(c.task, c.model, c.seed) for c in cells] == [
-        ("enhancers.synthetic", "kmer_logreg", 0), ("enhancers.synthetic", "kmer_logreg", 1),
-        ("enhancers.synthetic", "kmer_attention", 0), ("enhancers.synthetic", "kmer_attention", 1),
+    assert [(c.task, c.model, c.seeds, c.seed) for c in cells] == [  # one cell per model, refit with every seed
+        ("enhancers.synthetic", "kmer_logreg", (0, 1), 0), ("enhancers.synthetic", "kmer_attention", (0, 1), 0),
     ]  # fmt: skip
-    logreg, attention = cells[0].overrides, cells[2].overrides
+    logreg, attention = cells[0].overrides, cells[1].overrides
     assert logreg == {"model": {}, "train": {"lr": 0.001, "batch_size": 32, "schedule": "linear"}, "data": {"n": 400}}
     assert attention["model"] == {"d_model": 16} and attention["data"] == {"n": 500}
     assert study.lines["kmer_attention"] == 6
@@ -172,9 +171,9 @@ def test_splits_cross_every_cell_with_data_split(tmp_path: Path) -> None:
         )
     )
     cells = study.cells()
-    assert [(c.split, c.seed) for c in cells] == [("chromosome", 0), ("chromosome", 1), ("random", 0), ("random", 1)]
+    assert [(c.split, c.seeds) for c in cells] == [("chromosome", (0, 1)), ("random", (0, 1))]
     assert all(c.overrides["data"] == {"enhancer_window": 200, "split": c.split} for c in cells)
-    assert cells[2].label == "epi.synthetic[random] × kmer_logreg s0"
+    assert cells[1].label == "epi.synthetic[random] × kmer_logreg"
     assert load_study(write(tmp_path, EPI_HEAD)).cells()[0].split == ""
 
 

@@ -38,7 +38,7 @@ def test_run_has_expected_params_metrics_tags(logged_run: tuple[str, str]) -> No
     uri, run_id = logged_run
     client = MlflowClient(uri)
     run = client.get_run(run_id)
-    assert run.info.status == "FINISHED" and run.info.run_name == "enhancers.synthetic/kmer_attention/s1"
+    assert run.info.status == "FINISHED" and run.info.run_name == "kmer_attention · enh.synth · s1"
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
     assert params["model.k"] == "3" and params["train.max_epochs"] == "2" and params["data.n"] == "240"
     for tag in ("task", "model", "seed", "git_sha", "dataset_digest", "split_protocol"):

@@ -1,35 +1,43 @@
-"""A benchmark: every (task, model, seed) cell of a study file, each tuned by `harness.tuning.search.run_study`.
+"""A benchmark: every (task, split, model) cell of a study file, all in flight together as Ray work.
+
+Scheduling: each cell is a zero-CPU Ray task (`_cell_task`) that runs the cell's study
+(`harness.tuning.search.run_study`): one Ray Tune + Optuna search seeded with the first seed, then one refit per
+evaluation seed in `seeds`, each refit a Ray task. Every trial and refit holds `cpus_per_trial`/`gpus_per_trial`,
+so Ray's own scheduler packs the trials and refits of all cells onto whichever node has room; the driver only
+submits cells (longest expected first, at most `cells_in_flight` at once: the slots plus one, so a cell between
+its search and its refits never leaves a slot idle) and records what comes back. `cells_in_flight=1` keeps the
+old cell-after-cell order (trials and refits of one cell still run in parallel).
 
 MLflow layout (experiment = the study's `name`): one benchmark run (`regbench.kind=benchmark`, run name = study
-name) → one cell run per (task, split, model, seed) (`regbench.kind=cell`, tag `regbench.cell_config`) → one run
-per trial (`regbench.kind=trial`). A study file with `splits` runs each cell once per `data.split`; its cell runs
-are named `task[split]/model/sSEED`.
-The benchmark run carries the study file and the leaderboard (its description, `mlflow.note.content`, is
-`leaderboard.md` plus a link to the experiment's saved runs view `store.LEADERBOARD_VIEW`; the MLflow table
-`leaderboard.json` holds the same rows; `leaderboard.csv`, `cells.csv`,
-`comparisons.csv` — the paired tests of every pair of models per task × split protocol, which also set the rank
-groups, see `harness.benchmark.comparisons` — and `split_comparison.csv` when a task ran under several split
-protocols).
+name) → one cell run per (task, split, model) (`regbench.kind=cell`, tag `regbench.cell_config`, named
+`model · task`) → one run per trial (`regbench.kind=trial`) and per evaluation seed (`regbench.kind=refit`); every
+trial and refit also carries `regbench.benchmark_run_id`. The benchmark run carries the study file and the
+leaderboard (its description, `mlflow.note.content`, is `leaderboard.md` plus a link to the experiment's saved runs
+view `store.LEADERBOARD_VIEW`; the MLflow table `leaderboard.json` holds the same rows; `leaderboard.csv`,
+`cells.csv`, `comparisons.csv` — the paired tests of every pair of models per task × split protocol, which also set
+the rank groups, see `harness.benchmark.comparisons` — and `split_comparison.csv` when a task ran under several split
+protocols), `benchmark_wall_time_s`, `slot_utilization` (`slot_utilization`), and, as it goes, the counts
+`cells_done`, `cells_running`, `cells_failed`, `cells_reused`, `slots_busy` (step = seconds since the start).
 
 A cell that cannot run (`IncompatibleError`: the model does not take the task's inputs, a checkpoint is missing)
 is not a failure: it is recorded as a FINISHED cell run without metrics, tagged `regbench.status=unable` with the
 reason in `regbench.skip_reason` and as the run's description, and shows on the leaderboard as "unable" with that
 reason. A cell that fails (any other error) is recorded too: its cell run ends FAILED with tag
-`regbench.skip_reason` (and `error.txt`). Either way the benchmark goes on.
+`regbench.skip_reason` (and `error.txt`). Either way the other cells go on.
 
 Resume: re-running a study file reopens its benchmark run (the newest one with the same study name and study file
 digest, tag `regbench.study_digest`) and reuses each cell whose newest FINISHED cell run in the experiment has the
-same task, model, seed and `regbench.cell_config` tag (a digest of the cell's overrides, its split included, and
-budgets), so editing a cell's settings or budgets re-runs exactly that cell. Failed and unable cells are always
-retried (an unable cell that is still unable keeps its one run); `resume=False` recomputes.
-Each cell's Optuna study is named after the benchmark, the cell and its settings (`optuna_study_name`), so a cell
-cut short (Ctrl-C, a crash) continues its search on the next run: only the missing trials run.
+same task, model and `regbench.cell_config` tag (a digest of the cell's overrides, its split included, budgets and
+seeds), so editing a cell's settings re-runs exactly that cell. Failed and unable cells are always retried (an
+unable cell that is still unable keeps its one run); `resume=False` recomputes. A cell that runs again continues
+its Optuna search (only the missing trials run) and reuses its finished refits (see `harness.tuning.refit`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -47,13 +55,15 @@ from harness.benchmark.leaderboard import UNABLE, cell_runs, display, ranked, sp
 from harness.benchmark.study_file import Cell, StudyFile, StudyFileError, load_study
 from harness.plugins import make_task
 from harness.tracking import store
+from harness.tracking.run_names import cell_name
 from harness.training.modeling import IncompatibleError
-from harness.tuning.search import StudyRequest, run_study, validate_study
+from harness.tuning.search import StudyRequest, default_storage, optuna_storage, run_study, validate_study
 
 CONFIG_TAG = "regbench.cell_config"
 STUDY_DIGEST_TAG = "regbench.study_digest"
 SKIP_TAG = "regbench.skip_reason"
 STATUS_TAG = "regbench.status"  # UNABLE on the run of a cell that cannot run
+BENCHMARK_TAG = "regbench.benchmark_run_id"  # on every trial and refit run of a benchmark
 Status = Literal["finished", "reused", "failed", "unable"]
 
 
@@ -63,7 +73,7 @@ class CellOutcome:
 
     task: str
     model: str
-    seed: int
+    seeds: str  # the evaluation seeds, "0,1,2"
     run_id: str
     status: Status
     reason: str = ""
@@ -71,7 +81,7 @@ class CellOutcome:
 
     @classmethod
     def of(cls, cell: Cell, run_id: str, status: Status, reason: str = ""):
-        return cls(cell.task, cell.model, cell.seed, run_id, status, reason, cell.split)
+        return cls(cell.task, cell.model, ",".join(map(str, cell.seeds)), run_id, status, reason, cell.split)
 
 
 @dataclass
@@ -83,6 +93,7 @@ class BenchmarkResult:
     comparisons: pd.DataFrame  # its paired tests (`harness.benchmark.comparisons.COLUMNS`)
     markdown: str  # the human-readable leaderboard, as logged in leaderboard.md
     wall_time_s: float
+    slot_utilization: float = math.nan  # see `slot_utilization`; NaN when no cell ran
 
 
 def _digest(payload: dict) -> str:
@@ -95,8 +106,9 @@ def study_digest(study: StudyFile) -> str:
 
 
 def cell_config(study: StudyFile, cell: Cell) -> str:
-    """Digest of everything that defines a cell's result besides task, model and seed (the resume key)."""
-    return _digest({"overrides": cell.overrides, "trials": study.trials, "max_epochs": study.max_epochs})
+    """Digest of everything that defines a cell's result besides task and model (the resume key)."""
+    return _digest({"overrides": cell.overrides, "trials": study.trials, "max_epochs": study.max_epochs,
+                    "seeds": list(cell.seeds)})  # fmt: skip
 
 
 def optuna_study_name(study: StudyFile, cell: Cell) -> str:
@@ -107,19 +119,21 @@ def optuna_study_name(study: StudyFile, cell: Cell) -> str:
 
 
 def cell_run_name(cell: Cell) -> str:
-    """`task/model/sSEED`, `task[split]/model/sSEED` when the study crosses splits."""
-    return f"{cell.where}/{cell.model}/s{cell.seed}"
+    """`model · task`, `model · task[split]` when the study crosses splits (`harness.tracking.run_names`)."""
+    return cell_name(cell.task, cell.model, cell.split)
 
 
 def study_spec(
     study: StudyFile, cell: Cell, benchmark_run_id: str | None, ray_address: str | None, storage: str | None
 ) -> StudyRequest:
     return StudyRequest(
-        task=cell.task, model=cell.model, overrides=cell.overrides, seed=cell.seed, trials=study.trials,
+        task=cell.task, model=cell.model, overrides=cell.overrides, seed=cell.seed, seeds=cell.seeds,
+        trials=study.trials,
         concurrency=study.concurrency, max_epochs=study.max_epochs, experiment=study.name,
         study_name=optuna_study_name(study, cell), storage=storage,
         ray_address=ray_address, cpus_per_trial=study.cpus_per_trial, gpus_per_trial=study.gpus_per_trial,
         benchmark_run_id=benchmark_run_id, run_name=cell_run_name(cell), tags={CONFIG_TAG: cell_config(study, cell)},
+        child_tags={BENCHMARK_TAG: benchmark_run_id} if benchmark_run_id else {},
     )  # fmt: skip
 
 
@@ -135,17 +149,17 @@ def validate(study: StudyFile, ray_address: str | None = None, storage: str | No
             raise StudyFileError(study.path, study.lines[cell.task], message) from None
 
 
-def finished_cells(experiment: str) -> dict[tuple[str, str, int, str], str]:
-    """(task, model, seed, cell_config) → run id of the newest FINISHED cell run of `experiment` (not an unable
+def finished_cells(experiment: str) -> dict[tuple[str, str, str], str]:
+    """(task, model, cell_config) → run id of the newest FINISHED cell run of `experiment` (not an unable
     cell's run, which has no result)."""
     runs = store.search_runs(experiment, "attributes.status = 'FINISHED' AND tags.`regbench.kind` = 'cell'")
     if runs.empty or f"tags.{CONFIG_TAG}" not in runs:
         return {}
     if f"tags.{STATUS_TAG}" in runs:
         runs = runs[runs[f"tags.{STATUS_TAG}"] != UNABLE]
-    out: dict[tuple[str, str, int, str], str] = {}
+    out: dict[tuple[str, str, str], str] = {}
     for _, row in runs.dropna(subset=[f"tags.{CONFIG_TAG}"]).iterrows():  # newest first: keep the first seen
-        key = (row["tags.task"], row["tags.model"], int(row["tags.seed"]), row[f"tags.{CONFIG_TAG}"])
+        key = (row["tags.task"], row["tags.model"], row[f"tags.{CONFIG_TAG}"])
         out.setdefault(key, row["run_id"])
     return out
 
@@ -156,53 +170,212 @@ def run_benchmark(
     storage: str | None = None,
     resume: bool = True,
     progress: bool = True,
+    cells_in_flight: int | None = None,
 ) -> BenchmarkResult:
-    """Validate the study file, run (or reuse) every cell under one benchmark run, log and return the leaderboard."""
-    from harness.tuning.ray_connection import ray_connection
+    """Validate the study file, run (or reuse) every cell under one benchmark run, log and return the leaderboard.
+    `cells_in_flight`: cells submitted at once (default: the cluster's trial slots plus one; 1 = cell after cell)."""
+    from harness.tuning.ray_connection import ray_connection, require_resources
 
     study = load_study(path)
     validate(study, ray_address, storage)
+    if cells_in_flight is not None and cells_in_flight < 1:
+        raise StudyFileError(study.path, 1, f"cells_in_flight={cells_in_flight} must be >= 1")
     start = time.perf_counter()
     reusable = finished_cells(study.name) if resume else {}
-    cells = study.cells()
-    outcomes: list[CellOutcome] = []
     tags = {"regbench.kind": "benchmark", "study_name": study.name, "study_file": str(study.path),
             STUDY_DIGEST_TAG: study_digest(study)}  # fmt: skip
     reuse = ("regbench.kind", "study_name", STUDY_DIGEST_TAG)  # re-running the same study file reopens its run
-    with store.client_run(study.name, study.name, tags, reuse=reuse) as bench:
-        bench.text(study.path.read_text(), f"study/{study.path.name}")
-        with ExitStack() as ray, tqdm(total=len(cells), desc=study.name, unit="cell", disable=not progress) as bar:
-            connected = False
-            for cell in cells:
-                reused = reusable.get((cell.task, cell.model, cell.seed, cell_config(study, cell)))
-                if reused:
-                    outcomes.append(CellOutcome.of(cell, reused, "reused"))
-                    bar.set_postfix_str(f"{cell.label} (reused)")
+    utilization = math.nan
+    cells = study.cells()
+    outcomes: dict[int, CellOutcome] = {}  # by position in `cells`
+    todo: list[int] = []
+    for i, cell in enumerate(cells):
+        key = (cell.task, cell.model, cell_config(study, cell))
+        if key in reusable:
+            outcomes[i] = CellOutcome.of(cell, reusable[key], "reused")
+        else:
+            todo.append(i)
+    with ExitStack() as connected:
+        if todo:  # Ray only when a cell runs; resources no node has are refused before any run opens
+            connected.enter_context(ray_connection(ray_address, num_cpus=os.cpu_count() or 1))
+            require_resources(study.cpus_per_trial, study.gpus_per_trial)
+            optuna_storage(storage or default_storage())
+        with store.client_run(study.name, study.name, tags, reuse=reuse) as bench:
+            bench.text(study.path.read_text(), f"study/{study.path.name}")
+            if todo:
+                slots = trial_slots(study.cpus_per_trial, study.gpus_per_trial)
+                since_ms = int(time.time() * 1000)
+                order = _longest_first(study, {i: cells[i] for i in todo})
+                ran = _run_cells(study, {i: cells[i] for i in order}, bench, ray_address, storage, slots,
+                                 cells_in_flight or slots + 1, progress, reused=len(outcomes))  # fmt: skip
+                outcomes.update(ran)
+                utilization = slot_utilization(study.name, bench.run_id, since_ms, slots)
+            ordered = [outcomes[i] for i in range(len(cells))]
+            board, table = ranked(_rows(study.name, ordered))
+            markdown = to_markdown(display(board)) + comparisons.markdown(board, table)
+            bench.table(table, "comparisons.csv")
+            side_by_side = split_comparison(board)
+            if len(side_by_side):
+                bench.table(side_by_side, "split_comparison.csv")
+                markdown += f"\n## Split protocols side by side\n\n{to_markdown(side_by_side)}"
+            wall = time.perf_counter() - start
+            bench.table(board, "leaderboard.csv")
+            bench.ui_table(display(board), "leaderboard.json")
+            bench.text(f"# {study.name}\n\n{markdown}", "leaderboard.md")
+            link = store.leaderboard_link(store.ensure_experiment(study.name))
+            bench.description(f"# {study.name}\n\n{markdown}\n[All scored runs, best test_primary first]({link})\n")
+            bench.table(pd.DataFrame([o.__dict__ for o in ordered]), "cells.csv")
+            counts = {f"n_{s}": sum(o.status == s for o in ordered) for s in ("finished", "reused", "failed", "unable")}
+            extra = {"slot_utilization": utilization} if math.isfinite(utilization) else {}
+            bench.metrics({"n_cells": len(ordered), **counts, "benchmark_wall_time_s": wall, **extra})
+    return BenchmarkResult(bench.run_id, study.name, ordered, board, table, markdown, wall, utilization)
+
+
+def trial_slots(cpus_per_trial: float, gpus_per_trial: float) -> int:
+    """How many trials or refits the connected Ray cluster holds at once, summed over its alive nodes."""
+    import ray
+
+    total = 0
+    for node in (n for n in ray.nodes() if n.get("Alive")):
+        have = node["Resources"]
+        by_cpu = math.floor(have.get("CPU", 0) / cpus_per_trial + 1e-9)
+        by_gpu = math.floor(have.get("GPU", 0) / gpus_per_trial + 1e-9) if gpus_per_trial else by_cpu
+        total += min(by_cpu, by_gpu)
+    return max(total, 1)
+
+
+def slot_utilization(experiment: str, bench_id: str, since_ms: int, slots: int) -> float:
+    """(sum over this invocation's trial and refit runs of their wall seconds, each holding one slot) / (wall
+    seconds from the first cell's submission to now × `slots`). A run's seconds are its MLflow start to end, so the
+    worker's process start and imports before the run opens count as idle."""
+    now = int(time.time() * 1000)
+    runs = store.client().search_runs(
+        [store.ensure_experiment(experiment)],
+        f"tags.`{BENCHMARK_TAG}` = '{bench_id}' AND attributes.start_time >= {since_ms}",
+    )
+    busy = sum(((r.info.end_time or now) - r.info.start_time) / 1000 for r in runs
+               if r.data.tags.get("regbench.kind") in ("trial", "refit"))  # fmt: skip
+    return busy / max((now - since_ms) / 1000 * slots, 1e-9)
+
+
+def _longest_first(study: StudyFile, cells: dict[int, Cell]) -> list[int]:
+    """The keys of `cells` by expected duration, longest first: the mean `study_wall_time_s` of earlier finished
+    runs of the same task and model in the experiment, else first the torch models (unknown, possibly long), then
+    the rest."""
+    from harness.plugins import get_model
+
+    runs = store.search_runs(study.name, "attributes.status = 'FINISHED' AND tags.`regbench.kind` = 'cell'")
+    known: dict[tuple[str, str], float] = {}
+    if not runs.empty and "metrics.study_wall_time_s" in runs:
+        means = runs.groupby(["tags.task", "tags.model"])["metrics.study_wall_time_s"].mean()
+        known = {key: float(v) for key, v in means.items() if math.isfinite(v)}
+
+    def expected(cell: Cell) -> float:
+        default = math.inf if get_model(cell.model).is_torch else 0.0
+        return known.get((cell.task, cell.model), default)
+
+    return sorted(cells, key=lambda i: expected(cells[i]), reverse=True)
+
+
+def _run_cells(
+    study: StudyFile, cells: dict[int, Cell], bench: store.ClientRun, ray_address: str | None, storage: str | None,
+    slots: int, in_flight: int, progress: bool, reused: int,
+) -> dict[int, CellOutcome]:  # fmt: skip
+    """Submit `cells` (in their order) as Ray tasks, at most `in_flight` at once, and collect their outcomes; one
+    progress bar over all cells (done / running / failed / reused and the busy slots), the same counts as
+    benchmark-run metrics."""
+    import ray
+
+    remote = ray.remote(_cell_task).options(num_cpus=0, max_retries=0)
+    env, cwd = _worker_env(), str(Path.cwd())
+    queue, running, out = list(cells), {}, {}  # keys of `cells`; ref → key; key → outcome
+    start = time.perf_counter()
+    total = len(cells) + reused
+    with tqdm(total=total, initial=reused, desc=study.name, unit="cell", disable=not progress) as bar:
+        try:
+            while queue or running:
+                while queue and len(running) < in_flight:
+                    key = queue.pop(0)
+                    running[remote.remote(study, cells[key], bench.run_id, ray_address, storage, env, cwd)] = key
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=2.0)
+                for ref in ready:
+                    key = running.pop(ref)
+                    out[key] = _collect(study, cells[key], bench.run_id, ref)
                     bar.update()
-                    continue
-                bar.set_postfix_str(cell.label)
-                if not connected:  # one Ray instance for every cell that runs (each study reuses it)
-                    ray.enter_context(ray_connection(ray_address, num_cpus=os.cpu_count() or 1))
-                    connected = True
-                outcomes.append(_run_cell(study, cell, bench.run_id, ray_address, storage))
-                bar.update()
-        board, table = ranked(_rows(study.name, outcomes))
-        markdown = to_markdown(display(board)) + comparisons.markdown(board, table)
-        bench.table(table, "comparisons.csv")
-        side_by_side = split_comparison(board)
-        if len(side_by_side):
-            bench.table(side_by_side, "split_comparison.csv")
-            markdown += f"\n## Split protocols side by side\n\n{to_markdown(side_by_side)}"
-        wall = time.perf_counter() - start
-        bench.table(board, "leaderboard.csv")
-        bench.ui_table(display(board), "leaderboard.json")
-        bench.text(f"# {study.name}\n\n{markdown}", "leaderboard.md")
-        link = store.leaderboard_link(store.ensure_experiment(study.name))
-        bench.description(f"# {study.name}\n\n{markdown}\n[All scored runs, best test_primary first]({link})\n")
-        bench.table(pd.DataFrame([o.__dict__ for o in outcomes]), "cells.csv")
-        counts = {f"n_{s}": sum(o.status == s for o in outcomes) for s in ("finished", "reused", "failed", "unable")}
-        bench.metrics({"n_cells": len(outcomes), **counts, "benchmark_wall_time_s": wall})
-    return BenchmarkResult(bench.run_id, study.name, outcomes, board, table, markdown, wall)
+                failed = sum(o.status == "failed" for o in out.values())
+                busy = _busy_slots(study.cpus_per_trial, study.gpus_per_trial)
+                bar.set_postfix_str(f"running {len(running)} · failed {failed} · reused {reused} · "
+                                    f"slots busy {busy}/{slots}")  # fmt: skip
+                if ready or not int(time.perf_counter() - start) % 10:
+                    bench.metrics({"cells_done": len(out) + reused, "cells_running": len(running),
+                                   "cells_failed": failed, "cells_reused": reused, "slots_busy": busy},
+                                  step=int(time.perf_counter() - start))  # fmt: skip
+        except BaseException:  # Ctrl-C: stop every cell; their runs are ended KILLED by `_end_running`
+            for ref in running:
+                ray.cancel(ref, force=True, recursive=True)
+            _end_running(study.name, bench.run_id)
+            raise
+    return out
+
+
+def _busy_slots(cpus_per_trial: float, gpus_per_trial: float) -> int:
+    """Trials and refits running now: the CPUs (GPUs) in use over each one's share."""
+    import ray
+
+    total, free = ray.cluster_resources(), ray.available_resources()
+    key, share = ("GPU", gpus_per_trial) if gpus_per_trial else ("CPU", cpus_per_trial)
+    return max(0, round((total.get(key, 0) - free.get(key, 0)) / share))
+
+
+def _worker_env() -> dict[str, str]:
+    """The driver's settings a cell task needs on any node: tracking URI, data and cache roots, Ray's quiet flags."""
+    keys = ("REGBENCH_DATA", "REGBENCH_CACHE", "REGBENCH_LM_CHECKPOINTS", "RAY_TMPDIR",
+            "TUNE_DISABLE_SIGINT_HANDLER", "RAY_AIR_NEW_OUTPUT", "RAY_USAGE_STATS_ENABLED",
+            "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")  # fmt: skip
+    env = {k: os.environ[k] for k in keys if k in os.environ}
+    env["MLFLOW_TRACKING_URI"] = store.tracking_uri()
+    for key in ("REGBENCH_DATA", "REGBENCH_CACHE", "RAY_TMPDIR"):
+        if key in env:
+            env[key] = str(Path(env[key]).resolve())
+    return env
+
+
+def _cell_task(study: StudyFile, cell: Cell, bench_id: str, ray_address: str | None, storage: str | None,
+               env: dict[str, str], cwd: str) -> CellOutcome:  # fmt: skip
+    """One cell in a Ray worker (zero CPUs: it only drives the cell's search and refits)."""
+    os.environ.update(env)
+    os.environ.pop("MLFLOW_RUN_ID", None)
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
+    return _run_cell(study, cell, bench_id, ray_address, storage)
+
+
+def _collect(study: StudyFile, cell: Cell, bench_id: str, ref: object) -> CellOutcome:
+    """The outcome a cell task returned; a task that died (its worker killed, out of memory) is recorded failed."""
+    import ray
+
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayError as err:
+        reason = f"{type(err).__name__}: {err}".splitlines()[0][:500]
+        run_id, reason = _record_failure(study, cell, bench_id, reason, str(err))
+        print(f"\n{study.name}: cell {cell.label} failed: {reason}", file=sys.stderr)
+        return CellOutcome.of(cell, run_id, "failed", reason)
+
+
+def _end_running(experiment: str, bench_id: str) -> None:
+    """End KILLED the cell, trial and refit runs of this benchmark still RUNNING (after Ctrl-C stopped them)."""
+    c = store.client()
+    experiment_id = store.ensure_experiment(experiment)
+    cells = c.search_runs(
+        [experiment_id], f"tags.`{store.PARENT_TAG}` = '{bench_id}' AND attributes.status = 'RUNNING'"
+    )
+    children = c.search_runs(
+        [experiment_id], f"tags.`{BENCHMARK_TAG}` = '{bench_id}' AND attributes.status = 'RUNNING'"
+    )
+    for run in [*children, *cells]:
+        c.set_tag(run.info.run_id, "regbench.ended_by", "benchmark interrupted")
+        c.set_terminated(run.info.run_id, "KILLED")
 
 
 def _run_cell(study: StudyFile, cell: Cell, bench_id: str, ray_address: str | None, storage: str | None) -> CellOutcome:
@@ -287,6 +460,7 @@ def _trial_error(experiment: str, cell_run_id: str) -> str:
 
 
 def _rows(experiment: str, outcomes: list[CellOutcome]) -> pd.DataFrame:
-    """The `cell_runs` rows of this benchmark's cells (reused ones included)."""
+    """The `cell_runs` rows of this benchmark's cells and their refits (reused ones included)."""
     runs = cell_runs(experiment)
-    return runs[runs["run_id"].isin({o.run_id for o in outcomes})]
+    ids = {o.run_id for o in outcomes}
+    return runs[runs["run_id"].isin(ids) | runs["parent_run_id"].isin(ids)]

@@ -20,7 +20,8 @@ import pandas as pd
 from harness.benchmark import comparisons
 from harness.tracking import store
 
-SCORED_KINDS = ("cell", "train")
+SCORED_KINDS = ("refit", "train")  # runs with a model and test scores: a study cell's seeds, `regbench train`
+LISTED_KINDS = (*SCORED_KINDS, "cell")  # cells too: a cell that failed or cannot run has no refit
 UNABLE = "unable"  # tag `regbench.status` of a cell that cannot run; its run ends FINISHED without metrics
 CELL_COLUMNS = (
     "run_id", "kind", "task", "model", "seed", "split_protocol", "dataset_digest", "primary_metric", "test_primary",
@@ -48,15 +49,21 @@ SOURCES = {
 
 
 def cell_runs(experiment: str) -> pd.DataFrame:
-    """One row per study cell (`regbench.kind=cell`) or `regbench train` run (`regbench.kind=train`) of
-    `experiment`, newest first, with the columns `CELL_COLUMNS`. `test_primary*` are the test value and 95% CI of
-    the run's own primary metric (tag `primary_metric`); `peak_gpu_mb` is the first of `peak_gpu_mem_mb`,
+    """One row per study cell (`regbench.kind=cell`), refit of a cell's seed (`regbench.kind=refit`) or
+    `regbench train` run (`regbench.kind=train`) of `experiment`, newest first, with the columns `CELL_COLUMNS`; a
+    refit's `study_wall_time_s` is its cell's (the whole search plus refits). `test_primary*` are the test value
+    and 95% CI of the run's own primary metric (tag `primary_metric`); `peak_gpu_mb` is the first of `peak_gpu_mem_mb`,
     `gpu_peak_used_mb`, `cuda_peak_allocated_mb` logged; `skip_reason` is set on cells that could not run."""
     found = store.search_runs(experiment)
     if found.empty or "tags.regbench.kind" not in found:
         return pd.DataFrame(columns=list(CELL_COLUMNS))
-    found = found[found["tags.regbench.kind"].isin(SCORED_KINDS)]
-    return pd.DataFrame([_cell_row(row) for _, row in found.iterrows()], columns=list(CELL_COLUMNS))
+    found = found[found["tags.regbench.kind"].isin(LISTED_KINDS)]
+    rows = pd.DataFrame([_cell_row(row) for _, row in found.iterrows()], columns=list(CELL_COLUMNS))
+    cell_time = rows[rows["kind"] == "cell"].set_index("run_id")["study_wall_time_s"]
+    refits = rows["kind"] == "refit"
+    if refits.any():
+        rows.loc[refits, "study_wall_time_s"] = rows.loc[refits, "parent_run_id"].map(cell_time).astype(float)
+    return rows
 
 
 def _value(row: pd.Series, column: str) -> Any:
@@ -103,7 +110,8 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     the primary test metric (runs with no split protocol tag form their own group, ""). `rank` is the position by
     score; `group` is its label ("1", "2", ...) until `with_groups` sets it from paired tests ("1=", "1=", "3").
 
-    Only FINISHED runs are scored, the newest per seed. One seed: `test_primary` with its bootstrap 95% CI.
+    Only FINISHED refit and train runs are scored, the newest per seed; cell runs only say why a pair has none.
+    One seed: `test_primary` with its bootstrap 95% CI.
     Several seeds: the mean, `test_primary_sd` (sample sd across seeds) and no CI. `runtime_s` is the whole cell
     (`study_wall_time_s`: tuning plus refit) where logged, else the run's `wall_time_s`; memory is the maximum over
     seeds. A pair with no finished run gets `status` "failed" ("unable" when its newest run is a cell that cannot
@@ -138,7 +146,7 @@ def ranked(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _board_row(task: str, split: str, model: str, group: pd.DataFrame) -> dict[str, Any]:
     group = group.sort_values("start_time", ascending=False)
-    done = group[group["status"] == "FINISHED"].drop_duplicates("seed")
+    done = group[(group["status"] == "FINISHED") & group["kind"].isin(SCORED_KINDS)].drop_duplicates("seed")
     metric = group["primary_metric"].dropna()
     base = {
         "task": task,

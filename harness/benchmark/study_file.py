@@ -69,14 +69,20 @@ def cell_where(task: str, split: str) -> str:
 
 @dataclass(frozen=True)
 class Cell:
-    """One (task, split, model, seed) of the cross, with its effective overrides `{namespace: {key: value}}`;
-    `split` is the `data.split` the study file's `splits` gave this cell, "" when it has no `splits`."""
+    """One (task, split, model) of the cross, with its effective overrides `{namespace: {key: value}}` and the
+    evaluation `seeds` its best configuration is refit with; `split` is the `data.split` the study file's `splits`
+    gave this cell, "" when it has no `splits`. The search runs once, seeded with the first seed."""
 
     task: str
     model: str
-    seed: int
+    seeds: tuple[int, ...]
     overrides: Mapping[str, Mapping[str, Any]]
     split: str = ""
+
+    @property
+    def seed(self) -> int:
+        """The search's seed (the sampler's, and the trials' training seed): the first evaluation seed."""
+        return self.seeds[0]
 
     @property
     def where(self) -> str:
@@ -85,8 +91,8 @@ class Cell:
 
     @property
     def label(self) -> str:
-        """`task × model sSEED` (task as in `where`), for messages and progress bars."""
-        return f"{self.where} × {self.model} s{self.seed}"
+        """`task × model` (task as in `where`), for messages and progress bars."""
+        return f"{self.where} × {self.model}"
 
 
 @dataclass(frozen=True)
@@ -149,10 +155,10 @@ class StudyFile:
         return (*self.models, *extra)
 
     def cells(self) -> list[Cell]:
-        """Every (task, split, model, seed), task-major in file order."""
+        """Every (task, split, model), task-major in file order, each with all of the study's seeds."""
         return [
-            Cell(t, m, s, self.overrides(t, m, split), str(split.value) if split else "")
-            for t in self.tasks for split in (self.splits or (None,)) for m in self.models_of(t) for s in self.seeds
+            Cell(t, m, self.seeds, self.overrides(t, m, split), str(split.value) if split else "")
+            for t in self.tasks for split in (self.splits or (None,)) for m in self.models_of(t)
         ]  # fmt: skip
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 
@@ -25,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Ray cluster to attach (auto, host:port, ray://host:port); default: a local Ray")  # fmt: skip
     p.add_argument("--storage", default=None,
                    help="Optuna storage URL of the cells' searches (default: sqlite:///optuna.db here)")  # fmt: skip
+    p.add_argument("--cells-in-flight", type=int, default=None, metavar="N",
+                   help="cells submitted at once (default: trial slots + 1; 1 = cell after cell)")  # fmt: skip
     p.add_argument("--no-resume", dest="resume", action="store_false", help="recompute cells that already finished")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--report-dir", type=Path, default=None,
@@ -36,11 +39,14 @@ def run(args: argparse.Namespace) -> int:
     from harness.benchmark.cross import run_benchmark
     from harness.reporting.write import write_report
 
-    result = run_benchmark(args.study, args.ray_address, args.storage, resume=args.resume, progress=args.progress)
+    result = run_benchmark(args.study, args.ray_address, args.storage, resume=args.resume, progress=args.progress,
+                           cells_in_flight=args.cells_in_flight)  # fmt: skip
     failed = sum(c.status == "failed" for c in result.cells)
     reused = sum(c.status == "reused" for c in result.cells)
     print(f"\n{result.markdown}")
-    print(f"{len(result.cells)} cells ({reused} reused, {failed} failed) in {result.wall_time_s:.1f} s; "
+    used = result.slot_utilization
+    busy = f", slot utilization {used:.0%}" if math.isfinite(used) else ""
+    print(f"{len(result.cells)} cells ({reused} reused, {failed} failed) in {result.wall_time_s:.1f} s{busy}; "
           f"experiment {result.experiment!r}")  # fmt: skip
     report = write_report(result.experiment, args.report_dir or Path("reports") / result.experiment)
     print(f"report: {report / 'report.html'} (also logged to the benchmark run under report/)")

@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int, default=1, help="trials running at once (default 1)")
     p.add_argument("--max-epochs", type=int, default=10, help="epoch budget per trial and for the refit (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler, the splits' training and the refit")
+    p.add_argument("--seeds", default=None, metavar="S,S,...",
+                   help="evaluation seeds, one refit of the best configuration each (default: --seed)")  # fmt: skip
     p.add_argument("--experiment", default=None, help="MLflow experiment (default: the study name)")
     p.add_argument("--study-name", default=None, help="Optuna study name (default TASK__MODEL__sSEED)")
     p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///./optuna.db)")
@@ -56,25 +58,44 @@ def spec_from(args: argparse.Namespace) -> StudyRequest:
     from harness.tuning.search import StudyRequest
 
     return StudyRequest(
-        task=args.task, model=args.model, overrides=overrides_from(args), seed=args.seed, trials=args.trials,
+        task=args.task, model=args.model, overrides=overrides_from(args), seed=args.seed,
+        seeds=parse_seeds(args.seeds), trials=args.trials,
         concurrency=args.concurrency, max_epochs=args.max_epochs, experiment=args.experiment,
         study_name=args.study_name, storage=args.storage, ray_address=args.ray_address,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
     )  # fmt: skip
 
 
+def parse_seeds(text: str | None) -> tuple[int, ...]:
+    """`"0,1,2"` → `(0, 1, 2)`; None → `()` (the search seed only)."""
+    if text is None:
+        return ()
+    try:
+        seeds = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise SystemExit(f"regbench study: --seeds {text!r} must be comma-separated integers, e.g. 0,1,2") from None
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"regbench study: --seeds {text!r} repeats a seed")
+    return seeds
+
+
 def summary(result: StudyResult) -> str:
     """A two-column table of the study's outcome."""
     primary = result.primary_metric
     test = result.test_metrics
-    ci = f" [{test[f'test_{primary}_ci_low']:.4f}, {test[f'test_{primary}_ci_high']:.4f}]"
+    seeds = len(result.refit_run_ids)
+    if seeds > 1:
+        score = f"{test[f'test_{primary}_mean']:.4f} ± {test[f'test_{primary}_sd']:.4f} (mean ± sd, {seeds} seeds)"
+    else:
+        ci = (test.get("test_primary_ci_low", float("nan")), test.get("test_primary_ci_high", float("nan")))
+        score = f"{test[f'test_{primary}_mean']:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]"
     rows = [
         ("study", result.study_name),
         ("experiment", result.experiment),
         ("trials (new / failed)", f"{result.n_trials} ({result.n_new_trials} / {result.n_failed})"),
         (f"best val_{primary}", f"{result.best_val:.4f}"),
         *((f"  {k}", repr(v)) for k, v in sorted(result.best_params.items())),
-        (f"refit test_{primary}", f"{test[f'test_{primary}']:.4f}{ci}"),
+        (f"refit test_{primary}", score),
         ("n_params", str(result.n_params)),
         ("trial epochs", str(result.trial_epochs)),
         ("wall time", f"{result.wall_time_s:.1f} s"),

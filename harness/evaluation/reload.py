@@ -14,9 +14,26 @@ from harness.tracking import store
 from harness.tracking.logged_model import as_predictor
 
 
+def model_run(run_id: str) -> str:
+    """The run holding the model of `run_id`: itself (a `regbench train` run or a refit), or for a study cell its
+    refit of the first evaluation seed (the seed the search ran with; tag `seeds` of the cell run)."""
+    run = store.get_run(run_id)
+    if run.data.tags.get("regbench.kind") != "cell":
+        return run_id
+    first = run.data.tags.get("seeds", run.data.tags.get("seed", "0")).split(",")[0]
+    query = (f"tags.`{store.PARENT_TAG}` = '{run_id}' AND tags.`regbench.kind` = 'refit' AND tags.seed = '{first}' "
+             "AND attributes.status = 'FINISHED'")  # fmt: skip
+    refits = store.client().search_runs([run.info.experiment_id], query, order_by=["attributes.start_time DESC"])
+    if not refits:
+        raise LookupError(f"run {run_id} is a study cell without a finished refit of seed {first}: it has no model")
+    return refits[0].info.run_id
+
+
 def load_predictor(run_id: str, device: str = "auto") -> tuple[Predictor, dict[str, Any]]:
-    """The predictor logged by `run_id` (a `regbench train` run or a study's parent run) and its metadata, rebuilt
-    from weights / arrays without unpickling (a model in the old pickle format is refused, `UnsafeModelError`)."""
+    """The predictor logged by `run_id` (a `regbench train` run, a refit, or a study cell: see `model_run`) and its
+    metadata, rebuilt from weights / arrays without unpickling (a model in the old pickle format is refused,
+    `UnsafeModelError`)."""
+    run_id = model_run(run_id)
     meta = store.load_meta(run_id)
     return as_predictor(store.load_model(run_id, meta["kind"]), meta, device), meta
 

@@ -267,6 +267,15 @@ def run(
         mlflow.end_run(status=status)
 
 
+def get_run(run_id: str) -> Any:
+    """The MLflow run `run_id`; LookupError naming it and the tracking URI when there is no such run."""
+    try:
+        return client().get_run(run_id)
+    except mlflow.exceptions.MlflowException as err:
+        raise LookupError(f"no run {run_id!r} in {tracking_uri()} ({err.message}); pass a run_id printed by "
+                          "regbench, with the MLFLOW_TRACKING_URI it was logged to") from None  # fmt: skip
+
+
 def load_meta(run_id: str) -> dict[str, Any]:
     """The run's `regbench_meta.json`; refused (UnsafeModelError) for a model logged in an old pickle format."""
     from harness.tracking.logged_model import check_format
@@ -277,7 +286,7 @@ def load_meta(run_id: str) -> dict[str, Any]:
     except Exception as err:  # MlflowException, missing run, missing artifact
         raise LookupError(
             f"run {run_id!r} has no logged regbench model in {tracking_uri()} ({type(err).__name__}: {err}). "
-            "Pass the run_id printed by `regbench train` (or a study's parent run), and the same "
+            "Pass the run_id printed by `regbench train` (or a study's cell run), and the same "
             "MLFLOW_TRACKING_URI it was logged to."
         ) from None
     meta = json.loads(Path(path).read_text())
@@ -360,10 +369,10 @@ class ClientRun:
         self.run_id = run_id
         self._client = client()
 
-    def metrics(self, values: Mapping[str, float]) -> None:
+    def metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
         for key, value in values.items():
             if value is not None and value == value:  # drop NaN
-                self._client.log_metric(self.run_id, key, float(value))
+                self._client.log_metric(self.run_id, key, float(value), step=step or 0)
 
     def tags(self, values: Mapping[str, Any]) -> None:
         set_tags(self.run_id, values)

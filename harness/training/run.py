@@ -208,6 +208,8 @@ def train_run(request: RunRequest) -> str:
     from harness.tracking import store  # after the data load: mlflow costs about a second to import
 
     tags = {**run_tags(run.task, run.plugin.name, request.seed, data.digest), "regbench.kind": "train"}
-    with store.run(request.experiment, f"{run.task.name}/{run.plugin.name}/s{request.seed}", tags) as log:
+    from harness.tracking.run_names import train_name
+
+    with store.run(request.experiment, train_name(run.task.name, run.plugin.name, request.seed), tags) as log:
         fit_and_log(log, run, data)
         return log.run_id

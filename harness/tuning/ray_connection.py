@@ -1,7 +1,11 @@
 """Connecting a study to Ray: a local instance on 127.0.0.1 (default) or an existing cluster.
 
 A local instance keeps its files under `$RAY_TMPDIR` (else `./.ray`), has no dashboard and no usage stats, and is
-shut down afterwards. Attaching (`auto`, `host:port`, `ray://host:port`) needs an MLflow tracking server, since
+shut down afterwards. It requires Ray's token auth: `local_ray_auth()` sets `RAY_AUTH_MODE=token` and points
+`RAY_AUTH_TOKEN_PATH` at `<ray dir>/auth_token` (created once, mode 0600) — it must run before `ray` is first
+imported, since Ray reads these settings at import (the CLI calls it for every command that may start a local
+Ray). Ray's servers still listen on all interfaces: the token is what keeps other hosts and users out.
+Attaching (`auto`, `host:port`, `ray://host:port`) needs an MLflow tracking server, since
 trials on other nodes cannot write to the driver's SQLite file.
 """
 
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +26,26 @@ _QUIET_WARNINGS = "ignore:The pynvml package is deprecated:FutureWarning"
 def ray_dir() -> Path:
     """Where Ray and Tune keep their files: `$RAY_TMPDIR`, else `./.ray` (never `~`)."""
     return Path(os.environ.get("RAY_TMPDIR") or Path.cwd() / ".ray").resolve()
+
+
+def local_ray_auth() -> Path | None:
+    """Token auth for a Ray this process will start: unless the environment already names a token
+    (`RAY_AUTH_TOKEN`, `RAY_AUTH_TOKEN_PATH`) or a mode, write a random token to `<ray dir>/auth_token` (0600,
+    reused if present and private) and export `RAY_AUTH_MODE=token`, `RAY_AUTH_TOKEN_PATH`. Returns the file, or
+    None when the environment decides. Call it before `import ray`."""
+    if any(k in os.environ for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")):
+        return None
+    path = ray_dir() / "auth_token"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and (path.stat().st_mode & 0o077 or not path.read_text().strip()):
+        path.unlink()  # readable by others, or empty: not a secret any more
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
+    return path
 
 
 def _quiet_env() -> None:
@@ -54,6 +79,20 @@ def require_tracking_server(tracking_uri: str, ray_address: str) -> None:
             "  mlflow server --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000\n"
             "and export MLFLOW_TRACKING_URI=http://127.0.0.1:5000"
         )
+
+
+def require_resources(cpus: float, gpus: float) -> None:
+    """ConfigError, before anything is scheduled, unless some alive node of the connected Ray can hold one trial
+    of `cpus` CPUs and `gpus` GPUs (Ray would otherwise wait for such a node forever)."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    fits = [n for n in nodes if n["Resources"].get("CPU", 0) >= cpus and n["Resources"].get("GPU", 0) >= gpus]
+    if not fits:
+        have = "; ".join(f"{n['NodeManagerAddress']}: {n['Resources'].get('CPU', 0):g} CPU, "
+                         f"{n['Resources'].get('GPU', 0):g} GPU" for n in nodes)  # fmt: skip
+        raise ConfigError(f"cpus_per_trial={cpus:g}, gpus_per_trial={gpus:g}: no node of the Ray cluster has that "
+                          f"much (nodes: {have or 'none'}); lower them or add a node that has it")  # fmt: skip
 
 
 def _loopback(address: str) -> bool:

@@ -1,29 +1,33 @@
-"""One study cell (task × model × seed): Ray Tune + OptunaSearch (seeded TPE) + ASHA, then a refit of the best.
+"""One study cell (task × model): Ray Tune + OptunaSearch (seeded TPE) + ASHA, then the best configuration refit
+once per evaluation seed.
 
-MLflow layout: one parent run per invocation (`{task}/{model}/s{seed}`, tag `regbench.kind=cell`, nested under
-`benchmark_run_id` when given) created before any trial; one child run per trial (`trial-{n}`, created in the
-worker, see `harness.tuning.trial`). After the search the best configuration is refit on the driver for
-`max_epochs` (with early stopping) and logged into the parent by the same `fit_and_log` as a `regbench train`
-run — params under the usual `model.*` / `train.*` / `data.*` names (the refit's full configuration), test
-metrics with CIs, predictions, curves and the model — plus `trials.csv`, Optuna plots and the study's own metrics.
+MLflow layout: one cell run per invocation (`model · task`, tag `regbench.kind=cell`, nested under
+`benchmark_run_id` when given) created before any trial; under it one run per trial (`… · tN`, created in the
+worker, see `harness.tuning.trial`) and one run per evaluation seed's refit (`… · sSEED`, `regbench.kind=refit`,
+see `harness.tuning.refit`): Ray tasks with the trials' resources, in parallel, each logged by the same
+`fit_and_log` as a `regbench train` run (full settings as params, test metrics with CIs, predictions, curves, the
+model). The cell run holds the search (`trials.csv`, Optuna plots, the best trial's hyperparameters as `model.*` /
+`train.*` params), the seeds' summary (`test_<m>_mean`, `test_<m>_sd`, `test_primary`, `seeds.csv`,
+`test_primary_by_seed` with step = seed) and the study's own metrics.
 
 Resume: the Optuna study lives in RDB storage under `study_name`; re-running the same study runs only
 `trials - finished` new trials (finished = COMPLETE or PRUNED; failed trials are not counted) and TPE sees every
-earlier trial. Trials left RUNNING by a crashed driver are marked FAIL when the study is reopened.
+earlier trial; trials left RUNNING by a crashed driver are marked FAIL when the study is reopened; finished
+refits of the same configuration and seed are reused.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
+import pandas as pd
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -32,12 +36,17 @@ from harness.config import NAMESPACES, ConfigError
 from harness.plugins import get_model
 from harness.spec import ModelPlugin, Task
 from harness.tracking import store
-from harness.training.run import fit_and_log, load_data, load_task_data, run_tags
+from harness.tracking.run_names import cell_name
+from harness.training.run import load_task_data, run_tags
 from harness.tuning.optuna_tables import RecordingOptunaSearch, close_figures, completed, study_figures, trials_table
 from harness.tuning.progress import TrialProgress
-from harness.tuning.ray_connection import ray_connection, ray_dir, require_tracking_server
+from harness.tuning.ray_connection import ray_connection, ray_dir, require_resources, require_tracking_server
+from harness.tuning.refit import per_seed_table, refit_seeds, seed_summary
 from harness.tuning.search_space import searched_names, study_space
 from harness.tuning.trial import BEST_VAL, TRIAL_NUMBER, TrialContext, run_request, run_trial, split_searched
+
+if TYPE_CHECKING:
+    from harness.tracking.store import RunLogger
 
 _FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 _STALE = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
@@ -54,7 +63,8 @@ class StudyRequest:
     task: str
     model: str
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # fixed (--set), never searched
-    seed: int = 0
+    seed: int = 0  # of the search: the sampler's and the trials' training seed
+    seeds: tuple[int, ...] = ()  # evaluation seeds, one refit each; default (seed,)
     trials: int = 8
     concurrency: int = 1
     max_epochs: int = 10
@@ -67,6 +77,11 @@ class StudyRequest:
     benchmark_run_id: str | None = None  # the benchmark run the cell's parent run is nested under
     run_name: str | None = None  # of the cell's parent run; default "task/model/sSEED"
     tags: Mapping[str, str] = field(default_factory=dict)  # extra tags of the cell's parent run
+    child_tags: Mapping[str, str] = field(default_factory=dict)  # extra tags of its trial and refit runs
+
+    @property
+    def evaluation_seeds(self) -> tuple[int, ...]:
+        return tuple(self.seeds) or (self.seed,)
 
     @property
     def name(self) -> str:
@@ -88,6 +103,7 @@ class StudyResult:
     n_new_trials: int = 0  # trials started by this invocation
     n_failed: int = 0  # FAIL trials of the study
     primary_metric: str = ""  # the task's primary metric, e.g. "auroc"
+    refit_run_ids: dict[int, str] = field(default_factory=dict)  # evaluation seed → its refit run
 
 
 @dataclass(frozen=True)
@@ -143,7 +159,7 @@ def validate_study(spec: StudyRequest) -> None:
     _resolve(spec)
 
 
-def _context(spec: StudyRequest, plugin: ModelPlugin, parent_run_id: str) -> TrialContext:
+def _context(spec: StudyRequest, plugin: ModelPlugin, parent_run_id: str, cell: str = "") -> TrialContext:
     env = {"MLFLOW_TRACKING_URI": store.tracking_uri()}
     if paths.data_root() is not None:
         env["REGBENCH_DATA"] = str(paths.data_root())
@@ -152,14 +168,22 @@ def _context(spec: StudyRequest, plugin: ModelPlugin, parent_run_id: str) -> Tri
     return TrialContext(
         task=spec.task, model=plugin.name, fixed=spec.overrides, seed=spec.seed, max_epochs=spec.max_epochs,
         threads=max(1, int(spec.cpus_per_trial)), experiment=spec.experiment or spec.name, study_name=spec.name,
-        parent_run_id=parent_run_id, cwd=str(Path.cwd()), env=env,
+        parent_run_id=parent_run_id, cwd=str(Path.cwd()), env=env, cell_name=cell, tags=spec.child_tags,
     )  # fmt: skip
+
+
+def optuna_storage(url: str) -> optuna.storages.RDBStorage:
+    """The Optuna RDB storage at `url`, its tables created if new. A SQLite file waits up to a minute for a lock,
+    since every cell of a benchmark and its searcher write to the same file from their own processes; the
+    benchmark opens it once before the cells start, so they never race to create the tables."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
 def _open_study(spec: StudyRequest, resolved: _ResolvedStudy) -> tuple[optuna.storages.RDBStorage, int]:
     """Create or reopen the Optuna study; returns its storage and the number of finished trials."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(resolved.storage)
+    storage = optuna_storage(resolved.storage)
     study = optuna.create_study(study_name=spec.name, storage=storage, direction="maximize", load_if_exists=True)
     for key, value in {"task": resolved.task.name, "model": resolved.plugin.name, "seed": spec.seed}.items():
         if study.user_attrs.get(key, value) != value:
@@ -224,75 +248,81 @@ def _end_orphans(experiment: str, parent_run_id: str, study: optuna.Study, max_e
         client.set_terminated(run.info.run_id, "FINISHED" if done else "KILLED")
 
 
-def _refit_resources(refit: dict[str, float], table: Any) -> dict[str, float]:
-    """The cell's resource metrics: the refit's wall time, and memory peaks over its trials and the refit."""
-    resources = {
-        "refit_wall_time_s": refit["wall_time_s"],
-        "peak_rss_mb": _peak(table, "peak_rss_mb", refit["peak_rss_mb"]),
-        "peak_gpu_mem_mb": _peak(table, "peak_gpu_mem_mb", refit.get("cuda_peak_allocated_mb")),
-    }
-    return {k: v for k, v in resources.items() if v is not None}
-
-
 def _peak(table: Any, column: str, *extra: float | None) -> float | None:
     values = [float(v) for v in [*table[column].dropna(), *extra] if v is not None and math.isfinite(float(v))]
     return max(values) if values else None
 
 
 def run_study(spec: StudyRequest) -> StudyResult:
-    """Search, refit the best configuration and log everything; see the module docstring for the layout."""
+    """Search, refit the best configuration once per evaluation seed and log everything; see the module docstring."""
     start = time.perf_counter()
     resolved = _resolve(spec)
     storage, n_done = _open_study(spec, resolved)
     n_new = max(0, spec.trials - n_done)
     experiment = spec.experiment or spec.name
     digest, _ = load_task_data(resolved.task)  # the cell run is tagged with its data's digest before any trial
+    seeds = spec.evaluation_seeds
     tags = {**run_tags(resolved.task, resolved.plugin.name, spec.seed, digest), "regbench.kind": "cell",
-            "study_name": spec.name, **spec.tags}  # fmt: skip
-    run_name = spec.run_name or f"{resolved.task.name}/{resolved.plugin.name}/s{spec.seed}"
+            "study_name": spec.name, "seeds": ",".join(map(str, seeds)), **spec.tags}  # fmt: skip
+    run_name = spec.run_name or cell_name(resolved.task.name, resolved.plugin.name)
     with store.run(experiment, run_name, tags, parent_run_id=spec.benchmark_run_id) as log:
         log.params({"study.trials": spec.trials, "study.concurrency": spec.concurrency, "study.name": spec.name,
-                    "study.searched": ",".join(resolved.searched), "study.resumed_from": n_done})  # fmt: skip
-        ctx = _context(spec, resolved.plugin, log.run_id)
-        try:
-            if n_new:
-                cpus = max(os.cpu_count() or 1, math.ceil(spec.concurrency * spec.cpus_per_trial))
-                with ray_connection(spec.ray_address, cpus):
+                    "study.searched": ",".join(resolved.searched), "study.resumed_from": n_done,
+                    "study.seeds": ",".join(map(str, seeds))})  # fmt: skip
+        ctx = _context(spec, resolved.plugin, log.run_id, run_name)
+        cpus = max(os.cpu_count() or 1, math.ceil(spec.concurrency * spec.cpus_per_trial))
+        with ray_connection(spec.ray_address, cpus):
+            require_resources(spec.cpus_per_trial, spec.gpus_per_trial)
+            try:
+                if n_new:
                     _search(spec, resolved, storage, n_new, ctx)
-        finally:
-            _end_orphans(experiment, log.run_id, optuna.load_study(study_name=spec.name, storage=storage),
-                         spec.max_epochs)  # fmt: skip
-        search_s = time.perf_counter() - start
-        study = optuna.load_study(study_name=spec.name, storage=storage)
-        table = trials_table(study)
-        log.table(table, "trials.csv")
-        figures = study_figures(study)
-        for name, fig in figures.items():
-            log.figure(fig, name)
-        close_figures(figures)
-        done = completed(study)
-        n_failed = int((table["state"] == "FAIL").sum()) if len(table) else 0
-        if not done:
-            raise StudyFailedError(
-                f"study {spec.name}: no trial completed ({n_failed} failed); see error.txt of the failed trial runs "
-                f"in experiment {experiment!r}"
-            )
-        best = max(done, key=lambda t: t.value)
-        log.params({"study.best_trial": best.number})
-        refit_request = run_request(dataclasses.replace(ctx, threads=0), split_searched(best.params), progress=True)
-        refit = refit_request.resolve(task=resolved.task)
-        outcome = fit_and_log(log, refit, load_data(refit), epoch_metrics=False,
-                              resources=lambda measured: _refit_resources(measured, table))  # fmt: skip
-        task, result, ev = refit.task, outcome.result, outcome.evaluation
+            finally:
+                _end_orphans(experiment, log.run_id, optuna.load_study(study_name=spec.name, storage=storage),
+                             spec.max_epochs)  # fmt: skip
+            search_s = time.perf_counter() - start
+            study = optuna.load_study(study_name=spec.name, storage=storage)
+            table = trials_table(study)
+            log.table(table, "trials.csv")
+            _log_study_figures(log, study)
+            done = completed(study)
+            n_failed = int((table["state"] == "FAIL").sum()) if len(table) else 0
+            if not done:
+                raise StudyFailedError(
+                    f"study {spec.name}: no trial completed ({n_failed} failed); see error.txt of the failed trial "
+                    f"runs in experiment {experiment!r}"
+                )
+            best = max(done, key=lambda t: t.value)
+            searched = split_searched(best.params)
+            log.params({"study.best_trial": best.number, **store.flatten_params("model", searched["model"]),
+                        **store.flatten_params("train", searched["train"])})  # fmt: skip
+            try:
+                refits = refit_seeds(ctx, searched, seeds, spec.cpus_per_trial, spec.gpus_per_trial)
+            finally:
+                _end_orphans(experiment, log.run_id, study, spec.max_epochs)
+        summary = seed_summary(refits)
+        log.table(pd.DataFrame(per_seed_table(refits)), "seeds.csv")
+        for r in refits:
+            if "test_primary" in r.metrics:
+                log.metrics({"test_primary_by_seed": r.metrics["test_primary"]}, step=r.seed)
         trial_epochs = int(table["epochs"].fillna(0).sum())
         wall = time.perf_counter() - start
-        log.metrics({"study_wall_time_s": wall, "search_wall_time_s": search_s, "trial_epochs": trial_epochs,
-                     "n_trials": len(table) - n_failed, "n_trials_failed": n_failed, "n_new_trials": n_new,
-                     f"best_trial_val_{task.primary_metric}": best.value})  # fmt: skip
+        trial_peak = _peak(table, "peak_rss_mb", summary.get("peak_rss_mb"))
+        log.metrics({**summary, "study_wall_time_s": wall, "search_wall_time_s": search_s,
+                     "trial_epochs": trial_epochs, "n_trials": len(table) - n_failed, "n_trials_failed": n_failed,
+                     "n_new_trials": n_new, f"best_trial_val_{resolved.task.primary_metric}": best.value,
+                     **({"peak_rss_mb": trial_peak} if trial_peak is not None else {})})  # fmt: skip
         return StudyResult(
             parent_run_id=log.run_id, best_params=dict(best.params), best_val=float(best.value),
-            test_metrics={k: v for k, v in ev.metrics.items() if k.startswith("test_")},
-            n_trials=len(table) - n_failed, wall_time_s=wall, trial_epochs=trial_epochs, n_params=result.n_params,
-            study_name=spec.name, experiment=experiment, n_new_trials=n_new, n_failed=n_failed,
-            primary_metric=task.primary_metric,
+            test_metrics={k: v for k, v in summary.items() if k.startswith("test_")},
+            n_trials=len(table) - n_failed, wall_time_s=wall, trial_epochs=trial_epochs,
+            n_params=int(summary.get("n_params", 0)), study_name=spec.name, experiment=experiment,
+            n_new_trials=n_new, n_failed=n_failed, primary_metric=resolved.task.primary_metric,
+            refit_run_ids={r.seed: r.run_id for r in refits},
         )  # fmt: skip
+
+
+def _log_study_figures(log: RunLogger, study: optuna.Study) -> None:
+    figures = study_figures(study)
+    for name, fig in figures.items():
+        log.figure(fig, name)
+    close_figures(figures)

@@ -1,6 +1,6 @@
 """One study trial, run by Ray Tune in a worker process: train, log a child MLflow run, report every epoch.
 
-The child run (`trial-{n}`, tag `regbench.kind=trial`) is nested under the cell's parent run; its params are only
+The child run (`<cell> · t{n}`, tag `regbench.kind=trial`) is nested under the cell's parent run; its params are only
 the searched hyperparameters; per-epoch metrics use step=epoch. Every epoch also goes to `ray.tune.report` with
 the running best validation score (what Optuna optimises) and resource peaks (what the driver aggregates).
 """
@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from harness.tracking import store
+from harness.tracking.run_names import trial_name
 from harness.training.fit import fit, resolve_device
 from harness.training.resources import ResourceMonitor, peak_rss_mb
 from harness.training.run import RunRequest, load_data
@@ -41,6 +42,17 @@ class TrialContext:
     parent_run_id: str
     cwd: str = ""  # the driver's working directory (relative data.* paths); used where it exists
     env: Mapping[str, str] = field(default_factory=dict)  # MLFLOW_TRACKING_URI, REGBENCH_DATA, REGBENCH_CACHE
+    cell_name: str = ""  # the cell's run name: trials and refits are named after it
+    tags: Mapping[str, str] = field(default_factory=dict)  # on every trial and refit run (the benchmark run's id)
+
+
+def enter_worker(ctx: TrialContext) -> None:
+    """Make a Ray worker process look like the driver: its environment and working directory, and no adopted
+    `mlflow run` run (MLFLOW_RUN_ID names the launched run; a trial or refit must never adopt it)."""
+    os.environ.update(ctx.env)
+    if ctx.cwd and os.path.isdir(ctx.cwd):
+        os.chdir(ctx.cwd)
+    os.environ.pop("MLFLOW_RUN_ID", None)
 
 
 def split_searched(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -69,10 +81,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     import ray
     from ray import tune
 
-    os.environ.update(ctx.env)
-    if ctx.cwd and os.path.isdir(ctx.cwd):
-        os.chdir(ctx.cwd)
-    os.environ.pop("MLFLOW_RUN_ID", None)  # set under `mlflow run`; a trial must never adopt that run
+    enter_worker(ctx)
     number = int(config[TRIAL_NUMBER])
     searched = {k: v for k, v in config.items() if k != TRIAL_NUMBER}
     run = run_request(ctx, split_searched(config), progress=False).resolve()
@@ -81,9 +90,9 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     primary = f"val_{task.primary_metric}"
     tags = {"regbench.kind": "trial", "study_name": ctx.study_name, "optuna_trial": number, "ray_node_id": node_id,
             "ray_trial_id": tune.get_context().get_trial_id(), "task": task.name, "model": run.plugin.name,
-            "seed": ctx.seed}  # fmt: skip
+            "seed": ctx.seed, **ctx.tags}  # fmt: skip
     device = resolve_device(cfg.device)
-    with store.run(ctx.experiment, f"trial-{number}", tags, parent_run_id=ctx.parent_run_id) as log:
+    with store.run(ctx.experiment, trial_name(ctx.cell_name, number), tags, parent_run_id=ctx.parent_run_id) as log:
         log.params(searched)
         best, epochs, stopped = -math.inf, 0, False
 

@@ -1,0 +1,151 @@
+"""A cell's refits: its best configuration trained once per evaluation seed, each as a Ray task holding the trials'
+resources (`cpus_per_trial`, `gpus_per_trial`), so refits run in parallel on whichever node has room.
+
+Each refit is an MLflow run nested under the cell run (`regbench.kind=refit`, named `<cell> · sSEED`, tags `seed`,
+`ray_node_id`) logged by the same `fit_and_log` as a `regbench train` run: params, test metrics with CIs,
+predictions, curves, resources and the model. The cell run then carries `seed_summary` of its refits.
+
+Resume: a FINISHED refit of the same study, configuration and seed (tags `study_name`, `regbench.refit_config`,
+`seed`) is reused — moved under the new cell run — instead of trained again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.tracking import store
+from harness.tracking.run_names import refit_name
+from harness.training.run import fit_and_log, load_data, run_tags
+from harness.tuning.trial import TrialContext, enter_worker, run_request
+
+REFIT_CONFIG_TAG = "regbench.refit_config"
+Searched = Mapping[str, Mapping[str, Any]]  # {"model": {...}, "train": {...}}: the best trial's hyperparameters
+
+
+class RefitFailedError(RuntimeError):
+    """A refit of the cell's best configuration failed; the message names the seed and the cause."""
+
+
+@dataclass(frozen=True)
+class RefitResult:
+    """One seed's refit: its run, where it ran, its logged metrics and how long it held its slot."""
+
+    seed: int
+    run_id: str
+    node_id: str
+    metrics: dict[str, float]  # everything the refit run logged last (test_*, val_*, resources, n_params)
+    busy_s: float  # wall seconds from the task's start to its run's end
+    reused: bool = False
+
+
+def refit_config(ctx: TrialContext, searched: Searched) -> str:
+    """Digest of what defines a refit besides its seed: task, model, fixed and searched settings, epoch budget."""
+    payload = {"task": ctx.task, "model": ctx.model, "fixed": ctx.fixed, "searched": searched, "epochs": ctx.max_epochs}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_refit(ctx: TrialContext, searched: Searched, seed: int) -> RefitResult:
+    """Train and log one seed's refit into a new run under the cell run (`ctx.parent_run_id`): the Ray task body."""
+    import ray
+
+    start = time.perf_counter()
+    enter_worker(ctx)
+    run = run_request(dataclasses.replace(ctx, seed=seed), searched, progress=False).resolve()
+    data = load_data(run)
+    node_id = ray.get_runtime_context().get_node_id()
+    tags = {**run_tags(run.task, run.plugin.name, seed, data.digest), "regbench.kind": "refit",
+            "study_name": ctx.study_name, "ray_node_id": node_id, REFIT_CONFIG_TAG: refit_config(ctx, searched),
+            **ctx.tags}  # fmt: skip
+    with store.run(ctx.experiment, refit_name(ctx.cell_name, seed), tags, parent_run_id=ctx.parent_run_id) as log:
+        fit_and_log(log, run, data, epoch_metrics=False)
+        run_id = log.run_id
+    metrics = dict(store.client().get_run(run_id).data.metrics)
+    return RefitResult(seed, run_id, node_id, metrics, time.perf_counter() - start)
+
+
+def finished_refits(ctx: TrialContext, searched: Searched) -> dict[int, RefitResult]:
+    """Seed → the newest FINISHED refit of this study and configuration, from any earlier invocation."""
+    query = (
+        f"tags.`regbench.kind` = 'refit' AND tags.study_name = '{ctx.study_name}' AND "
+        f"tags.`{REFIT_CONFIG_TAG}` = '{refit_config(ctx, searched)}' AND attributes.status = 'FINISHED'"
+    )
+    runs = store.client().search_runs([store.ensure_experiment(ctx.experiment)], query,
+                                      order_by=["attributes.start_time DESC"])  # fmt: skip
+    out: dict[int, RefitResult] = {}
+    for r in runs:
+        seed = int(r.data.tags["seed"])
+        out.setdefault(seed, RefitResult(seed, r.info.run_id, r.data.tags.get("ray_node_id", ""),
+                                         dict(r.data.metrics), 0.0, reused=True))  # fmt: skip
+    return out
+
+
+def refit_seeds(
+    ctx: TrialContext, searched: Searched, seeds: Sequence[int], cpus: float, gpus: float
+) -> list[RefitResult]:
+    """Refit `searched` once per seed (in seed order): finished refits are reused and moved under the cell run
+    (`ctx.parent_run_id`); the rest run at once as Ray tasks of `cpus`/`gpus` each. RefitFailedError names the
+    first seed that failed, after every other refit has ended."""
+    import ray
+
+    done = {s: r for s, r in finished_refits(ctx, searched).items() if s in seeds}
+    for result in done.values():
+        store.set_tags(result.run_id, {store.PARENT_TAG: ctx.parent_run_id, **ctx.tags})
+    remote = ray.remote(run_refit).options(num_cpus=cpus, num_gpus=gpus, max_retries=0, name="refit")
+    pending = {seed: remote.remote(ctx, searched, seed) for seed in seeds if seed not in done}
+    errors: dict[int, str] = {}
+    try:
+        for seed, ref in pending.items():
+            try:
+                done[seed] = ray.get(ref)
+            except ray.exceptions.RayTaskError as err:
+                cause = err.cause if err.cause is not None else err
+                errors[seed] = f"{type(cause).__name__}: {cause}".splitlines()[0]
+    except BaseException:  # Ctrl-C: stop the refits still running; their runs are ended by the caller
+        for ref in pending.values():
+            ray.cancel(ref, force=True)
+        raise
+    if errors:
+        seed = min(errors)
+        raise RefitFailedError(f"refit with seed {seed} failed: {errors[seed]}")
+    return [done[seed] for seed in seeds]
+
+
+def seed_summary(results: Sequence[RefitResult]) -> dict[str, float]:
+    """The cell's metrics over its refits: `test_<m>_mean` and (two or more seeds) `test_<m>_sd` (sample sd) of
+    every test metric but the CI bounds; `test_primary` is the mean too (one column sorts every run in the UI), with
+    the refit's CI when there is one seed; `refit_wall_time_s` the longest refit; `peak_rss_mb`/`peak_gpu_mem_mb`
+    the largest."""
+    names = sorted({k for r in results for k in r.metrics if k.startswith("test_") and "_ci_" not in k})
+    out: dict[str, float] = {}
+    for name in names:
+        values = [r.metrics[name] for r in results if math.isfinite(r.metrics.get(name, math.nan))]
+        if values:
+            out[f"{name}_mean"] = statistics.fmean(values)
+        if len(values) >= 2:
+            out[f"{name}_sd"] = statistics.stdev(values)
+    if "test_primary_mean" in out:
+        out["test_primary"] = out["test_primary_mean"]
+        if len(results) == 1:
+            for end in ("_ci_low", "_ci_high"):
+                if f"test_primary{end}" in results[0].metrics:
+                    out[f"test_primary{end}"] = results[0].metrics[f"test_primary{end}"]
+    for name, source in (("refit_wall_time_s", "wall_time_s"), ("peak_rss_mb", "peak_rss_mb"),
+                         ("peak_gpu_mem_mb", "cuda_peak_allocated_mb"), ("n_params", "n_params")):  # fmt: skip
+        values = [r.metrics[source] for r in results if source in r.metrics]
+        if values:
+            out[name] = max(values)
+    return out
+
+
+def per_seed_table(results: Sequence[RefitResult]) -> list[dict[str, Any]]:
+    """One row per seed (run id, node, reused, test metrics) for the cell's `seeds.csv`."""
+    return [{"seed": r.seed, "run_id": r.run_id, "ray_node_id": r.node_id, "reused": r.reused,
+             **{k: v for k, v in sorted(r.metrics.items()) if k.startswith("test_")}} for r in results]  # fmt: skip
