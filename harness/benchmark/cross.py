@@ -330,7 +330,8 @@ def _busy_slots(cpus_per_trial: float, gpus_per_trial: float) -> int:
 def _worker_env() -> dict[str, str]:
     """The driver's settings a cell task needs on any node: tracking URI, data and cache roots, Ray's quiet flags."""
     keys = ("REGBENCH_DATA", "REGBENCH_CACHE", "REGBENCH_LM_CHECKPOINTS", "RAY_TMPDIR",
-            "TUNE_DISABLE_SIGINT_HANDLER", "RAY_AIR_NEW_OUTPUT", "RAY_USAGE_STATS_ENABLED",
+            "TUNE_DISABLE_SIGINT_HANDLER", "RAY_AIR_NEW_OUTPUT", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS",
+            "RAY_USAGE_STATS_ENABLED",
             "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")  # fmt: skip
     env = {k: os.environ[k] for k in keys if k in os.environ}
     env["MLFLOW_TRACKING_URI"] = store.tracking_uri()

@@ -115,4 +115,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(summary(result))
     print(f"parent_run_id: {result.parent_run_id}")
+    if result.n_trials < spec.trials:  # trials failed (or their workers were lost): the search is short of budget
+        print(f"regbench study: only {result.n_trials} of the {spec.trials} trials asked for finished "
+              f"({result.n_failed} failed, see their error.txt); the refit used the best of those. Re-run the same "
+              "command to run the missing trials.", file=sys.stderr)  # fmt: skip
+        return 1
     return 0

@@ -17,7 +17,7 @@ import json
 import math
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,11 +88,13 @@ def finished_refits(ctx: TrialContext, searched: Searched) -> dict[int, RefitRes
 
 
 def refit_seeds(
-    ctx: TrialContext, searched: Searched, seeds: Sequence[int], cpus: float, gpus: float
-) -> list[RefitResult]:
+    ctx: TrialContext, searched: Searched, seeds: Sequence[int], cpus: float, gpus: float,
+    meanwhile: Callable[[], None] = lambda: None,
+) -> list[RefitResult]:  # fmt: skip
     """Refit `searched` once per seed (in seed order): finished refits are reused and moved under the cell run
-    (`ctx.parent_run_id`); the rest run at once as Ray tasks of `cpus`/`gpus` each. RefitFailedError names the
-    first seed that failed, after every other refit has ended."""
+    (`ctx.parent_run_id`); the rest run at once as Ray tasks of `cpus`/`gpus` each, while this process runs
+    `meanwhile` (the cell's own logging). RefitFailedError names the first seed that failed, after every other
+    refit has ended."""
     import ray
 
     done = {s: r for s, r in finished_refits(ctx, searched).items() if s in seeds}
@@ -102,6 +104,7 @@ def refit_seeds(
     pending = {seed: remote.remote(ctx, searched, seed) for seed in seeds if seed not in done}
     errors: dict[int, str] = {}
     try:
+        meanwhile()
         for seed, ref in pending.items():
             try:
                 done[seed] = ray.get(ref)

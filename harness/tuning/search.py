@@ -235,16 +235,31 @@ def _search(
     tuner.fit()
 
 
-def _end_orphans(experiment: str, parent_run_id: str, study: optuna.Study, max_epochs: int) -> None:
-    """End trial runs that a stopped or lost worker left RUNNING: FINISHED when Optuna holds the trial's result
-    after all `max_epochs`, else KILLED."""
+def end_orphans(experiment: str, parent_run_id: str, study: optuna.Study, max_epochs: int,
+                grace_s: float = 5.0) -> None:  # fmt: skip
+    """End the runs under the cell run that a worker left RUNNING: FINISHED when Optuna holds the trial's result
+    (COMPLETE or PRUNED — a trial the scheduler stopped early is one, tagged `regbench.stopped_by=scheduler`), else
+    KILLED (lost workers, Ctrl-C, refits). A trial Optuna holds as finished gets `grace_s` to end its run itself
+    first: Tune can return while the stopped trial's worker is still closing it."""
     client = store.client()
     trials = {t.user_attrs.get("mlflow_run_id"): t for t in study.get_trials(deepcopy=False)}
     query = f"tags.`{store.PARENT_TAG}` = '{parent_run_id}' and attributes.status = 'RUNNING'"
-    for run in client.search_runs([store.ensure_experiment(experiment)], query):
+    experiment_id = store.ensure_experiment(experiment)
+
+    def closing(runs: list) -> bool:  # a finished trial whose worker may still be ending its run
+        return any(trials.get(r.info.run_id) is not None and trials[r.info.run_id].state in _FINISHED for r in runs)
+
+    running = client.search_runs([experiment_id], query)
+    deadline = time.monotonic() + grace_s
+    while closing(running) and time.monotonic() < deadline:
+        time.sleep(0.25)
+        running = client.search_runs([experiment_id], query)
+    for run in running:
         trial = trials.get(run.info.run_id)
-        done = trial is not None and trial.state.is_finished() and trial.user_attrs.get("epochs", 0) >= max_epochs
+        done = trial is not None and trial.state in _FINISHED
         client.set_tag(run.info.run_id, "regbench.ended_by", "study driver")
+        if done and trial.user_attrs.get("epochs", 0) < max_epochs:
+            client.set_tag(run.info.run_id, "regbench.stopped_by", "scheduler")
         client.set_terminated(run.info.run_id, "FINISHED" if done else "KILLED")
 
 
@@ -277,16 +292,15 @@ def run_study(spec: StudyRequest) -> StudyResult:
                 if n_new:
                     _search(spec, resolved, storage, n_new, ctx)
             finally:
-                _end_orphans(experiment, log.run_id, optuna.load_study(study_name=spec.name, storage=storage),
+                end_orphans(experiment, log.run_id, optuna.load_study(study_name=spec.name, storage=storage),
                              spec.max_epochs)  # fmt: skip
             search_s = time.perf_counter() - start
             study = optuna.load_study(study_name=spec.name, storage=storage)
             table = trials_table(study)
-            log.table(table, "trials.csv")
-            _log_study_figures(log, study)
             done = completed(study)
             n_failed = int((table["state"] == "FAIL").sum()) if len(table) else 0
             if not done:
+                _log_search(log, study, table)
                 raise StudyFailedError(
                     f"study {spec.name}: no trial completed ({n_failed} failed); see error.txt of the failed trial "
                     f"runs in experiment {experiment!r}"
@@ -296,9 +310,10 @@ def run_study(spec: StudyRequest) -> StudyResult:
             log.params({"study.best_trial": best.number, **store.flatten_params("model", searched["model"]),
                         **store.flatten_params("train", searched["train"])})  # fmt: skip
             try:
-                refits = refit_seeds(ctx, searched, seeds, spec.cpus_per_trial, spec.gpus_per_trial)
+                refits = refit_seeds(ctx, searched, seeds, spec.cpus_per_trial, spec.gpus_per_trial,
+                                     meanwhile=lambda: _log_search(log, study, table))  # fmt: skip
             finally:
-                _end_orphans(experiment, log.run_id, study, spec.max_epochs)
+                end_orphans(experiment, log.run_id, study, spec.max_epochs)
         summary = seed_summary(refits)
         log.table(pd.DataFrame(per_seed_table(refits)), "seeds.csv")
         for r in refits:
@@ -321,7 +336,9 @@ def run_study(spec: StudyRequest) -> StudyResult:
         )  # fmt: skip
 
 
-def _log_study_figures(log: RunLogger, study: optuna.Study) -> None:
+def _log_search(log: RunLogger, study: optuna.Study, table: pd.DataFrame) -> None:
+    """The search's record on the cell run: `trials.csv` and the Optuna figures."""
+    log.table(table, "trials.csv")
     figures = study_figures(study)
     for name, fig in figures.items():
         log.figure(fig, name)

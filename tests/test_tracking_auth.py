@@ -1,0 +1,80 @@
+"""A shared tracking server with MLflow's basic-auth app (`mlflow server --app-name basic-auth`) on loopback:
+clients without (or with wrong) credentials are refused; regbench logs with `MLFLOW_TRACKING_USERNAME/PASSWORD`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return  # answering (401 is an answer)
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout_s} s")
+
+
+def test_basic_auth_server_refuses_anonymous_clients(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "auth.ini"
+    config.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{tmp_path}/auth.db\n"
+                      "admin_username = admin\nadmin_password = s3cret-Passw0rd\n"
+                      "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")  # fmt: skip
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+    env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
+    server = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--app-name", "basic-auth", "--backend-store-uri",
+         f"sqlite:///{tmp_path}/mlflow.db", "--artifacts-destination", f"{tmp_path}/artifacts", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        _wait(f"{uri}/health", 90)
+        for user in (None, ("admin", "wrong")):
+            monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+            monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+            if user:
+                monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user[0])
+                monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", user[1])
+            with pytest.raises(MlflowException, match=r"401|Unauthorized|credentials"):
+                MlflowClient(uri).search_experiments()
+        creds = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_TRACKING_USERNAME": "admin",
+                 "MLFLOW_TRACKING_PASSWORD": "s3cret-Passw0rd"}  # fmt: skip
+        train = [str(BIN / "regbench"), "train", "--task", "enhancers.synthetic", "--model", "kmer_logreg", "--set",
+                 "data.n=200", "--experiment", "auth"]  # fmt: skip
+        done = subprocess.run(train, env={**env, **creds}, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        run_id = done.stdout.strip().splitlines()[-1].removeprefix("run_id: ")
+        for key, value in creds.items():
+            monkeypatch.setenv(key, value)
+        assert MlflowClient(uri).get_run(run_id).info.status == "FINISHED"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
