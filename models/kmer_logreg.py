@@ -17,6 +17,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from harness.config import Setting, Settings
 from harness.plugins import register_model
 from harness.spec import Dataset, IOSpec, ModelPlugin
 from models._kmer_features import dataset_spectra
@@ -85,7 +86,14 @@ PLUGIN = register_model(
         name="kmer_logreg",
         description="k-mer spectrum (frequencies of all 4^k k-mers) + L2 logistic regression baseline",
         native_inputs="seq",
-        defaults={"k": 4, "C": 1.0, "class_weight": "none", "max_iter": 2000},
+        defaults=Settings(
+            {
+                "k": Setting(4, ge=1, le=8),  # 4**k features per branch
+                "C": Setting(1.0, gt=0),
+                "class_weight": Setting("none", choices=("none", "balanced")),
+                "max_iter": Setting(2000, ge=1),
+            }
+        ),
         tiny={"max_iter": 500},
         search_space=search_space,
         fit_sklearn=fit_sklearn,

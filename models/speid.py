@@ -19,9 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.config import Setting, Settings
 from harness.plugins import register_model
 from harness.spec import Encoder, IOSpec, ModelPlugin
-from models._pair_trunk import TRUNK_DEFAULTS, ConvLstmTrunk
+from models._pair_trunk import TRUNK_SETTINGS, ConvLstmTrunk
 
 
 class SpeidEncoder(nn.Module, Encoder):
@@ -75,7 +76,7 @@ PLUGIN = register_model(
         name="speid",
         description="SPEID: conv branch per sequence, concatenated along the sequence axis, BiLSTM, dense",
         native_inputs="seq_pair",
-        defaults={**TRUNK_DEFAULTS, "dense": 800},
+        defaults=Settings({**TRUNK_SETTINGS, "dense": Setting(800, ge=1, le=65536)}),
         tiny={"n_kernels": 8, "kernel_size": 5, "pool": 3, "hidden": 8, "dense": 16},
         search_space=search_space,
         build=build,
