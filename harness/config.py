@@ -162,7 +162,9 @@ TRAIN_SETTINGS = Settings({f.name: f.metadata["setting"] for f in dataclasses.fi
 
 
 def parse_value(text: str) -> Any:
-    """A YAML scalar: `3` → 3, `1e-3` → 0.001, `true` → True, anything else → str."""
+    """A YAML scalar: `3` → 3, `1e-3` → 0.001, `true` → True, anything else (the empty string too) → str."""
+    if not text:
+        return text
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
