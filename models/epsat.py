@@ -12,6 +12,9 @@ ReLU(softmax(Q Kᵀ / √32) V) (B, T, 32), concatenated (B, T, 256) → Linear-
 Differences from the published model: padded keys are masked out of the attention and the readout averages over real
 steps, where EPSAT sums over all steps and then standardises by the mean and standard deviation of the whole batch
 (which makes a prediction depend on the other pairs in its batch); the harness head has one output, not two.
+
+Input length: any; the attention weights grow quadratically in the pooled steps T (B x n_heads x T x T floats, checked
+against the memory limit before allocation, `harness.data.encode.check_batch_memory`), the trunk linearly.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 After Lee, Karchin & Beer 2011, "Discriminative prediction of mammalian enhancers from DNA sequence" (Genome
 Research 21:2167) — here with plain k-mer frequencies and an L2-regularised linear model instead of a gapped-k-mer
 SVM. Features: per branch, the frequencies of all 4**k k-mers (N-free, real positions only), concatenated over the
-branches of a pair task, scaled to unit variance; one logistic regression per label.
+branches of a pair task, scaled to unit variance; one logistic regression per label. Input length: any (a
+sequence becomes 4**k frequencies, counted in chunks).
 """
 
 from __future__ import annotations

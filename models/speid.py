@@ -9,7 +9,8 @@ kernels of length 13 → batch norm → ReLU → max-pool 6 → dropout 0.2; 2-l
 
 Difference from the paper: SPEID flattens the BiLSTM output (T × 2H) into its dense layer, which ties the model to one
 input length and holds ~99% of its parameters; here the steps are max-pooled (over real steps only), so the model
-takes any length and a sequence's prediction does not depend on its batch's padding.
+takes any length (memory grows linearly with it; checked per batch, see `models._pair_trunk`) and a sequence's
+prediction does not depend on its batch's padding.
 """
 
 from __future__ import annotations
