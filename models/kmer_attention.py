@@ -152,8 +152,8 @@ class KmerAttentionEncoder(nn.Module, Encoder):
         longest = int(mask.sum(dim=1).max())
         if longest > self.max_len:
             raise ValueError(
-                f"kmer_attention: a sequence of length {longest} exceeds the model's maximum input length "
-                f"{self.max_len} (model.max_len, or the task's fixed length)"
+                f"kmer_attention: sequence length {longest} exceeds max_len={self.max_len}, the model's maximum "
+                "input length (model.max_len, or the task's fixed length)"
             )
         heads = self.blocks[0].attn.n_heads if len(self.blocks) else 0
         check_batch_memory(4 * codes.shape[0] * heads * (codes.shape[1] + 1) ** 2, "kmer_attention attention weights")

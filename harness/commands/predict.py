@@ -57,10 +57,10 @@ def run_predict(args: argparse.Namespace) -> int:
     from harness.evaluation.reload import load_predictor, single_sequence_dataset
     from harness.paths import input_file, output_file
 
+    predictor, meta = load_predictor(args.run, args.device)  # first: an unknown run is named before the files
     input_file(args.input, "input file")
     if args.output != "-":
         output_file(args.output, "output file")
-    predictor, meta = load_predictor(args.run, args.device)
     ids, seqs, _ = read_scored(args.input, meta, labelled=False)
     scores = predictor.score(single_sequence_dataset(ids, seqs, None, meta, args.input))
     table = pd.DataFrame({"id": ids, "score": scores}) if scores.ndim == 1 else pd.DataFrame(
@@ -79,8 +79,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from harness.evaluation.reload import load_predictor, single_sequence_dataset
     from harness.paths import input_file
 
-    input_file(args.input, "input file")
     predictor, meta = load_predictor(args.run, args.device)
+    input_file(args.input, "input file")
     if meta["io"]["target"] != "binary":
         raise ValueError(f"evaluate supports binary tasks; run {args.run} was trained on {meta['task']}")
     ids, seqs, labels = read_scored(args.input, meta, labelled=True)
