@@ -448,3 +448,24 @@ def test_training_file_path_with_spaces_is_accepted(tmp_path: Path, capsys: pyte
     )
     assert outcome.code == 0, outcome.text
     assert "run_id: " in outcome.text
+
+
+# --- memory bound of a batch, checked before allocating ------------------------------------------------------------
+
+
+def test_attention_batch_over_the_memory_limit_is_refused_before_allocating(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from harness.data.encode import BatchTooLargeError
+    from harness.plugins import get_model
+    from harness.spec import IOSpec
+
+    plugin = get_model("kmer_attention")
+    encoder = plugin.build(IOSpec("seq", (0,), 1, "binary"), **{**plugin.defaults, "max_len": 4096, "n_heads": 4})
+    codes = torch.zeros(64, 4096, dtype=torch.uint8)
+    monkeypatch.setenv("REGBENCH_MAX_BATCH_GB", "1")  # 64 x 4 heads x 4097^2 floats = 16 GiB
+    with pytest.raises(BatchTooLargeError, match=r"weights of this batch would take 16.0 GiB.*batch_size"):
+        encoder(codes, torch.ones_like(codes, dtype=torch.bool))
+    monkeypatch.setenv("REGBENCH_MAX_BATCH_GB", "lots")
+    with pytest.raises(ValueError, match="REGBENCH_MAX_BATCH_GB='lots' is not a number"):
+        encoder(codes, torch.ones_like(codes, dtype=torch.bool))
