@@ -1,19 +1,27 @@
-"""Run configuration: the training settings and `--set key=value` overrides.
+"""Run configuration: declared settings, the training settings and `--set key=value` overrides.
 
 Keys are namespaced: `model.*` (the model plugin's hyperparameters), `train.*` (`TrainConfig`),
 `data.*` (options of the task factory). Values are parsed as YAML scalars (`1e-3`, `true`, `cosine`).
+Every setting is declared once as a `Setting` — its default, type and accepted range or choices — in a `Settings`
+table (a plugin's `defaults`, a task's options, `TrainConfig`'s fields); `merge` checks every value against it, so
+`--set`, study files and searched values go through the same code.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 NAMESPACES = ("model", "train", "data")
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+Rule = Callable[[Mapping[str, Any]], str | None]  # a check across settings: why the values do not fit, or None
 
 
 class ConfigError(ValueError):
@@ -21,53 +29,142 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Settings of the training loop (`harness.training.fit.fit`)."""
+class Setting:
+    """One setting: its default (whose type is the setting's type) and the values accepted.
 
-    max_epochs: int = 20
-    batch_size: int = 64
-    eval_batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    warmup_frac: float = 0.05  # fraction of all optimiser steps spent in linear warm-up
-    schedule: str = "cosine"  # cosine | linear | constant (after warm-up)
-    grad_clip: float = 1.0  # max global grad norm; 0 disables
-    patience: int = 5  # epochs without validation improvement before stopping; 0 disables
-    amp: bool = True  # mixed precision (bf16/fp16 autocast) — CUDA only, ignored on CPU
-    rc_augment: bool = False  # random reverse-complement of training batches
-    rc_tta: bool = False  # average predictions over both strands at evaluation
-    class_weight: str = "none"  # none | balanced (positive weight = n_neg / n_pos per label)
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
-    progress: bool = True  # tqdm progress bars
+    ge/gt/le/lt: numeric bounds (floats must also be finite); choices: the accepted values; pattern: a regular
+    expression a string must match fully, `accepts` its description.
+    """
+
+    default: Any
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    choices: tuple[Any, ...] = ()
+    pattern: str = ""
+    accepts: str = ""
+
+    @property
+    def kind(self) -> type:
+        return type(self.default)
+
+    def describe(self) -> str:
+        """What the setting accepts, e.g. `an integer >= 1` or `one of mean, max`."""
+        if self.accepts:
+            return self.accepts
+        if self.choices:
+            return "one of " + ", ".join(str(c) for c in self.choices)
+        noun = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}[self.kind]
+        low = ("[", ">=", self.ge) if self.ge is not None else ("(", ">", self.gt) if self.gt is not None else None
+        high = ("]", "<=", self.le) if self.le is not None else (")", "<", self.lt) if self.lt is not None else None
+        if low and high:
+            bounds = f"in {low[0]}{low[2]:g}, {high[2]:g}{high[0]}"
+        elif low or high:
+            _, op, x = low or high
+            bounds = f"{op} {x:g}"
+        else:
+            return noun
+        return f"{bounds} and finite" if self.kind is float else f"{noun} {bounds}"
+
+    def accepted(self, value: Any) -> bool:
+        """Whether `value` (already of the setting's type) is within the declared range or choices."""
+        if self.choices:
+            return value in self.choices
+        if self.pattern:
+            return re.fullmatch(self.pattern, str(value)) is not None
+        if self.kind in (int, float) and not isinstance(value, bool):
+            return (
+                math.isfinite(value)
+                and (self.ge is None or value >= self.ge)
+                and (self.gt is None or value > self.gt)
+                and (self.le is None or value <= self.le)
+                and (self.lt is None or value < self.lt)
+            )
+        return True
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise a ConfigError `name=value is invalid: must be ...` unless the value is accepted."""
+        if not self.accepted(value):
+            raise ConfigError(f"{name}={value!r} is invalid: must be {self.describe()}")
+
+
+class Settings(Mapping[str, Any]):
+    """A plugin's or task's settings: as a mapping, name → default; `entries` the declared `Setting`s and `rules`
+    the checks across settings (e.g. n_heads divides d_model), each returning why the values do not fit (naming the
+    keys and values, e.g. `model.n_heads=3 must divide model.d_model=64`) or None."""
+
+    def __init__(self, entries: Mapping[str, Setting], rules: Sequence[Rule] = ()) -> None:
+        for name, entry in entries.items():
+            if not entry.accepted(entry.default):
+                raise ValueError(f"setting {name}: default {entry.default!r} is outside {entry.describe()}")
+        self.entries: dict[str, Setting] = dict(entries)
+        self.rules = tuple(rules)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.entries[key].default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __repr__(self) -> str:
+        return f"Settings({dict(self)!r})"
+
+    def updated(self, entries: Mapping[str, Setting]) -> Settings:
+        """A copy with `entries` added or replaced (same rules)."""
+        return Settings({**self.entries, **entries}, self.rules)
+
+    def check(self, namespace: str, values: Mapping[str, Any]) -> None:
+        """Every value within its declared range, then every rule; the first problem raises a ConfigError."""
+        for name, value in values.items():
+            self.entries[name].check(f"{namespace}.{name}", value)
+        for rule in self.rules:
+            reason = rule(values)
+            if reason:
+                raise ConfigError(reason)
+
+
+def setting(default: Any, **accepts: Any) -> Any:
+    """A dataclass field with `default` whose metadata declares the `Setting` (see `TrainConfig`)."""
+    return dataclasses.field(default=default, metadata={"setting": Setting(default, **accepts)})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of the training loop (`harness.training.fit.fit`); each field declares what it accepts."""
+
+    max_epochs: int = setting(20, ge=1)
+    batch_size: int = setting(64, ge=1)
+    eval_batch_size: int = setting(256, ge=1)
+    lr: float = setting(1e-3, gt=0)
+    weight_decay: float = setting(1e-2, ge=0)
+    warmup_frac: float = setting(0.05, ge=0, lt=1)  # fraction of all optimiser steps spent in linear warm-up
+    schedule: str = setting("cosine", choices=("cosine", "linear", "constant"))  # after warm-up
+    grad_clip: float = setting(1.0, ge=0)  # max global grad norm; 0 disables
+    patience: int = setting(5, ge=0)  # epochs without validation improvement before stopping; 0 disables
+    amp: bool = setting(True)  # mixed precision (bf16/fp16 autocast) — CUDA only, ignored on CPU
+    rc_augment: bool = setting(False)  # random reverse-complement of training batches
+    rc_tta: bool = setting(False)  # average predictions over both strands at evaluation
+    class_weight: str = setting("none", choices=("none", "balanced"))  # balanced: positive weight = n_neg / n_pos
+    seed: int = setting(0, ge=0)
+    device: str = setting("auto", pattern=DEVICE.pattern, accepts="auto, cpu, mps, cuda or cuda:N")
+    threads: int = setting(0, ge=0)  # torch intra-op threads; 0 keeps torch's default
+    progress: bool = setting(True)  # tqdm progress bars
 
     def __post_init__(self) -> None:
-        checks = {
-            "max_epochs": self.max_epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "eval_batch_size": self.eval_batch_size >= 1,
-            "lr": self.lr > 0,
-            "weight_decay": self.weight_decay >= 0,
-            "warmup_frac": 0 <= self.warmup_frac < 1,
-            "schedule": self.schedule in ("cosine", "linear", "constant"),
-            "grad_clip": self.grad_clip >= 0,
-            "patience": self.patience >= 0,
-            "class_weight": self.class_weight in ("none", "balanced"),
-            "threads": self.threads >= 0,
-        }
-        hints = {
-            "max_epochs": ">= 1", "batch_size": ">= 1", "eval_batch_size": ">= 1", "lr": "> 0",
-            "weight_decay": ">= 0", "warmup_frac": "in [0, 1)", "schedule": "cosine, linear or constant",
-            "grad_clip": ">= 0", "patience": ">= 0", "class_weight": "none or balanced", "threads": ">= 0",
-        }  # fmt: skip
-        for key, ok in checks.items():
-            if not ok:
-                raise ConfigError(f"train.{key}={getattr(self, key)!r} is invalid: must be {hints[key]}")
+        TRAIN_SETTINGS.check("train", dataclasses.asdict(self))
+
+
+TRAIN_SETTINGS = Settings({f.name: f.metadata["setting"] for f in dataclasses.fields(TrainConfig)})
 
 
 def parse_value(text: str) -> Any:
-    """A YAML scalar: `3` → 3, `1e-3` → 0.001, `true` → True, anything else → str."""
+    """A YAML scalar: `3` → 3, `1e-3` → 0.001, `true` → True, anything else (the empty string too) → str."""
+    if not text:
+        return text
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
@@ -118,24 +215,27 @@ def coerce(namespace: str, key: str, value: Any, like: Any) -> Any:
             return float(value)
         if isinstance(like, str):
             return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
     raise ConfigError(f"{namespace}.{key}={value!r}: expected {type(like).__name__} (default is {like!r})")
 
 
 def merge(namespace: str, defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Defaults updated by overrides; unknown keys and wrong types raise with the valid keys listed."""
+    """Defaults updated by overrides; unknown keys, wrong types and (for a `Settings` table) values outside their
+    declared range raise a ConfigError naming the key, the value and what is accepted."""
     unknown = sorted(set(overrides) - set(defaults))
     if unknown:
         raise ConfigError(
             f"unknown {namespace} setting(s) {', '.join(namespace + '.' + k for k in unknown)}; "
             f"valid: {', '.join(sorted(defaults)) or '(none)'}"
         )
-    return {k: coerce(namespace, k, overrides[k], v) if k in overrides else v for k, v in defaults.items()}
+    values = {k: coerce(namespace, k, overrides[k], v) if k in overrides else v for k, v in defaults.items()}
+    if isinstance(defaults, Settings):
+        defaults.check(namespace, values)
+    return values
 
 
 def train_config(overrides: Mapping[str, Any], **fixed: Any) -> TrainConfig:
     """A `TrainConfig` from `train.*` overrides plus explicit values (e.g. seed from `--seed`)."""
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    values = merge("train", defaults, {**overrides, **{k: v for k, v in fixed.items() if v is not None}})
+    values = merge("train", TRAIN_SETTINGS, {**overrides, **{k: v for k, v in fixed.items() if v is not None}})
     return TrainConfig(**values)

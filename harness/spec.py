@@ -157,8 +157,10 @@ class ModelPlugin:
         runs through the shared siamese adapter in `harness.training.modeling`.
     search_space: `search_space(trial) -> dict` over the model's hyperparameters; `trial` is any object
         with optuna's `suggest_*` methods (model files never import optuna).
-    defaults: the paper's configuration, the only copy of the model's defaults. tiny: overrides giving a small,
-        fast variant for tests and smoke studies.
+    defaults: the paper's configuration, the only copy of the model's defaults: a `harness.config.Settings` table
+        declaring each hyperparameter's default, type and accepted range or choices (plus rules across settings,
+        e.g. n_heads divides d_model), checked by `merge` for `--set`, study files and searched values. tiny:
+        overrides giving a small, fast variant for tests and smoke studies.
     fit_sklearn: for non-torch baselines, `fit_sklearn(train, val, io, *, **hp) -> Predictor`.
     featurize: optional `featurize(task, splits, **hp) -> Splits` computed once before training (e.g. frozen
         embeddings), its measurements in `Splits.stats`.
@@ -166,6 +168,9 @@ class ModelPlugin:
         (e.g. EPLAE's latent-space PCA).
     train_defaults: the model's own training recipe (e.g. reverse-complement augmentation), applied under any
         `--set train.*` the user gives.
+    max_length: optional `max_length(hp, io) -> bases`: the longest sequence (per branch) the model takes with
+        these settings; longer inputs are refused naming the record (`harness.data.encode.check_lengths`). None:
+        any length (the model's docstring says how memory grows with it).
     shortcut: a shortcut baseline (what a score owes to composition, length, distance or element identity): added
         to every benchmark board where its `check_io` accepts the task, unless the study file says `shortcuts: false`.
     train_space: optional `train_space(trial) -> dict` replacing the shared space of `train.*` settings a study
@@ -196,6 +201,7 @@ class ModelPlugin:
     save_state: Callable[[Any], Mapping[str, Any]] | None = None
     load_state: Callable[[Mapping[str, Any], IOSpec, Mapping[str, Any]], Any] | None = None
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
+    max_length: Callable[[Mapping[str, Any], IOSpec], int] | None = None
     train_space: Callable[[Any], dict[str, Any]] | None = None
     shortcut: bool = False
     paper: str = ""

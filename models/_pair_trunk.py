@@ -12,6 +12,8 @@ Padding: a pooled step is real when every base under its pooling window's convol
 real steps of all branches are moved to the front of each row (in order) and the LSTM reads them through
 `pack_padded_sequence`, so it never sees padding and a sequence's features do not depend on the batch's padding
 width. Batch norm takes its statistics over real positions only.
+Input length: any; memory grows linearly with it (the convolution output, B x n_kernels x L floats, is checked
+against the memory limit before allocation, `harness.data.encode.check_batch_memory`).
 """
 
 from __future__ import annotations
@@ -20,17 +22,18 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from harness.data.encode import one_hot
+from harness.config import Setting
+from harness.data.encode import check_batch_memory, one_hot
 
-# The trunk's paper configuration (SPEID as described for EPSAT), shared by speid's and epsat's defaults.
-TRUNK_DEFAULTS = {
-    "n_kernels": 200,
-    "kernel_size": 13,
-    "pool": 6,
-    "conv_dropout": 0.2,
-    "hidden": 100,
-    "lstm_layers": 2,
-    "dropout": 0.4,
+# The trunk's paper configuration (SPEID as described for EPSAT) and ranges, shared by speid's and epsat's defaults.
+TRUNK_SETTINGS = {
+    "n_kernels": Setting(200, ge=1, le=4096),
+    "kernel_size": Setting(13, ge=1, le=1000),
+    "pool": Setting(6, ge=1, le=1000),
+    "conv_dropout": Setting(0.2, ge=0, lt=1),
+    "hidden": Setting(100, ge=1, le=4096),
+    "lstm_layers": Setting(2, ge=1, le=8),
+    "dropout": Setting(0.4, ge=0, lt=1),
 }
 
 
@@ -53,6 +56,7 @@ class ConvBranch(nn.Module):
                 f"a sequence of length {shortest} is shorter than kernel_size + pool - 1 = {min_len}; "
                 "lower kernel_size or pool"
             )
+        check_batch_memory(4 * codes.shape[0] * self.conv.out_channels * codes.shape[1], "convolution output")
         x = self.conv(one_hot(codes, mask))  # (B, C, L') with L' = L - k + 1
         n_real = mask.sum(dim=1) - self.kernel_size + 1  # (B,) windows lying wholly on real bases
         valid = torch.arange(x.shape[-1], device=x.device)[None, :] < n_real[:, None]  # (B, L')

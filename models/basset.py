@@ -9,16 +9,19 @@ fully connected layers of 1000 units with batch norm, ReLU and dropout 0.3. The 
 codes (B, L) → one-hot (B, 4, L) → 3 × [conv, BN, ReLU, max-pool] (B, F3, L3) → flatten (B, F3·L3)
 → 2 × [linear, BN, ReLU, dropout] (B, fc_dim). The flatten size is computed from the task's fixed length; shorter
 inputs (the shorter branch of a pair under the siamese adapter) are right-padded with N (all-zero columns).
+Input length: exactly the task's fixed length (variable-length tasks are refused at build); longer inputs are refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.config import Setting, Settings
 from harness.data.encode import one_hot
 from harness.plugins import register_model
 from harness.spec import Encoder, IOSpec, ModelPlugin
@@ -90,6 +93,11 @@ def build(
                   fc_dim, dropout)  # fmt: skip
 
 
+def fixed_length(hp: Mapping[str, Any], io: IOSpec) -> int:
+    """A flattening CNN takes the task's fixed length and nothing longer."""
+    return io.lengths[0]
+
+
 def search_space(trial: Any) -> dict[str, Any]:
     """Layer sizes and dropout; the convolution widths and pools stay the paper's (they fix the flatten size)."""
     return {
@@ -106,22 +114,25 @@ PLUGIN = register_model(
         name="basset",
         description="Basset CNN: 3 conv (300×19, 200×11, 200×7) + BN + max-pool, 2 × FC 1000 (fixed length)",
         native_inputs="seq",
-        defaults={
-            "filters1": 300,
-            "width1": 19,
-            "pool1": 3,
-            "filters2": 200,
-            "width2": 11,
-            "pool2": 4,
-            "filters3": 200,
-            "width3": 7,
-            "pool3": 4,
-            "fc_dim": 1000,
-            "dropout": 0.3,
-        },
+        defaults=Settings(
+            {
+                "filters1": Setting(300, ge=1, le=4096),
+                "width1": Setting(19, ge=1, le=1000),
+                "pool1": Setting(3, ge=1, le=1000),
+                "filters2": Setting(200, ge=1, le=4096),
+                "width2": Setting(11, ge=1, le=1000),
+                "pool2": Setting(4, ge=1, le=1000),
+                "filters3": Setting(200, ge=1, le=4096),
+                "width3": Setting(7, ge=1, le=1000),
+                "pool3": Setting(4, ge=1, le=1000),
+                "fc_dim": Setting(1000, ge=1, le=65536),
+                "dropout": Setting(0.3, ge=0, lt=1),
+            }
+        ),
         tiny={"filters1": 8, "filters2": 8, "filters3": 8, "fc_dim": 16},
         search_space=search_space,
         build=build,
+        max_length=fixed_length,
         paper="Kelley, Snoek & Rinn 2016, Genome Research 26:990 (Basset)",
     )
 )

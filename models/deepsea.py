@@ -10,6 +10,7 @@ max-norm weight constraint (the harness trains with AdamW weight decay).
 codes (B, L) → one-hot (B, 4, L) → [conv, ReLU, pool, dropout] × 2 → conv, ReLU, dropout (B, F3, L3)
 → flatten (B, F3·L3) → linear, ReLU (B, fc_dim). The flatten size is computed from the task's fixed length;
 shorter inputs (the shorter branch of a pair under the siamese adapter) are right-padded with N.
+Input length: exactly the task's fixed length (variable-length tasks are refused at build); longer inputs are refused.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.config import Setting, Settings
 from harness.data.encode import one_hot
 from harness.plugins import register_model
 from harness.spec import Encoder, IOSpec, ModelPlugin
-from models.basset import conv_stack_length, pad_to
+from models.basset import conv_stack_length, fixed_length, pad_to
 
 
 class DeepSEA(nn.Module, Encoder):
@@ -79,20 +81,23 @@ PLUGIN = register_model(
         name="deepsea",
         description="DeepSEA CNN: conv 320×8 → pool 4 → conv 480×8 → pool 4 → conv 960×8, dense 925 (fixed length)",
         native_inputs="seq",
-        defaults={
-            "filters1": 320,
-            "filters2": 480,
-            "filters3": 960,
-            "width": 8,
-            "pool": 4,
-            "fc_dim": 925,
-            "dropout1": 0.2,
-            "dropout2": 0.2,
-            "dropout3": 0.5,
-        },
+        defaults=Settings(
+            {
+                "filters1": Setting(320, ge=1, le=4096),
+                "filters2": Setting(480, ge=1, le=4096),
+                "filters3": Setting(960, ge=1, le=4096),
+                "width": Setting(8, ge=1, le=1000),
+                "pool": Setting(4, ge=1, le=1000),
+                "fc_dim": Setting(925, ge=1, le=65536),
+                "dropout1": Setting(0.2, ge=0, lt=1),
+                "dropout2": Setting(0.2, ge=0, lt=1),
+                "dropout3": Setting(0.5, ge=0, lt=1),
+            }
+        ),
         tiny={"filters1": 8, "filters2": 8, "filters3": 8, "fc_dim": 16},
         search_space=search_space,
         build=build,
+        max_length=fixed_length,
         paper="Zhou & Troyanskaya 2015, Nature Methods 12:931 (DeepSEA)",
     )
 )

@@ -13,6 +13,7 @@ Pairs get one autoencoder per branch (not a shared one): enhancer and promoter d
 latent layers. The dense layers fix the input length: lengths must be fixed (0 in `io.lengths` raises at build).
 In training mode `forward` sets `aux_loss` = recon_weight · MSE + l2 · Σ‖W‖² over the encoder's parameters, which the
 harness adds to the cross-entropy.
+Input length: exactly the task's fixed length per branch; longer inputs are refused.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 from torch import nn
 
+from harness.config import Setting, Settings
 from harness.data.encode import one_hot
 from harness.plugins import register_model
 from harness.spec import Dataset, Encoder, IOSpec, ModelPlugin
@@ -104,6 +106,11 @@ def build(io: IOSpec, *, channels: int, kernel_size: int, latent: int, recon_wei
     return EplaeEncoder(io.lengths, widths, kernel_size, latent, recon_weight, l2)
 
 
+def _odd_kernel(hp: Mapping[str, Any]) -> str | None:
+    k = hp["kernel_size"]
+    return f"model.kernel_size={k} must be odd (each stride-2 layer halves the length)" if k % 2 == 0 else None
+
+
 def search_space(trial: Any) -> dict[str, Any]:
     return {
         "channels": trial.suggest_categorical("channels", [8, 16, 32, 64]),
@@ -147,7 +154,16 @@ PLUGIN = register_model(
         name="eplae",
         description="EPLAE: convolutional autoencoder per sequence, logistic head on the dense latent",
         native_inputs="seq_pair",
-        defaults={"channels": 32, "kernel_size": 9, "latent": 64, "recon_weight": 1.0, "l2": 1e-5},
+        defaults=Settings(
+            {
+                "channels": Setting(32, ge=1, le=1024),
+                "kernel_size": Setting(9, ge=1, le=999),
+                "latent": Setting(64, ge=1, le=65536),
+                "recon_weight": Setting(1.0, ge=0),
+                "l2": Setting(1e-5, ge=0),
+            },
+            rules=(_odd_kernel,),
+        ),
         tiny={"channels": 4, "kernel_size": 5, "latent": 8},
         search_space=search_space,
         build=build,

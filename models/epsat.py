@@ -12,6 +12,9 @@ ReLU(softmax(Q Kᵀ / √32) V) (B, T, 32), concatenated (B, T, 256) → Linear-
 Differences from the published model: padded keys are masked out of the attention and the readout averages over real
 steps, where EPSAT sums over all steps and then standardises by the mean and standard deviation of the whole batch
 (which makes a prediction depend on the other pairs in its batch); the harness head has one output, not two.
+
+Input length: any; the attention weights grow quadratically in the pooled steps T (B x n_heads x T x T floats, checked
+against the memory limit before allocation, `harness.data.encode.check_batch_memory`), the trunk linearly.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.config import Setting, Settings
+from harness.data.encode import check_batch_memory
 from harness.plugins import register_model
 from harness.spec import Encoder, IOSpec, ModelPlugin
-from models._pair_trunk import TRUNK_DEFAULTS, ConvLstmTrunk
+from models._pair_trunk import TRUNK_SETTINGS, ConvLstmTrunk
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -47,6 +52,7 @@ class MultiHeadSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_size).permute(2, 0, 3, 1, 4)  # 3 × (B, nh, T, hs)
+        check_batch_memory(4 * B * self.n_heads * T * T, "epsat attention weights")
         keys = real[:, None, None, :]  # (B, 1, 1, T); every row has at least one real step
         if self.fused:
             p = self.attn_dropout.p if self.training else 0.0
@@ -114,7 +120,15 @@ PLUGIN = register_model(
         name="epsat",
         description="EPSAT: SPEID's conv + BiLSTM trunk, then 8-head self-attention (head size 32) and a dense layer",
         native_inputs="seq_pair",
-        defaults={**TRUNK_DEFAULTS, "n_heads": 8, "head_size": 32, "attn_dropout": 0.2, "dense": 100},
+        defaults=Settings(
+            {
+                **TRUNK_SETTINGS,
+                "n_heads": Setting(8, ge=1, le=64),
+                "head_size": Setting(32, ge=1, le=1024),
+                "attn_dropout": Setting(0.2, ge=0, lt=1),
+                "dense": Setting(100, ge=1, le=65536),
+            }
+        ),
         tiny={"n_kernels": 8, "kernel_size": 5, "pool": 3, "hidden": 8, "n_heads": 2, "head_size": 4, "dense": 8},
         search_space=search_space,
         build=build,

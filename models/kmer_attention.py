@@ -8,18 +8,25 @@ The proposal's configuration is one layer with one head, so its attention map ca
 codes (B, L) → k-mer ids (B, T = L-k+1) → embedding + position (B, T, C) → n_layers × [attention, MLP]
 → masked pooling (B, C) → Linear-ReLU-Dropout (B, out_dim). Padding never receives attention nor enters pooling,
 so a sequence gives the same features whatever the padding width of its batch.
+
+Input length: at most `max_len` bases (default 1024), or the task's fixed length when it has one; a longer sequence
+is refused (predict/evaluate name the record), never cut or windowed, since attention weights grow as T x T. A batch
+whose attention weights (B x heads x T x T floats) would exceed the memory limit
+(`harness.data.encode.check_batch_memory`) is refused before allocation.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.data.encode import kmer_ids, kmer_vocab_size
+from harness.config import Setting, Settings
+from harness.data.encode import check_batch_memory, kmer_ids, kmer_vocab_size
 from harness.plugins import register_model
 from harness.spec import Encoder, IOSpec, ModelPlugin
 
@@ -142,6 +149,14 @@ class KmerAttentionEncoder(nn.Module, Encoder):
     def forward(self, codes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if codes.shape[1] < self.k:
             raise ValueError(f"kmer_attention: sequence length {codes.shape[1]} is shorter than k={self.k}")
+        longest = int(mask.sum(dim=1).max())
+        if longest > self.max_len:
+            raise ValueError(
+                f"kmer_attention: sequence length {longest} exceeds max_len={self.max_len}, the model's maximum "
+                "input length (model.max_len, or the task's fixed length)"
+            )
+        heads = self.blocks[0].attn.n_heads if len(self.blocks) else 0
+        check_batch_memory(4 * codes.shape[0] * heads * (codes.shape[1] + 1) ** 2, "kmer_attention attention weights")
         ids, kmask = kmer_ids(codes, mask, self.k)  # (B, T), (B, T)
         if not bool(kmask.any(dim=1).all()):
             short = int(mask.sum(dim=1).min())
@@ -150,12 +165,6 @@ class KmerAttentionEncoder(nn.Module, Encoder):
         x = self.tok_emb(ids)  # (B, T, C)
         if self.pos_encoding == "learned":
             n_pos = self.pos_emb.num_embeddings
-            if n_pos < T and bool(kmask[:, n_pos:].any()):
-                longest = int(mask.sum(dim=1).max())
-                raise ValueError(
-                    f"kmer_attention: sequence length {longest} exceeds max_len={self.max_len} of the learned "
-                    "positions (set max_len or use pos_encoding=sinusoidal)"
-                )
             x = x + self.pos_emb(torch.arange(T, device=ids.device).clamp(max=n_pos - 1))  # pad rows are masked
         elif self.pos_encoding == "sinusoidal":
             x = x + sinusoidal_positions(T, x.shape[-1], ids.device)
@@ -214,6 +223,42 @@ def build(
     )
 
 
+def _heads_divide(hp: Mapping[str, Any]) -> str | None:
+    if hp["d_model"] % hp["n_heads"]:
+        return f"model.n_heads={hp['n_heads']} must divide model.d_model={hp['d_model']}"
+    if hp["pos_encoding"] == "sinusoidal" and hp["d_model"] % 2:
+        return f"model.d_model={hp['d_model']} must be even with model.pos_encoding=sinusoidal"
+    return None
+
+
+def _k_fits(hp: Mapping[str, Any]) -> str | None:
+    return f"model.k={hp['k']} must be <= model.max_len={hp['max_len']}" if hp["k"] > hp["max_len"] else None
+
+
+# k <= 8: the embedding table has 4**k + 2 rows (65,538 at k = 8). max_len bounds the tokens attended to: T x T
+# attention weights per head (harness.data.encode.check_batch_memory checks a batch against the memory limit).
+SETTINGS = Settings(
+    {
+        "k": Setting(4, ge=1, le=8),
+        "d_model": Setting(64, ge=1, le=4096),
+        "n_heads": Setting(1, ge=1, le=64),
+        "n_layers": Setting(1, ge=1, le=48),
+        "ff_mult": Setting(2, ge=1, le=16),
+        "dropout": Setting(0.1, ge=0, lt=1),
+        "pooling": Setting("mean", choices=POOLINGS),
+        "pos_encoding": Setting("sinusoidal", choices=POS_ENCODINGS),
+        "max_len": Setting(1024, ge=1, le=16384),
+        "head_dim": Setting(64, ge=1, le=8192),
+    },
+    rules=(_heads_divide, _k_fits),
+)
+
+
+def max_length(hp: Mapping[str, Any], io: IOSpec) -> int:
+    """The longest sequence taken: the task's fixed length, else `max_len` (longer inputs are refused)."""
+    return io.lengths[0] if io.lengths[0] > 0 else int(hp["max_len"])
+
+
 def search_space(trial: Any) -> dict[str, Any]:
     """k in 3..6 and the encoder's size; every n_heads choice divides every d_model choice."""
     return {
@@ -232,21 +277,11 @@ PLUGIN = register_model(
         name="kmer_attention",
         description="overlapping k-mer embeddings + Transformer self-attention encoder (1 layer, 1 head)",
         native_inputs="seq",
-        defaults={
-            "k": 4,
-            "d_model": 64,
-            "n_heads": 1,
-            "n_layers": 1,
-            "ff_mult": 2,
-            "dropout": 0.1,
-            "pooling": "mean",
-            "pos_encoding": "sinusoidal",
-            "max_len": 1024,
-            "head_dim": 64,
-        },
+        defaults=SETTINGS,
         tiny={"k": 3, "d_model": 16, "ff_mult": 2, "head_dim": 16},
         search_space=search_space,
         build=build,
+        max_length=max_length,
         # Both strands carry the same regulatory signal: train on random strands and average both at evaluation.
         # Chosen on enhancers.ienhancer2l validation AUROC (README, "Measured"), with lr 2e-3 for 30 epochs.
         train_defaults={"rc_augment": True, "rc_tta": True, "max_epochs": 30, "lr": 2e-3},

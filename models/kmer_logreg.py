@@ -3,7 +3,8 @@
 After Lee, Karchin & Beer 2011, "Discriminative prediction of mammalian enhancers from DNA sequence" (Genome
 Research 21:2167) — here with plain k-mer frequencies and an L2-regularised linear model instead of a gapped-k-mer
 SVM. Features: per branch, the frequencies of all 4**k k-mers (N-free, real positions only), concatenated over the
-branches of a pair task, scaled to unit variance; one logistic regression per label.
+branches of a pair task, scaled to unit variance; one logistic regression per label. Input length: any (a
+sequence becomes 4**k frequencies, counted in chunks).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from harness.config import Setting, Settings
 from harness.plugins import register_model
 from harness.spec import Dataset, IOSpec, ModelPlugin
 from models._kmer_features import dataset_spectra
@@ -85,7 +87,14 @@ PLUGIN = register_model(
         name="kmer_logreg",
         description="k-mer spectrum (frequencies of all 4^k k-mers) + L2 logistic regression baseline",
         native_inputs="seq",
-        defaults={"k": 4, "C": 1.0, "class_weight": "none", "max_iter": 2000},
+        defaults=Settings(
+            {
+                "k": Setting(4, ge=1, le=8),  # 4**k features per branch
+                "C": Setting(1.0, gt=0),
+                "class_weight": Setting("none", choices=("none", "balanced")),
+                "max_iter": Setting(2000, ge=1),
+            }
+        ),
         tiny={"max_iter": 500},
         search_space=search_space,
         fit_sklearn=fit_sklearn,

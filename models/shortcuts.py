@@ -25,6 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from harness.config import Setting, Settings
 from harness.plugins import register_model
 from harness.spec import Dataset, IOSpec, ModelPlugin
 
@@ -217,6 +218,7 @@ def search_propensity(trial: Any) -> dict[str, Any]:
     return {**search_c(trial), "prior_strength": trial.suggest_float("prior_strength", 0.1, 10.0, log=True)}
 
 
+C_ONLY = Settings({"C": Setting(1.0, gt=0)})  # inverse L2 strength of the logistic regression
 PAPER = "shortcut baseline (what a score owes to composition, length, distance or element identity)"
 
 
@@ -235,20 +237,20 @@ def binary_pairs_only(io: IOSpec) -> str | None:
 GC_LENGTH, LENGTH_ONLY, EPI_DISTANCE, ELEMENT_PROPENSITY = (
     register_model(ModelPlugin(
         name="gc_length", description="shortcut: logistic regression on GC content + length", native_inputs="seq",
-        defaults={"C": 1.0}, search_space=search_c, fit_sklearn=fit_gc_length, check_io=binary_only,
+        defaults=C_ONLY, search_space=search_c, fit_sklearn=fit_gc_length, check_io=binary_only,
         save_state=save_linear, load_state=loader("gc_length", sequence_features), shortcut=True, paper=PAPER)),
     register_model(ModelPlugin(
         name="length_only", description="shortcut: logistic regression on sequence length", native_inputs="seq",
-        defaults={"C": 1.0}, search_space=search_c, fit_sklearn=fit_length_only, check_io=binary_only,
+        defaults=C_ONLY, search_space=search_c, fit_sklearn=fit_length_only, check_io=binary_only,
         save_state=save_linear, load_state=loader("length_only", length_features), shortcut=True, paper=PAPER)),
     register_model(ModelPlugin(
         name="epi_distance", description="shortcut (EPI pairs): logistic regression on log enhancer–promoter distance",
-        native_inputs="seq_pair", defaults={"C": 1.0}, search_space=search_c, fit_sklearn=fit_epi_distance,
+        native_inputs="seq_pair", defaults=C_ONLY, search_space=search_c, fit_sklearn=fit_epi_distance,
         check_io=binary_pairs_only, save_state=save_linear, load_state=loader("epi_distance", distance_features),
         shortcut=True, paper=PAPER)),
     register_model(ModelPlugin(
         name="element_propensity", description="shortcut (EPI pairs): training positive rate of each enhancer and "
-        "promoter", native_inputs="seq_pair", defaults={"C": 1.0, "prior_strength": 1.0},
+        "promoter", native_inputs="seq_pair", defaults=C_ONLY.updated({"prior_strength": Setting(1.0, gt=0)}),
         search_space=search_propensity, fit_sklearn=fit_element_propensity, check_io=binary_pairs_only,
         save_state=save_propensity, load_state=load_propensity, shortcut=True, paper=PAPER)),
 )  # fmt: skip

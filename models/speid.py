@@ -9,7 +9,8 @@ kernels of length 13 → batch norm → ReLU → max-pool 6 → dropout 0.2; 2-l
 
 Difference from the paper: SPEID flattens the BiLSTM output (T × 2H) into its dense layer, which ties the model to one
 input length and holds ~99% of its parameters; here the steps are max-pooled (over real steps only), so the model
-takes any length and a sequence's prediction does not depend on its batch's padding.
+takes any length (memory grows linearly with it; checked per batch, see `models._pair_trunk`) and a sequence's
+prediction does not depend on its batch's padding.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.config import Setting, Settings
 from harness.plugins import register_model
 from harness.spec import Encoder, IOSpec, ModelPlugin
-from models._pair_trunk import TRUNK_DEFAULTS, ConvLstmTrunk
+from models._pair_trunk import TRUNK_SETTINGS, ConvLstmTrunk
 
 
 class SpeidEncoder(nn.Module, Encoder):
@@ -75,7 +77,7 @@ PLUGIN = register_model(
         name="speid",
         description="SPEID: conv branch per sequence, concatenated along the sequence axis, BiLSTM, dense",
         native_inputs="seq_pair",
-        defaults={**TRUNK_DEFAULTS, "dense": 800},
+        defaults=Settings({**TRUNK_SETTINGS, "dense": Setting(800, ge=1, le=65536)}),
         tiny={"n_kernels": 8, "kernel_size": 5, "pool": 3, "hidden": 8, "dense": 16},
         search_space=search_space,
         build=build,

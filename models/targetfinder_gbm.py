@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 
+from harness.config import Setting, Settings
 from harness.data.datasets import FeatureDataset
 from harness.plugins import register_model
 from harness.spec import Dataset, IOSpec, ModelPlugin
 
 BACKENDS = ("exact", "hist")
+MAX_FEATURES = ("log2", "sqrt", "all")
 
 
 class TargetFinderGBM:
@@ -104,14 +106,16 @@ PLUGIN = register_model(
         name="targetfinder_gbm",
         description="TargetFinder gradient boosting on enhancer/promoter/window peak features (feature tables)",
         native_inputs="features",
-        defaults={
-            "n_estimators": 4000,
-            "learning_rate": 0.1,
-            "max_depth": 5,
-            "max_features": "log2",
-            "backend": "exact",
-            "seed": 0,
-        },
+        defaults=Settings(
+            {
+                "n_estimators": Setting(4000, ge=1, le=100_000),
+                "learning_rate": Setting(0.1, gt=0, le=1),
+                "max_depth": Setting(5, ge=1, le=64),
+                "max_features": Setting("log2", choices=MAX_FEATURES),
+                "backend": Setting("exact", choices=BACKENDS),
+                "seed": Setting(0, ge=0),
+            }
+        ),
         tiny={"n_estimators": 30, "max_depth": 3},
         search_space=search_space,
         fit_sklearn=fit_sklearn,

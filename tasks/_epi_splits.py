@@ -14,11 +14,12 @@ Both run on coordinates alone (no genome), after `dedupe_pairs`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from harness.config import ConfigError
+from harness.config import ConfigError, Rule, Setting, Settings
 from harness.data.splits import stratified_holdout
 
 PROTOCOLS = ("chromosome", "random")
@@ -75,6 +76,20 @@ def random_split(labels: np.ndarray, val_fraction: float, test_fraction: float, 
     rest, test = stratified_holdout(labels, test_fraction, seed)
     keep, val = stratified_holdout(labels[rest], val_fraction / (1.0 - test_fraction), seed)
     return {"train": rest[keep], "val": rest[val], "test": test}
+
+
+def fractions_fit(opts: Mapping[str, Any]) -> str | None:
+    """A `Settings` rule: validation and test fractions leave rows to train on."""
+    if opts["val_fraction"] + opts["test_fraction"] >= 1:
+        return f"data.val_fraction={opts['val_fraction']} + data.test_fraction={opts['test_fraction']} must be < 1"
+    return None
+
+
+def split_settings(rules: Sequence[Rule] = (), **extra: Setting) -> Settings:
+    """The `data.*` options of a pair-split task (split protocol, fractions, seed) plus `extra` and `rules`."""
+    return Settings({"split": Setting("chromosome", choices=PROTOCOLS), "val_fraction": Setting(0.1, gt=0, lt=1),
+                     "test_fraction": Setting(0.1, gt=0, lt=1), "seed": Setting(0, ge=0), **extra},
+                    rules=(fractions_fit, *rules))  # fmt: skip
 
 
 def check_protocol(protocol: str) -> None:

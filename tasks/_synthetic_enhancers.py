@@ -107,24 +107,27 @@ def _background(length: int, rng: np.random.Generator) -> list[str]:
     return _BASES[rng.choice(4, size=length, p=probs)].tolist()
 
 
-def _place(seq: list[str], text: str, taken: np.ndarray, rng: np.random.Generator) -> int:
-    """Write `text` at a random free position (1 bp apart from other sites); return its start."""
+def _place(seq: list[str], text: str, taken: np.ndarray, rng: np.random.Generator) -> int | None:
+    """Write `text` at a random free position (1 bp apart from other sites); return its start, None if no room."""
     free = np.flatnonzero(np.convolve(taken, np.ones(len(text) + 2, dtype=int), mode="valid") == 0)
     if free.size == 0:
-        raise ValueError(f"no room for a {len(text)} bp block; use a longer sequence length")
+        return None
     start = int(rng.choice(free))  # window [start, start + len + 2) is free; the block sits 1 bp inside
     seq[start + 1 : start + 1 + len(text)] = list(text)
     taken[start + 1 : start + 1 + len(text)] = 1
     return start + 1
 
 
-def _one(label: int, length: int, rng: np.random.Generator) -> tuple[str, list[PlantedMotif]]:
+def _one(label: int, length: int, rng: np.random.Generator) -> tuple[str, list[PlantedMotif]] | None:
+    """One sequence and its planted motifs, or None when its blocks did not all fit (the caller draws again)."""
     seq, taken, planted = _background(length, rng), np.zeros(length, dtype=int), []
     blocks = [b for _ in range(COPIES) for b in _grammar_blocks(label, rng)]
     blocks += [([(str(rng.choice(DISTRACTORS)), "+")], []) for _ in range(int(rng.integers(1, 4)))]
     texts = [_block(parts, gaps, str(rng.choice(["+", "-"])), rng) for parts, gaps in blocks]
     for text, sites in sorted(texts, key=lambda t: -len(t[0])):  # longest first, so all blocks fit
         offset = _place(seq, text, taken, rng)
+        if offset is None:
+            return None
         planted += [PlantedMotif(offset + s, offset + e, name, strand) for s, e, name, strand in sites]
     return "".join(seq), sorted(planted, key=lambda m: m.start)
 
@@ -147,9 +150,12 @@ def generate(n: int = 2000, length: int = 200, seed: int = 0) -> SyntheticEnhanc
     labels = rng.permutation(np.arange(n) % 2).astype(np.float32)
     seqs, motifs = [], []
     for label in labels:
-        seq, planted = _one(int(label), length, rng)
-        while has_composite(planted) != bool(label):  # two broken blocks placed into a composite: re-place
-            seq, planted = _one(int(label), length, rng)
+        drawn = _one(int(label), length, rng)
+        # Draw again when the blocks did not fit (short sequences: up to ~4% of draws at 100 bp, none from 160 bp)
+        # or two broken blocks were placed into a composite.
+        while drawn is None or has_composite(drawn[1]) != bool(label):
+            drawn = _one(int(label), length, rng)
+        seq, planted = drawn
         seqs.append(seq)
         motifs.append(planted)
     dataset = SeqDataset((Seqs.from_strings(seqs),), labels, np.asarray([f"syn{i}" for i in range(n)]))

@@ -22,7 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from harness.config import ConfigError, merge
+from harness.config import Setting, Settings, merge
 from harness.evaluation.metrics import multilabel_metrics
 from harness.paths import DataNotFoundError, cache_dir, data_root, require_data
 from harness.plugins import TASKS
@@ -125,7 +125,7 @@ def load_deepsea(folder: Path) -> dict[str, Dataset]:
 
 @TASKS.decorator("chromatin.deepsea", "DeepSEA bundle: 919 chromatin profiles (DNase/TF/histone), 1000 bp")
 def deepsea_task(**options: Any) -> ChromatinTask:
-    opts = merge("data", {"dir": ""}, options)
+    opts = merge("data", Settings({"dir": Setting("", accepts="a folder")}), options)
     folder = deepsea_folder(opts["dir"])
     names = deepsea_label_names()
     return _task("chromatin.deepsea", 1000, names, deepsea_groups(), "official", lambda: load_deepsea(folder),
@@ -166,7 +166,7 @@ def load_basset(path: Path) -> dict[str, Dataset]:
 
 @TASKS.decorator("chromatin.basset", "Basset HDF5: 164 DNase-seq cell types, 600 bp")
 def basset_task(**options: Any) -> ChromatinTask:
-    opts = merge("data", {"path": ""}, options)
+    opts = merge("data", Settings({"path": Setting("", accepts="an HDF5 file")}), options)
     path = basset_path(opts["path"])
     length, names = basset_info(path, lambda: read_names(require_data(BASSET_NAMES, "chromatin.basset"), 164))
     groups = {"dnase": np.arange(len(names))}
@@ -194,13 +194,16 @@ def synthetic_files(fmt: str, n: int, length: int, seed: int) -> Path:
 
 @TASKS.decorator("chromatin.synthetic", "planted-motif chromatin profiles (4 DNase, 5 TF, 3 histone) in real formats")
 def synthetic_task(**options: Any) -> ChromatinTask:
-    opts = merge("data", {"n": 3000, "length": 200, "format": "deepsea", "seed": 0}, options)
-    if opts["format"] not in ("deepsea", "basset"):
-        raise ConfigError(f"chromatin.synthetic: data.format={opts['format']!r} is not one of deepsea, basset")
-    if opts["n"] < 100:
-        raise ConfigError(f"chromatin.synthetic: data.n={opts['n']} is too small; need >= 100")
-    if opts["length"] < 4 * max(len(m) for m in synthetic.MOTIFS.values()):
-        raise ConfigError(f"chromatin.synthetic: data.length={opts['length']} is too short; need >= 56")
+    shortest = 4 * max(len(m) for m in synthetic.MOTIFS.values())  # room for the planted motifs
+    table = Settings(
+        {
+            "n": Setting(3000, ge=100),
+            "length": Setting(200, ge=shortest, le=100_000),
+            "format": Setting("deepsea", choices=("deepsea", "basset")),
+            "seed": Setting(0, ge=0),
+        }
+    )
+    opts = merge("data", table, options)
     names = tuple(synthetic.LABELS)
     groups = block_groups(synthetic.GROUP_SIZES)
 

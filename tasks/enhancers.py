@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.config import ConfigError, merge
+from harness.config import ConfigError, Setting, Settings, merge
 from harness.data.datasets import SeqDataset, Seqs, concat
 from harness.data.readers import Labeled, read_fasta_classes, read_source, read_tsv, require_two_classes
 from harness.data.splits import stratified_holdout
@@ -32,7 +32,9 @@ from tasks._split_task import SplitTask
 from tasks._synthetic_enhancers import SyntheticLoader
 
 PRIMARY = "auroc"
-COMMON = {"val_fraction": 0.1, "seed": 0}
+COMMON = {"val_fraction": Setting(0.1, gt=0, lt=1), "seed": Setting(0, ge=0)}
+TEST_FRACTION = Setting(0.2, gt=0, lt=1)
+PATH = Setting("", accepts="a path")
 _COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)  # A C G T N → T G C A N
 
 
@@ -108,12 +110,9 @@ def check_length(ds: SeqDataset, length: int, source: str) -> SeqDataset:
     return ds
 
 
-def _options(task: str, defaults: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
-    values = merge("data", {**COMMON, **defaults}, options)
-    for key in ("val_fraction", "test_fraction"):
-        if key in values and not 0.0 < values[key] < 1.0:
-            raise ConfigError(f"data.{key}={values[key]!r} for {task}: must be in (0, 1)")
-    return values
+def _options(declared: dict[str, Setting], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The task's `data.*` options: COMMON plus `declared`, each checked against its declared range."""
+    return merge("data", Settings({**COMMON, **declared}), options)
 
 
 def _fractions(opts: Mapping[str, Any], with_test: bool = True) -> str:
@@ -148,14 +147,12 @@ GENOMIC_BENCHMARKS = {  # task → (dataset name, fixed length or 0, offline dev
 def _genomic_benchmarks_factory(task: str) -> Callable[..., SplitTask]:
     dataset, length, tsv = GENOMIC_BENCHMARKS[task]
     label = "promoter" if task.startswith("promoters.") else "enhancer"
-    defaults: dict[str, Any] = {"root": "", "download": False, "genome": "", "intervals": ""}
+    defaults: dict[str, Setting] = {"root": PATH, "download": Setting(False), "genome": PATH, "intervals": PATH}
     if tsv:
-        defaults |= {"source": "files", "test_fraction": 0.2}
+        defaults |= {"source": Setting("files", choices=("files", "tsv")), "test_fraction": TEST_FRACTION}
 
     def factory(**options: Any) -> SplitTask:
-        opts = _options(task, defaults, options)
-        if tsv and opts["source"] not in ("files", "tsv"):
-            raise ConfigError(f"data.source={opts['source']!r} for {task}: use files (official splits) or tsv")
+        opts = _options(defaults, options)
         if tsv and opts["source"] == "tsv":
             if opts["root"] or opts["download"] or opts["genome"] or opts["intervals"]:
                 raise ConfigError(
@@ -227,7 +224,7 @@ def _ienhancer2l_factory(task: str) -> Callable[..., SplitTask]:
     files, label = IENHANCER2L[task]
 
     def factory(**options: Any) -> SplitTask:
-        opts = _options(task, {"dir": "", "test_fraction": 0.2}, options)
+        opts = _options({"dir": PATH, "test_fraction": TEST_FRACTION}, options)
 
         def load() -> dict[str, SeqDataset]:
             folder = Path(opts["dir"]).expanduser() if opts["dir"] else require_data("ienhancer2l", task)
@@ -250,7 +247,7 @@ for _name in IENHANCER2L:
 
 @TASKS.decorator("enhancers.files", "your data: data.train=TSV or 1:pos.fa,0:neg.fa, optional data.test")
 def files_task(**options: Any) -> SplitTask:
-    opts = _options("enhancers.files", {"train": "", "test": "", "test_fraction": 0.2}, options)
+    opts = _options({"train": PATH, "test": PATH, "test_fraction": TEST_FRACTION}, options)
     if not opts["train"]:
         raise ConfigError("enhancers.files needs data.train=PATH.tsv (seq<TAB>label) or data.train=1:pos.fa,0:neg.fa")
     if opts["test"] and "test_fraction" in options:
@@ -270,11 +267,11 @@ def files_task(**options: Any) -> SplitTask:
 
 @TASKS.decorator("enhancers.synthetic", "ETS–AP-1 composite grammar planted in GC-matched background (synthetic)")
 def synthetic_task(**options: Any) -> SplitTask:
-    opts = _options("enhancers.synthetic", {"n": 2000, "length": 200, "test_fraction": 0.2}, options)
-    if opts["n"] < 50 or opts["length"] < 100:
-        raise ConfigError(
-            f"enhancers.synthetic: need data.n >= 50 and data.length >= 100, got {opts['n']}, {opts['length']}"
-        )
+    opts = _options(
+        {"n": Setting(2000, ge=50), "length": Setting(200, ge=100, le=100_000),
+         "test_fraction": TEST_FRACTION},
+        options,
+    )  # fmt: skip
     loader = SyntheticLoader(
         opts["n"],
         opts["length"],

@@ -23,20 +23,21 @@ from typing import Any
 
 import numpy as np
 
-from harness.config import ConfigError, merge
+from harness.config import Setting, merge
 from harness.data.datasets import SeqDataset, Seqs, concat
 from harness.evaluation.metrics import binary_metrics
 from harness.paths import cache_dir, require_data
 from harness.plugins import TASKS
 from harness.spec import IOSpec, Task
-from tasks._epi_splits import SPLITS, check_protocol, dedupe_pairs, leakage_lines, split_pairs
+from tasks._epi_splits import SPLITS, dedupe_pairs, leakage_lines, split_pairs, split_settings
 from tasks._genome import cached_windows, cut_windows, require_genome, window_starts
 from tasks._split_task import splits_digest
 from tasks._synthetic_epi import VERSION, generate
 from tasks._targetfinder_pairs import Elements, PairTable, read_pairs
 
 CELLS = {"gm12878": "GM12878", "hela_s3": "HeLa-S3", "huvec": "HUVEC", "imr90": "IMR90", "k562": "K562", "nhek": "NHEK"}
-COMMON = {"split": "chromosome", "val_fraction": 0.1, "test_fraction": 0.1, "seed": 0, "augment": "none", "shifts": 0}
+COMMON = {"augment": Setting("none", choices=("none", "shift")), "shifts": Setting(0, ge=0, le=1000)}
+PATH = Setting("", accepts="a path")
 PRIMARY = "auprc"
 
 
@@ -176,18 +177,21 @@ def shifted_positives(
     )
 
 
-def _options(task: str, defaults: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
-    opts = merge("data", {**COMMON, **defaults}, options)
-    check_protocol(opts["split"])
-    if opts["augment"] not in ("none", "shift"):
-        raise ConfigError(f"data.augment={opts['augment']!r} for {task}: use none or shift")
+def _shift_needs_shifts(opts: Mapping[str, Any]) -> str | None:
     if (opts["augment"] == "shift") != (opts["shifts"] >= 1):
-        raise ConfigError(f"{task}: data.augment=shift needs data.shifts >= 1 (and shifts needs augment=shift), "
-                          f"got augment={opts['augment']!r}, shifts={opts['shifts']!r}")  # fmt: skip
-    for key in ("enhancer_window", "promoter_window"):
-        if opts[key] < 10:
-            raise ConfigError(f"data.{key}={opts[key]!r} for {task}: must be >= 10 bp")
-    return opts
+        return (f"data.augment=shift needs data.shifts >= 1 (and shifts needs augment=shift), got "
+                f"data.augment={opts['augment']!r}, data.shifts={opts['shifts']!r}")  # fmt: skip
+    return None
+
+
+def _options(declared: dict[str, Setting], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The task's `data.*` options (split settings, COMMON, `declared`), each checked against its range."""
+    return merge("data", split_settings((_shift_needs_shifts,), **COMMON, **declared), options)
+
+
+def _windows(enhancer: int, promoter: int) -> dict[str, Setting]:
+    return {"enhancer_window": Setting(enhancer, ge=10, le=1_000_000),
+            "promoter_window": Setting(promoter, ge=10, le=1_000_000)}  # fmt: skip
 
 
 def _make(
@@ -201,7 +205,7 @@ def _cell_factory(key: str) -> Callable[..., EpiTask]:
     cell = CELLS[key]
 
     def factory(**options: Any) -> EpiTask:
-        opts = _options(f"epi.{key}", {"genome": "", "enhancer_window": 3000, "promoter_window": 2000}, options)
+        opts = _options({"genome": PATH, **_windows(3000, 2000)}, options)
         return _make(
             f"epi.{key}",
             opts,
@@ -220,7 +224,7 @@ for _key, _cell in CELLS.items():
 
 @TASKS.decorator("epi.synthetic", "synthetic genome + TargetFinder-format pair table, motif-pair interactions")
 def synthetic_task(**options: Any) -> EpiTask:
-    opts = _options("epi.synthetic", {"dir": "", "enhancer_window": 500, "promoter_window": 300}, options)
+    opts = _options({"dir": PATH, **_windows(500, 300)}, options)
     folder = (
         Path(opts["dir"]).expanduser() if opts["dir"] else cache_dir() / f"epi_synthetic_v{VERSION}_s{opts['seed']}"
     )

@@ -23,7 +23,7 @@ from harness.evaluation.metrics import binary_metrics
 from harness.paths import require_data
 from harness.plugins import TASKS
 from harness.spec import IOSpec, Task
-from tasks._epi_splits import SPLITS, check_protocol, dedupe_pairs, leakage_lines, split_pairs
+from tasks._epi_splits import SPLITS, dedupe_pairs, leakage_lines, split_pairs, split_settings
 from tasks._split_task import splits_digest
 from tasks._targetfinder_pairs import PairTableError
 
@@ -127,7 +127,6 @@ class FeatureTask(Task):
 
 @TASKS.decorator("epi.targetfinder_nhek", "TargetFinder NHEK enhancer/promoter peak features (feature baselines)")
 def targetfinder_nhek(**options: Any) -> FeatureTask:
-    opts = merge("data", {"split": "chromosome", "val_fraction": 0.1, "test_fraction": 0.1, "seed": 0}, options)
-    check_protocol(opts["split"])
+    opts = merge("data", split_settings(), options)
     io = IOSpec("features", (0,), 1, "binary", ("interaction",))
     return FeatureTask("epi.targetfinder_nhek", io, opts["split"], opts)

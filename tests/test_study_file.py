@@ -68,7 +68,7 @@ BAD = [
     ("set:\n  train.lr: -1\n", 8, "train.lr=-1.0 is invalid: must be > 0"),
     ("set:\n  lr: 0.1\n", 8, "'lr' must be NAMESPACE.KEY"),
     ("set:\n  train.max_epochs: 3\n", 8, "train.max_epochs is set by the top-level max_epochs"),
-    ("set:\n  data.n: 10\n", 8, "need data.n >= 50"),
+    ("set:\n  data.n: 10\n", 8, "data.n=10 is invalid: must be an integer >= 50"),
     ("task_set:\n  enhancers.cohn: {data.source: tsv}\n", 8, "task 'enhancers.cohn' is not in this study's tasks"),
     ("model_set:\n  kmer_atention: {model.k: 3}\n", 8, "Did you mean kmer_attention"),
     ("model_set:\n  kmer_attention:\n    model.k: [3]\n", 9, "must be a scalar"),

@@ -38,6 +38,7 @@ import yaml
 from harness.config import NAMESPACES, ConfigError, merge, parse_value, train_config
 from harness.plugins import MODELS, TASKS, load_plugins, make_task, shortcut_models
 from harness.registry import Registry, UnknownNameError
+from harness.tuning.search_space import searched_names
 
 KEYS = ("name", "description", "tasks", "models", "seeds", "splits", "trials", "max_epochs", "concurrency",
         "cpus_per_trial", "gpus_per_trial", "tiny", "shortcuts", "set", "task_set", "model_set")  # fmt: skip
@@ -355,3 +356,7 @@ def _check_cell(study: StudyFile, task: str, model: str, split: Override | None)
         line = blamed[0] if blamed else study.lines[task]
         where = cell_where(task, str(split.value) if split else "")
         raise StudyFileError(study.path, line, f"cell {where} × {model}: {err}") from None
+    try:
+        searched_names(MODELS.get(model), nested)
+    except ConfigError as err:  # the plugin's search space leaves its declared ranges: blame the model entry
+        raise StudyFileError(study.path, study.lines.get(model, study.lines[task]), f"model {model}: {err}") from None

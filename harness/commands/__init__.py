@@ -5,3 +5,7 @@ registry); torch, mlflow, ray, optuna, pandas, matplotlib, sklearn, transformers
 imported inside the function that runs the command, so that `regbench --help` starts in a fraction of a second.
 `tests/test_cli_startup.py` checks this for every module in `harness.cli.COMMAND_MODULES`.
 """
+
+from harness.paths import use_project_caches
+
+use_project_caches()  # before any command imports matplotlib or torch: their caches go under $REGBENCH_CACHE

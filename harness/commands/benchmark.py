@@ -37,7 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from harness.benchmark.cross import run_benchmark
+    from harness.paths import input_file, output_dir
     from harness.reporting.write import write_report
+
+    input_file(args.study, "study file")
+    if args.report_dir is not None:
+        output_dir(args.report_dir, "report folder")
 
     result = run_benchmark(args.study, args.ray_address, args.storage, resume=args.resume, progress=args.progress,
                            cells_in_flight=args.cells_in_flight)  # fmt: skip

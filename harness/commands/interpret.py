@@ -82,19 +82,23 @@ def file_stems(ids: Iterable[Any]) -> list[str]:
 
 def _load(args: argparse.Namespace) -> tuple[Predictor, dict[str, Any], str, Path]:
     from harness.evaluation.reload import load_predictor
+    from harness.paths import input_file, output_dir
     from harness.training.predictor import TorchPredictor
 
+    for name in ("input", "variants", "genome"):  # the files this command reads, checked before any work
+        if getattr(args, name, None):
+            input_file(getattr(args, name), f"--{name} file")
+    out = output_dir(args.out, "output folder")
     predictor, meta = load_predictor(args.run, args.device)
     device = predictor.device if isinstance(predictor, TorchPredictor) else "cpu"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     return predictor, meta, device, out
 
 
 def _read(args: argparse.Namespace, meta: dict[str, Any]) -> tuple[np.ndarray, Seqs]:
-    from harness.evaluation.reload import read_input, single_sequence_dataset
+    from harness.commands.predict import read_scored
+    from harness.evaluation.reload import single_sequence_dataset
 
-    ids, seqs, _ = read_input(args.input, labelled=False)
+    ids, seqs, _ = read_scored(args.input, meta, labelled=False)
     return ids, single_sequence_dataset(ids, seqs, None, meta, args.input).seqs[0]
 
 

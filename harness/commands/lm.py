@@ -30,7 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.paths import input_dir
     from models.lm._check import check
+
+    input_dir(args.folder, "model folder")
 
     for line in check(args.folder, args.random_init, args.save, args.n, args.pooling, args.max_length,
                       args.batch_size, args.device, args.seed):  # fmt: skip

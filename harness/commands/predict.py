@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,13 +31,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_evaluate)
 
 
+def check_input_lengths(ids: np.ndarray, seqs: list[str], meta: dict[str, Any], source: str) -> None:
+    """Refuse, naming the record and its length, a sequence longer than the run's model takes (`max_length`)."""
+    from harness.data.encode import check_lengths
+    from harness.plugins import get_model
+    from harness.tracking.logged_model import io_spec
+
+    plugin = get_model(meta["model"])
+    limit = plugin.max_length(meta["hp"], io_spec(meta)) if plugin.max_length is not None else None
+    check_lengths(ids, [len(s) for s in seqs], limit, plugin.name, source)
+
+
+def read_scored(path: str, meta: dict[str, Any], labelled: bool) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+    """`(ids, sequences, labels)` of the input file, each sequence checked against the model's maximum length."""
+    from harness.data.readers import read_sequences
+
+    ids, seqs, labels = read_sequences(path, labelled=labelled)
+    check_input_lengths(ids, seqs, meta, path)
+    return ids, seqs, labels
+
+
 def run_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from harness.evaluation.reload import load_predictor, read_input, single_sequence_dataset
+    from harness.evaluation.reload import load_predictor, single_sequence_dataset
+    from harness.paths import input_file, output_file
 
-    predictor, meta = load_predictor(args.run, args.device)
-    ids, seqs, _ = read_input(args.input, labelled=False)
+    predictor, meta = load_predictor(args.run, args.device)  # first: an unknown run is named before the files
+    input_file(args.input, "input file")
+    if args.output != "-":
+        output_file(args.output, "output file")
+    ids, seqs, _ = read_scored(args.input, meta, labelled=False)
     scores = predictor.score(single_sequence_dataset(ids, seqs, None, meta, args.input))
     table = pd.DataFrame({"id": ids, "score": scores}) if scores.ndim == 1 else pd.DataFrame(
         {"id": ids, **{f"score_{j}": scores[:, j] for j in range(scores.shape[1])}})  # fmt: skip
@@ -48,12 +76,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from harness.evaluation.bootstrap import bootstrap_binary
     from harness.evaluation.metrics import binary_metrics
-    from harness.evaluation.reload import load_predictor, read_input, single_sequence_dataset
+    from harness.evaluation.reload import load_predictor, single_sequence_dataset
+    from harness.paths import input_file
 
     predictor, meta = load_predictor(args.run, args.device)
+    input_file(args.input, "input file")
     if meta["io"]["target"] != "binary":
         raise ValueError(f"evaluate supports binary tasks; run {args.run} was trained on {meta['task']}")
-    ids, seqs, labels = read_input(args.input, labelled=True)
+    ids, seqs, labels = read_scored(args.input, meta, labelled=True)
     scores = predictor.score(single_sequence_dataset(ids, seqs, labels, meta, args.input))
     point = binary_metrics(labels, scores, args.threshold)
     cis = bootstrap_binary(labels, scores, args.threshold)

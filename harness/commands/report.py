@@ -20,7 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.paths import output_dir
     from harness.reporting.write import write_report
+
+    output_dir(args.out, "output folder")
 
     out = write_report(args.experiment, args.out, log_to_benchmark=not args.no_log)
     print(f"wrote {out / 'report.md'} and {out / 'report.html'}")

@@ -7,6 +7,9 @@ device from those codes (`one_hot`, `kmer_ids`), never per character in Python.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -14,6 +17,7 @@ ALPHABET = "ACGTN"
 N_CODE = 4
 _COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)
 _INVALID = 255
+MEMORY_ENV = "REGBENCH_MAX_BATCH_GB"  # bound on one tensor a model allocates for a batch (default 8 GiB)
 
 _LUT = np.full(256, _INVALID, dtype=np.uint8)
 for _code, _base in enumerate(ALPHABET):
@@ -29,6 +33,48 @@ class InvalidSequenceError(ValueError):
         super().__init__(
             f"sequence {index}: invalid character {char!r} at position {position + 1} "
             "(only A, C, G, T, N are allowed, in either case)"
+        )
+
+
+class InputTooLongError(ValueError):
+    """A sequence longer than the model takes; the message names the record, its length and the limit."""
+
+
+def check_lengths(ids: Sequence[str], lengths: Sequence[int], limit: int | None, model: str, source: str) -> None:
+    """Raise InputTooLongError naming the first record longer than `limit` bases (None: no limit)."""
+    if limit is None:
+        return
+    lengths = np.asarray(lengths)
+    bad = np.flatnonzero(lengths > limit)
+    if bad.size:
+        row = int(bad[0])
+        raise InputTooLongError(
+            f"{source}: record {ids[row]} has length {int(lengths[row])}, longer than model {model} takes "
+            f"({limit} bases){f'; {bad.size} records are too long' if bad.size > 1 else ''}"
+        )
+
+
+class BatchTooLargeError(ValueError):
+    """A batch whose tensors would exceed the memory limit (checked before allocating them)."""
+
+
+def memory_limit() -> int:
+    """Bytes one batch tensor may take: `$REGBENCH_MAX_BATCH_GB` GiB (default 8)."""
+    value = os.environ.get(MEMORY_ENV, "8")
+    try:
+        gib = float(value)
+    except ValueError:
+        raise ValueError(f"{MEMORY_ENV}={value!r} is not a number of GiB") from None
+    return int(gib * 2**30)
+
+
+def check_batch_memory(nbytes: int, what: str) -> None:
+    """Raise before allocating when `nbytes` exceeds `memory_limit()`, naming what and how much."""
+    limit = memory_limit()
+    if nbytes > limit:
+        raise BatchTooLargeError(
+            f"{what} of this batch would take {nbytes / 2**30:.1f} GiB, over the limit of {limit / 2**30:.1f} GiB "
+            f"(${MEMORY_ENV}); use shorter sequences or a smaller train.batch_size / train.eval_batch_size"
         )
 
 

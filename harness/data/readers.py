@@ -1,18 +1,20 @@
 """Readers for labelled DNA files: FASTA and `seq<TAB>label` TSV.
 
 Every error names the file, the line (and FASTA record) and the offending value. Sequences come back
-upper-cased; only A, C, G, T, N are accepted.
+upper-cased; only A, C, G, T, N are accepted. Accepted as their clean forms: CRLF line ends, lower case, FASTA
+wrapped over several lines, a UTF-8 byte-order mark, blank lines.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from harness.paths import DataNotFoundError
+from harness.paths import input_file
 
 _INVALID = re.compile(r"[^ACGTNacgtn]")
 LABELS = {"0": 0, "1": 1}
@@ -31,16 +33,27 @@ class Labeled:
     ids: np.ndarray
 
 
+_BOM = "\xef\xbb\xbf"  # the UTF-8 byte-order mark as read in latin-1
+
+
 def check_file(path: Path, what: str = "sequence file") -> Path:
-    """A readable, non-empty file, or a clear error naming the path."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise DataNotFoundError(f"{what}: {path} does not exist")
-    if not path.is_file():
-        raise SequenceFileError(f"{what}: {path} is not a file")
+    """A readable, non-empty file, or a clear error naming the path (`harness.paths.input_file`)."""
+    path = input_file(path, what)
     if path.stat().st_size == 0:
         raise SequenceFileError(f"{path}: file is empty")
     return path
+
+
+def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """`(line number, line without its line end)`, a leading byte-order mark dropped; a read error (e.g. a file
+    that turns unreadable) raises a SequenceFileError naming the file."""
+    try:
+        with path.open(encoding="latin-1", newline="") as handle:
+            for lineno, raw in enumerate(handle, start=1):
+                line = raw.rstrip("\r\n")
+                yield lineno, line.removeprefix(_BOM) if lineno == 1 else line
+    except OSError as err:
+        raise SequenceFileError(f"{path}: cannot be read ({err.strerror or err})") from None
 
 
 def invalid_char(seq: str) -> tuple[int, str] | None:
@@ -54,30 +67,29 @@ def read_fasta(path: Path) -> list[tuple[str, str]]:
     path = check_file(path, "FASTA file")
     records: list[tuple[str, str]] = []
     rid, header_line, parts = None, 0, []
-    with path.open(encoding="latin-1") as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            line = raw.strip()
-            if not line:
-                continue
-            if line.startswith(">"):
-                if rid is not None:
-                    records.append(_finish(path, rid, header_line, parts))
-                fields = line[1:].split()
-                if not fields:
-                    raise SequenceFileError(f"{path}:{lineno}: FASTA header {line!r} has no record id")
-                rid, header_line, parts = fields[0], lineno, []
-                continue
-            if rid is None:
-                raise SequenceFileError(
-                    f"{path}:{lineno}: sequence line before any '>' header (truncated or not FASTA?): {line[:60]!r}"
-                )
-            bad = invalid_char(line)
-            if bad:
-                raise SequenceFileError(
-                    f"{path}:{lineno}: record {rid!r}: invalid character {bad[1]!r} at column {bad[0] + 1} "
-                    "(only A, C, G, T, N are allowed)"
-                )
-            parts.append(line)
+    for lineno, raw in numbered_lines(path):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith(">"):
+            if rid is not None:
+                records.append(_finish(path, rid, header_line, parts))
+            fields = line[1:].split()
+            if not fields:
+                raise SequenceFileError(f"{path}:{lineno}: FASTA header {line!r} has no record id")
+            rid, header_line, parts = fields[0], lineno, []
+            continue
+        if rid is None:
+            raise SequenceFileError(
+                f"{path}:{lineno}: sequence line before any '>' header (truncated or not FASTA?): {line[:60]!r}"
+            )
+        bad = invalid_char(line)
+        if bad:
+            raise SequenceFileError(
+                f"{path}:{lineno}: record {rid!r}: invalid character {bad[1]!r} at column {bad[0] + 1} "
+                "(only A, C, G, T, N are allowed)"
+            )
+        parts.append(line)
     if rid is None:
         raise SequenceFileError(f"{path}: no FASTA records found (only blank lines)")
     records.append(_finish(path, rid, header_line, parts))
@@ -97,35 +109,32 @@ def read_tsv(path: Path) -> Labeled:
     labels: list[int] = []
     ids: list[str] = []
     first = True
-    with path.open(encoding="latin-1") as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) != 2:
-                raise SequenceFileError(
-                    f"{path}:{lineno}: expected 2 tab-separated columns (seq<TAB>label), found {len(fields)}: "
-                    f"{line[:60]!r}"
-                )
-            seq, label = fields[0].strip(), fields[1].strip()
-            is_header = first and _is_header(seq, label)
-            first = False
-            if is_header:
-                continue
-            if not seq:
-                raise SequenceFileError(f"{path}:{lineno}: empty sequence")
-            bad = invalid_char(seq)
-            if bad:
-                raise SequenceFileError(
-                    f"{path}:{lineno}: invalid character {bad[1]!r} at position {bad[0] + 1} of the sequence "
-                    "(only A, C, G, T, N are allowed)"
-                )
-            if label not in LABELS:
-                raise SequenceFileError(f"{path}:{lineno}: bad label {label!r} (expected 0 or 1)")
-            seqs.append(seq.upper())
-            labels.append(LABELS[label])
-            ids.append(f"{path.name}:{lineno}")
+    for lineno, line in numbered_lines(path):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise SequenceFileError(
+                f"{path}:{lineno}: expected 2 tab-separated columns (seq<TAB>label), found {len(fields)}: {line[:60]!r}"
+            )
+        seq, label = fields[0].strip(), fields[1].strip()
+        is_header = first and _is_header(seq, label)
+        first = False
+        if is_header:
+            continue
+        if not seq:
+            raise SequenceFileError(f"{path}:{lineno}: empty sequence")
+        bad = invalid_char(seq)
+        if bad:
+            raise SequenceFileError(
+                f"{path}:{lineno}: invalid character {bad[1]!r} at position {bad[0] + 1} of the sequence "
+                "(only A, C, G, T, N are allowed)"
+            )
+        if label not in LABELS:
+            raise SequenceFileError(f"{path}:{lineno}: bad label {label!r} (expected 0 or 1)")
+        seqs.append(seq.upper())
+        labels.append(LABELS[label])
+        ids.append(f"{path.name}:{lineno}")
     if not seqs:
         raise SequenceFileError(f"{path}: no data rows (expected lines seq<TAB>label)")
     return Labeled(seqs, np.asarray(labels, dtype=np.int8), np.asarray(ids))
@@ -175,3 +184,34 @@ def require_two_classes(labels: np.ndarray, source: str) -> None:
     if present.size < 2:
         only = int(present[0]) if present.size else "none"
         raise SequenceFileError(f"{source}: all {labels.size} sequences have label {only}; need both 0 and 1")
+
+
+def read_sequences(path: str | Path, labelled: bool) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+    """Sequences to score: `(ids, sequences, labels or None)` from a FASTA (ids = record ids) or a TSV
+    (`seq[<TAB>label]`, ids = row numbers; an optional `seq`/`sequence` header).
+
+    FASTA input has no labels; `labelled=True` requires a TSV `seq<TAB>label`.
+    """
+    path = check_file(Path(path), "input file")
+    first = next((line for _, line in numbered_lines(path) if line.strip()), "")
+    if first.lstrip().startswith(">"):
+        if labelled:
+            raise SequenceFileError(f"{path}: FASTA has no labels; give a TSV with columns seq<TAB>label")
+        records = read_fasta(path)
+        return np.asarray([r for r, _ in records]), [s for _, s in records], None
+    if labelled:
+        data = read_tsv(path)
+        return np.arange(1, len(data.seqs) + 1).astype(str), data.seqs, data.labels.astype(np.float32)
+    rows = [(n, line.split("\t")[0].strip()) for n, line in numbered_lines(path) if line.split("\t")[0].strip()]
+    if rows and rows[0][1].upper() in ("SEQ", "SEQUENCE"):
+        rows = rows[1:]
+    if not rows:
+        raise SequenceFileError(f"{path}: no sequences found")
+    for lineno, seq in rows:
+        bad = invalid_char(seq)
+        if bad:
+            raise SequenceFileError(
+                f"{path}:{lineno}: invalid character {bad[1]!r} at position {bad[0] + 1} of the sequence "
+                "(only A, C, G, T, N are allowed)"
+            )
+    return np.arange(1, len(rows) + 1).astype(str), [seq.upper() for _, seq in rows], None

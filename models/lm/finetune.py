@@ -36,20 +36,38 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from harness.config import ConfigError
+from harness.config import ConfigError, Setting, Settings
 from harness.data.encode import decode
 from harness.plugins import register_model
 from harness.spec import Encoder, IOSpec, ModelPlugin
 from models.lm._checkpoint import Backbone, load_backbone
-from models.lm._embeddings import TokenWindows, check_pooling, checkpoint_digest, max_tokens, resolve_checkpoint
+from models.lm._embeddings import (
+    POOLINGS,
+    TokenWindows,
+    check_pooling,
+    checkpoint_digest,
+    max_tokens,
+    resolve_checkpoint,
+)
 
 PAPER = ("Zhou et al. 2023, DNABERT-2 (arXiv:2306.15006); Dalla-Torre et al. 2024, Nucleotide Transformer "
          "(Nature Methods); LoRA: Hu et al. 2022 (ICLR)")  # fmt: skip
 METHODS = ("full", "lora")
 LORA_TARGETS = ("Wqkv", "query", "key", "value")  # attention projections: DNABERT-2, then NT-v2 / BERT
-DEFAULTS = {"checkpoint": "", "method": "lora", "pooling": "mean", "max_length": 512, "lora_rank": 8,
-            "lora_alpha": 16.0, "lora_dropout": 0.1, "dropout": 0.1, "gradient_checkpointing": False,
-            "layer_decay": 1.0}  # fmt: skip
+DEFAULTS = Settings(
+    {
+        "checkpoint": Setting("", accepts="a checkpoint folder (empty: $REGBENCH_DNABERT2)"),
+        "method": Setting("lora", choices=METHODS),
+        "pooling": Setting("mean", choices=POOLINGS),
+        "max_length": Setting(512, ge=3, le=100_000),
+        "lora_rank": Setting(8, ge=1, le=4096),
+        "lora_alpha": Setting(16.0, gt=0),
+        "lora_dropout": Setting(0.1, ge=0, lt=1),
+        "dropout": Setting(0.1, ge=0, lt=1),
+        "gradient_checkpointing": Setting(False),
+        "layer_decay": Setting(1.0, gt=0, le=1),  # 1 = no decay
+    }
+)
 
 TRAIN_DEFAULTS = {"lr": 1e-4, "batch_size": 16, "eval_batch_size": 64, "warmup_frac": 0.1, "max_epochs": 5,
                   "patience": 2}  # fmt: skip

@@ -33,10 +33,12 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from harness.config import DEVICE, Setting, Settings
 from harness.data.datasets import Seqs
 from harness.plugins import register_model
 from harness.spec import Dataset, Encoder, IOSpec, ModelPlugin, Splits, Task
 from models.lm._embeddings import (
+    POOLINGS,
     EmbedSettings,
     FrozenEmbedder,
     embed_splits,
@@ -45,8 +47,14 @@ from models.lm._embeddings import (
 )
 
 PAPER = "Zhou et al. 2023, DNABERT-2 (arXiv:2306.15006); frozen-embedding probes as in BEND (Marin et al. 2024)"
-EMBEDDING_DEFAULTS = {"checkpoint": "", "pooling": "mean", "max_length": 512, "embed_batch_size": 32,
-                      "device": "auto"}  # fmt: skip
+# Sequences of any length: cut into windows of at most max_length tokens, averaged (models.lm._embeddings).
+EMBEDDING_DEFAULTS = {
+    "checkpoint": Setting("", accepts="a checkpoint folder (empty: $REGBENCH_DNABERT2)"),
+    "pooling": Setting("mean", choices=POOLINGS),
+    "max_length": Setting(512, ge=3, le=100_000),
+    "embed_batch_size": Setting(32, ge=1, le=65536),
+    "device": Setting("auto", pattern=DEVICE.pattern, accepts="auto, cpu, mps, cuda or cuda:N"),
+}
 EMBEDDING_TINY = {"max_length": 64, "embed_batch_size": 16}
 
 
@@ -162,7 +170,7 @@ PLUGIN = register_model(
         name="dnabert2_probe",
         description="frozen DNABERT-2 (or any local BERT-like DNA LM) mean-pooled embeddings + linear head",
         native_inputs="seq_pair",
-        defaults={**EMBEDDING_DEFAULTS, "dropout": 0.0},
+        defaults=Settings({**EMBEDDING_DEFAULTS, "dropout": Setting(0.0, ge=0, lt=1)}),
         tiny=EMBEDDING_TINY,
         search_space=search_space,
         build=build,
@@ -177,7 +185,14 @@ PLUGIN_SKLEARN = register_model(
         name="dnabert2_probe_sklearn",
         description="frozen DNABERT-2 (or any local BERT-like DNA LM) embeddings + sklearn logistic regression",
         native_inputs="seq_pair",
-        defaults={**EMBEDDING_DEFAULTS, "C": 1.0, "class_weight": "none", "max_iter": 2000},
+        defaults=Settings(
+            {
+                **EMBEDDING_DEFAULTS,
+                "C": Setting(1.0, gt=0),
+                "class_weight": Setting("none", choices=("none", "balanced")),
+                "max_iter": Setting(2000, ge=1),
+            }
+        ),
         tiny={**EMBEDDING_TINY, "max_iter": 500},
         search_space=search_space_sklearn,
         fit_sklearn=fit_sklearn,
