@@ -31,7 +31,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from harness.paths import DataNotFoundError
     from harness.registry import UnknownNameError
 
-    return (ConfigError, UnknownNameError, DataNotFoundError, InvalidSequenceError, LookupError, FileNotFoundError,
+    return (ConfigError, UnknownNameError, DataNotFoundError, InvalidSequenceError, LookupError, OSError,
             ValueError)  # fmt: skip
 
 

@@ -48,8 +48,6 @@ def test_train_writes_nothing_under_home(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="Ray's token file ~/.ray/auth_token: moved under the project's Ray directory "
-                   "by the lead's token-file change; drop this mark with it")  # fmt: skip
 def test_study_writes_nothing_under_home(tmp_path: Path) -> None:
     home, done = regbench(["study", "--task", "enhancers.synthetic", "--model", "kmer_logreg", "--trials", "1",
                            "--max-epochs", "1", "--set", "data.n=200"], tmp_path)  # fmt: skip

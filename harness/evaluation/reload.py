@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness.data.datasets import SeqDataset, Seqs
-from harness.data.readers import SequenceFileError, check_file, read_fasta, read_tsv
+from harness.data.readers import SequenceFileError
 from harness.spec import Predictor
 from harness.tracking import store
 from harness.tracking.logged_model import as_predictor
@@ -36,31 +35,6 @@ def load_predictor(run_id: str, device: str = "auto") -> tuple[Predictor, dict[s
     run_id = model_run(run_id)
     meta = store.load_meta(run_id)
     return as_predictor(store.load_model(run_id, meta["kind"]), meta, device), meta
-
-
-def read_input(path: str | Path, labelled: bool) -> tuple[np.ndarray, list[str], np.ndarray | None]:
-    """`(ids, sequences, labels or None)` from a FASTA (ids = headers) or a TSV (`seq[<TAB>label]`, ids = row numbers).
-
-    FASTA input has no labels; `labelled=True` requires a TSV `seq<TAB>label`.
-    """
-    path = check_file(Path(path), "input file")
-    with path.open(encoding="latin-1") as handle:
-        first = next((line for line in handle if line.strip()), "")
-    if first.startswith(">"):
-        if labelled:
-            raise SequenceFileError(f"{path}: FASTA has no labels; give a TSV with columns seq<TAB>label")
-        records = read_fasta(path)
-        return np.asarray([r for r, _ in records]), [s for _, s in records], None
-    if labelled:
-        data = read_tsv(path)
-        return np.arange(1, len(data.seqs) + 1).astype(str), data.seqs, data.labels.astype(np.float32)
-    seqs = [line.split("\t")[0].strip().upper() for line in path.read_text(encoding="latin-1").splitlines()]
-    seqs = [s for s in seqs if s]
-    if seqs and seqs[0] in ("SEQ", "SEQUENCE"):
-        seqs = seqs[1:]
-    if not seqs:
-        raise SequenceFileError(f"{path}: no sequences found")
-    return np.arange(1, len(seqs) + 1).astype(str), seqs, None
 
 
 def single_sequence_dataset(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.config import TrainConfig, merge, train_config
+from harness.data.encode import check_lengths
 from harness.evaluation.scoring import Evaluation, evaluate
 from harness.plugins import get_model, make_task
 from harness.spec import ModelPlugin, Splits, Task
@@ -93,10 +94,21 @@ def model_inputs(task: Task, plugin: ModelPlugin, hp: Mapping[str, Any]) -> Spli
     return Splits(featurized, featurized.stats)
 
 
+def _check_lengths(run: ResolvedRun) -> None:
+    """InputTooLongError naming the first record of any split longer than the model takes (`max_length`)."""
+    if run.plugin.max_length is None:
+        return
+    limit = run.plugin.max_length(run.hp, run.task.io)
+    for name, ds in run.task.splits().items():
+        for branch in getattr(ds, "seqs", ()):
+            check_lengths(ds.ids, branch.lengths, limit, run.plugin.name, f"{run.task.name} {name} split")
+
+
 def load_data(run: ResolvedRun) -> LoadedData:
     """Step 2: the task's splits and their digest, then the model's inputs made from them (`model_inputs`)."""
     start = time.perf_counter()
     digest, _ = load_task_data(run.task)
+    _check_lengths(run)
     splits = model_inputs(run.task, run.plugin, run.hp)
     return LoadedData(splits, digest, time.perf_counter() - start)
 
