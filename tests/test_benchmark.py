@@ -186,3 +186,18 @@ def test_splits_run_side_by_side_and_resume(workdir: Path) -> None:
     assert [(c.split, c.status) for c in again.cells] == [("chromosome", "reused"), ("random", "reused")]
     assert len(runs_by_kind("splits")["trial"]) == 4
     assert again.run_id == result.run_id and len(runs_by_kind("splits")["benchmark"]) == 1  # the same study file
+
+
+@pytest.mark.slow
+def test_a_benchmark_whose_every_cell_fails_still_writes_its_board_and_report(workdir: Path) -> None:
+    text = WITH_FAILING.replace("[enhancers.synthetic, enhancers.files]", "[enhancers.files]").replace(
+        "tiny", "allfail"
+    )
+    (workdir / "allfail.yaml").write_text(text)
+    result = run_benchmark(workdir / "allfail.yaml", progress=False)
+    assert {c.status for c in result.cells} == {"failed"} and len(result.cells) == 2
+    assert (result.leaderboard["status"] == "failed").all() and result.comparisons.empty
+    assert "/nonexistent/train.tsv does not exist" in result.markdown
+    report = write_report("allfail", workdir / "report", log_to_benchmark=False)
+    html = (report / "report.html").read_text()
+    assert "/nonexistent/train.tsv does not exist" in html

@@ -211,24 +211,31 @@ def run_benchmark(
                 outcomes.update(ran)
                 utilization = slot_utilization(study.name, bench.run_id, since_ms, slots)
             ordered = [outcomes[i] for i in range(len(cells))]
-            board, table = ranked(_rows(study.name, ordered))
-            markdown = to_markdown(display(board)) + comparisons.markdown(board, table)
-            bench.table(table, "comparisons.csv")
-            side_by_side = split_comparison(board)
-            if len(side_by_side):
-                bench.table(side_by_side, "split_comparison.csv")
-                markdown += f"\n## Split protocols side by side\n\n{to_markdown(side_by_side)}"
-            wall = time.perf_counter() - start
-            bench.table(board, "leaderboard.csv")
-            bench.ui_table(display(board), "leaderboard.json")
-            bench.text(f"# {study.name}\n\n{markdown}", "leaderboard.md")
-            link = store.leaderboard_link(store.ensure_experiment(study.name))
-            bench.description(f"# {study.name}\n\n{markdown}\n[All scored runs, best test_primary first]({link})\n")
-            bench.table(pd.DataFrame([o.__dict__ for o in ordered]), "cells.csv")
-            counts = {f"n_{s}": sum(o.status == s for o in ordered) for s in ("finished", "reused", "failed", "unable")}
-            extra = {"slot_utilization": utilization} if math.isfinite(utilization) else {}
-            bench.metrics({"n_cells": len(ordered), **counts, "benchmark_wall_time_s": wall, **extra})
-    return BenchmarkResult(bench.run_id, study.name, ordered, board, table, markdown, wall, utilization)
+            result = _log_board(bench, study, ordered, time.perf_counter() - start, utilization)
+    return result
+
+
+def _log_board(
+    bench: store.ClientRun, study: StudyFile, outcomes: list[CellOutcome], wall: float, utilization: float
+) -> BenchmarkResult:
+    """Rank the cells' runs and log the leaderboard, comparisons, description and counts on the benchmark run."""
+    board, table = ranked(_rows(study.name, outcomes))
+    markdown = to_markdown(display(board)) + comparisons.markdown(board, table)
+    bench.table(table, "comparisons.csv")
+    side_by_side = split_comparison(board)
+    if len(side_by_side):
+        bench.table(side_by_side, "split_comparison.csv")
+        markdown += f"\n## Split protocols side by side\n\n{to_markdown(side_by_side)}"
+    bench.table(board, "leaderboard.csv")
+    bench.ui_table(display(board), "leaderboard.json")
+    bench.text(f"# {study.name}\n\n{markdown}", "leaderboard.md")
+    link = store.leaderboard_link(store.ensure_experiment(study.name))
+    bench.description(f"# {study.name}\n\n{markdown}\n[All scored runs, best test_primary first]({link})\n")
+    bench.table(pd.DataFrame([o.__dict__ for o in outcomes]), "cells.csv")
+    counts = {f"n_{s}": sum(o.status == s for o in outcomes) for s in ("finished", "reused", "failed", "unable")}
+    extra = {"slot_utilization": utilization} if math.isfinite(utilization) else {}
+    bench.metrics({"n_cells": len(outcomes), **counts, "benchmark_wall_time_s": wall, **extra})
+    return BenchmarkResult(bench.run_id, study.name, outcomes, board, table, markdown, wall, utilization)
 
 
 def trial_slots(cpus_per_trial: float, gpus_per_trial: float) -> int:
