@@ -14,12 +14,14 @@ Both run on coordinates alone (no genome), after `dedupe_pairs`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from harness.config import ConfigError
+from harness.data.near_duplicates import coordinate_near_duplicates
 from harness.data.splits import stratified_holdout
+from tasks._targetfinder_pairs import Elements
 
 PROTOCOLS = ("chromosome", "random")
 SPLITS = ("train", "val", "test")
@@ -129,4 +131,24 @@ def leakage_lines(pairs: Sequence[tuple[str, str]], labels: np.ndarray, splits: 
                 f"enhancer {r['shared_enhancer']}, promoter {r['shared_promoter']}, "
                 f"either {r['shared_either']} ({r['fraction_either']:.1%})"
             )
+    return lines
+
+
+def window_overlap_lines(e: Elements, p: Elements, idx: Mapping[str, np.ndarray], widths: Sequence[int]) -> list[str]:
+    """Near-duplicate windows from coordinates alone (no genome): val/test rows whose enhancer window (`widths[0]` bp
+    around the element's midpoint), promoter window, or both windows of one training pair, overlap a training
+    window by >= 2/3 (`harness.data.near_duplicates.coordinate_near_duplicates`); per row `e`, `p`."""
+    mids = np.stack([e.mid, p.mid], axis=1)
+    chroms = {"enhancer": (e.chrom, [0]), "promoter": (p.chrom, [1]),
+              "pair": (np.char.add(np.char.add(e.chrom.astype(str), "|"), p.chrom.astype(str)), [0, 1])}  # fmt: skip
+    lines = []
+    for target in ("val", "test"):
+        tr, other = idx["train"], idx[target]
+        parts = []
+        for what, (chrom, cols) in chroms.items():
+            near = coordinate_near_duplicates(chrom[tr], mids[tr][:, cols], chrom[other], mids[other][:, cols],
+                                              [widths[c] for c in cols])  # fmt: skip
+            parts.append(f"{what} {int(near.sum())} ({near.mean() if len(near) else float('nan'):.1%})")
+        where = f"  near-duplicate windows train → {target} (overlap >= 2/3, from coordinates): "
+        lines.append(where + ", ".join(parts))
     return lines
