@@ -42,24 +42,23 @@ PAIRS = (("train", "test"), ("train", "val"), ("val", "test"))
 CACHE_VERSION = 1
 
 
-def _identity(value: np.uint32) -> int:
-    """datasketch's hash function: the k-mer codes are already integers (datasketch pre-mixes them)."""
-    return int(value)
-
-
 def kmer_sets(seqs: Seqs, k: int = K, chunk: int = 2048) -> list[np.ndarray]:
     """Per sequence, its sorted distinct canonical k-mer codes (2 bits per base, uint32; k <= 16)."""
-    weights = (4 ** np.arange(k - 1, -1, -1)).astype(np.uint32)
     out: list[np.ndarray] = []
     for lo in range(0, len(seqs), chunk):
-        codes, lengths = seqs.codes[lo : lo + chunk], seqs.lengths[lo : lo + chunk]
-        if codes.shape[1] < k:
+        codes, lengths = seqs.codes[lo : lo + chunk].astype(np.uint32), seqs.lengths[lo : lo + chunk]
+        n = codes.shape[1] - k + 1
+        if n < 1:
             out.extend(np.zeros(0, np.uint32) for _ in lengths)
             continue
-        windows = np.lib.stride_tricks.sliding_window_view(codes, k, axis=1)  # (B, W - k + 1, k)
-        fwd = windows.astype(np.uint32) @ weights
-        rc = (3 - windows[..., ::-1].astype(np.int64)).clip(0).astype(np.uint32) @ weights
-        valid = (windows < 4).all(axis=2) & (np.arange(windows.shape[1])[None, :] <= lengths[:, None] - k)
+        fwd = np.zeros((len(codes), n), np.uint32)
+        rc = np.zeros((len(codes), n), np.uint32)
+        for j in range(k):  # base j of each window: the forward code's next 2 bits, the complement's j-th from the end
+            col = codes[:, j : j + n]
+            fwd = (fwd << np.uint32(2)) | (col & np.uint32(3))
+            rc |= ((np.uint32(3) - col) & np.uint32(3)) << np.uint32(2 * j)
+        n_count = np.concatenate([np.zeros((len(codes), 1), np.int64), np.cumsum(codes >= 4, axis=1)], axis=1)
+        valid = (n_count[:, k : k + n] == n_count[:, :n]) & (np.arange(n)[None, :] <= lengths[:, None] - k)
         canonical = np.minimum(fwd, rc)
         out.extend(np.unique(canonical[row][valid[row]]) for row in range(len(lengths)))
     return out
@@ -81,7 +80,7 @@ def sketch(seqs: Seqs) -> Sketches:
     from datasketch import MinHash
 
     kmers = kmer_sets(seqs)
-    base = MinHash(num_perm=NUM_PERM, hashfunc=_identity)
+    base = MinHash(num_perm=NUM_PERM, hashfunc=int)  # k-mer codes are integers already (datasketch pre-mixes them)
     minhashes = []
     for kmer in kmers:
         if not len(kmer):
