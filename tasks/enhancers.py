@@ -99,8 +99,8 @@ def with_val(
     train = drop_shared(dedupe(train), test)
     if dedup == "near":  # one cluster representative, test rows first
         keep_rows = keep_one_per_cluster(concat([test, train]).seqs)
-        test, train = test.subset(keep_rows[keep_rows < len(test)]), train.subset(keep_rows[keep_rows >= len(test)]
-                                                                                   - len(test))  # fmt: skip
+        in_test = keep_rows < len(test)
+        test, train = test.subset(keep_rows[in_test]), train.subset(keep_rows[~in_test] - len(test))
     keep, val = stratified_holdout(train.labels, val_fraction, seed)
     return {"train": train.subset(keep), "val": train.subset(val), "test": test}
 

@@ -12,6 +12,12 @@ whose two sequences equal an earlier split's (so no sequence pair is in two spli
 of the training positives (`data.augment=shift`, `data.shifts=K`, after SPEID): each copy moves the enhancer and
 promoter windows by a distinct random offset (not both 0) that keeps the element inside the window when it fits;
 copies identical to any existing pair are dropped. Val and test are never augmented.
+
+`data.split=cv` (`data.folds=K`, default 5): the pairs left after the duplicate drops (here pairs whose two windows
+equal an earlier pair's are dropped before splitting, so the test folds partition the pairs) are dealt into K folds of
+whole chromosomes (`harness.data.splits.fold_indices`), validation whole chromosomes from each fold's training part;
+each fold's training positives are augmented as above. `data.dedup` is `exact` only here: near-duplicate windows
+(overlap >= 2/3, from coordinates) are reported by `regbench audit`.
 """
 
 from __future__ import annotations

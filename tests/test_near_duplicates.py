@@ -92,6 +92,11 @@ def test_dedup_near_removes_planted_near_duplicates_before_splitting(tmp_path: P
     assert all(c.near == 0 for c in nd.split_pair_counts(near))
     cv = make_task("enhancers.files", {"train": str(tsv), "dedup": "near", "split": "cv", "folds": 3})
     assert sum(len(f.splits()["test"]) for f in cv.fold_tasks()) == 200
+    train_tsv, test_tsv = tmp_path / "train.tsv", tmp_path / "test.tsv"
+    train_tsv.write_text("".join(f"{s}\t{y}\n" for s, y in zip(base, labels, strict=False)))
+    test_tsv.write_text("".join(f"{s}\t{y}\n" for s, y in zip(planted, labels[200:], strict=True)))
+    given = make_task("enhancers.files", {"train": str(train_tsv), "test": str(test_tsv), "dedup": "near"}).splits()
+    assert len(given["test"]) == 60 and len(given["train"]) + len(given["val"]) == 140  # the training copies go
 
 
 def test_keep_one_per_cluster_keeps_the_first_of_a_chain() -> None:
