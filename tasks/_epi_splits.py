@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from harness.config import ConfigError, Rule, Setting, Settings
+from harness.data.near_duplicates import coordinate_near_duplicates
 from harness.data.splits import stratified_holdout
+from tasks._targetfinder_pairs import Elements
 
 PROTOCOLS = ("chromosome", "random")
 SPLITS = ("train", "val", "test")
@@ -85,10 +87,20 @@ def fractions_fit(opts: Mapping[str, Any]) -> str | None:
     return None
 
 
-def split_settings(rules: Sequence[Rule] = (), **extra: Setting) -> Settings:
-    """The `data.*` options of a pair-split task (split protocol, fractions, seed) plus `extra` and `rules`."""
-    return Settings({"split": Setting("chromosome", choices=PROTOCOLS), "val_fraction": Setting(0.1, gt=0, lt=1),
-                     "test_fraction": Setting(0.1, gt=0, lt=1), "seed": Setting(0, ge=0), **extra},
+def split_settings(rules: Sequence[Rule] = (), cv: bool = False, **extra: Setting) -> Settings:
+    """The `data.*` options of a pair-split task (split protocol, fractions, seed; with `cv` also `split=cv`,
+    `folds`, and `dedup`, exact only) plus `extra` and `rules`."""
+    folds = {
+        "folds": Setting(5, ge=2, le=100),
+        "dedup": Setting(
+            "exact",
+            choices=("exact",),
+            accepts="exact (near-duplicate windows of pair tasks are reported by `regbench audit`)",
+        ),
+    }
+    return Settings({"split": Setting("chromosome", choices=(*PROTOCOLS, "cv") if cv else PROTOCOLS),
+                     "val_fraction": Setting(0.1, gt=0, lt=1), "test_fraction": Setting(0.1, gt=0, lt=1),
+                     "seed": Setting(0, ge=0), **(folds if cv else {}), **extra},
                     rules=(fractions_fit, *rules))  # fmt: skip
 
 
@@ -144,4 +156,24 @@ def leakage_lines(pairs: Sequence[tuple[str, str]], labels: np.ndarray, splits: 
                 f"enhancer {r['shared_enhancer']}, promoter {r['shared_promoter']}, "
                 f"either {r['shared_either']} ({r['fraction_either']:.1%})"
             )
+    return lines
+
+
+def window_overlap_lines(e: Elements, p: Elements, idx: Mapping[str, np.ndarray], widths: Sequence[int]) -> list[str]:
+    """Near-duplicate windows from coordinates alone (no genome): val/test rows whose enhancer window (`widths[0]` bp
+    around the element's midpoint), promoter window, or both windows of one training pair, overlap a training
+    window by >= 2/3 (`harness.data.near_duplicates.coordinate_near_duplicates`); per row `e`, `p`."""
+    mids = np.stack([e.mid, p.mid], axis=1)
+    chroms = {"enhancer": (e.chrom, [0]), "promoter": (p.chrom, [1]),
+              "pair": (np.char.add(np.char.add(e.chrom.astype(str), "|"), p.chrom.astype(str)), [0, 1])}  # fmt: skip
+    lines = []
+    for target in ("val", "test"):
+        tr, other = idx["train"], idx[target]
+        parts = []
+        for what, (chrom, cols) in chroms.items():
+            near = coordinate_near_duplicates(chrom[tr], mids[tr][:, cols], chrom[other], mids[other][:, cols],
+                                              [widths[c] for c in cols])  # fmt: skip
+            parts.append(f"{what} {int(near.sum())} ({near.mean() if len(near) else float('nan'):.1%})")
+        where = f"  near-duplicate windows train → {target} (overlap >= 2/3, from coordinates): "
+        lines.append(where + ", ".join(parts))
     return lines

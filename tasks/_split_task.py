@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.data.splits import SPLIT_NAMES, splits_digest
 from harness.spec import Dataset, IOSpec, Task
 
-SPLIT_NAMES = ("train", "val", "test")
+__all__ = ["SPLIT_NAMES", "SplitTask", "splits_digest"]
 
 
 @dataclass
@@ -41,11 +41,3 @@ class SplitTask(Task):
 
     def digest(self) -> str:
         return splits_digest(self.splits())
-
-
-def splits_digest(splits: Mapping[str, Dataset]) -> str:
-    """One content digest over the train/val/test datasets (each has `digest()`)."""
-    h = hashlib.sha256()
-    for name in SPLIT_NAMES:
-        h.update(f"{name}:{splits[name].digest()};".encode())
-    return h.hexdigest()[:16]

@@ -9,6 +9,14 @@ Duplicate policy, applied before any split is carved so that splits never share 
 reverse complement are the same sequence; within a pool the first occurrence is kept, and every copy of a
 sequence seen with both labels is dropped; where a test split is given (official or `data.test`), training rows
 whose sequence occurs in it are dropped. Validation is then carved from training (stratified, seeded).
+With `data.dedup=near`, near-duplicates (`harness.data.near_duplicates`: canonical 8-mer Jaccard >= 0.5) are removed
+too, keeping the first sequence of each cluster (with a given test split: test rows first, so the training copies
+of a test sequence go), before any split is carved.
+
+Split protocols (`data.split`): `holdout` (default; the task's test split, official or carved with
+`data.test_fraction`) or `cv` (`data.folds=K`, default 5): stratified K-fold over all of the task's data (official
+train and test pooled; `enhancers.files` without `data.test`), validation carved from each fold's training part
+(`harness.data.splits.fold_indices`); deduplication happens on the pool, before the folds are dealt.
 """
 
 from __future__ import annotations
@@ -21,18 +29,21 @@ import numpy as np
 
 from harness.config import ConfigError, Setting, Settings, merge
 from harness.data.datasets import SeqDataset, Seqs, concat
+from harness.data.near_duplicates import keep_one_per_cluster
 from harness.data.readers import Labeled, read_fasta_classes, read_source, read_tsv, require_two_classes
-from harness.data.splits import stratified_holdout
+from harness.data.splits import CvTask, check_folds, cv_protocol, fold_indices, stratified_holdout
 from harness.paths import require_data
 from harness.plugins import TASKS
-from harness.spec import IOSpec
+from harness.spec import IOSpec, Task
 from tasks import _gb_intervals as gbi
 from tasks import _genomic_benchmarks as gb
 from tasks._split_task import SplitTask
-from tasks._synthetic_enhancers import SyntheticLoader
+from tasks._synthetic_enhancers import SyntheticLoader, generate
 
 PRIMARY = "auroc"
-COMMON = {"val_fraction": Setting(0.1, gt=0, lt=1), "seed": Setting(0, ge=0)}
+COMMON = {"val_fraction": Setting(0.1, gt=0, lt=1), "seed": Setting(0, ge=0),
+          "split": Setting("holdout", choices=("holdout", "cv")), "folds": Setting(5, ge=2, le=100),
+          "dedup": Setting("exact", choices=("exact", "near"))}  # fmt: skip
 TEST_FRACTION = Setting(0.2, gt=0, lt=1)
 PATH = Setting("", accepts="a path")
 _COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)  # A C G T N → T G C A N
@@ -72,26 +83,47 @@ def dedupe(ds: SeqDataset) -> SeqDataset:
     return ds.subset(np.flatnonzero(keep))
 
 
+def dedupe_pool(ds: SeqDataset, mode: str) -> SeqDataset:
+    """`dedupe`, then with `mode == "near"` the first sequence of each near-duplicate cluster only."""
+    ds = dedupe(ds)
+    return ds.subset(keep_one_per_cluster(ds.seqs)) if mode == "near" else ds
+
+
 def drop_shared(train: SeqDataset, test: SeqDataset) -> SeqDataset:
     """`train` without the rows whose sequence (either strand) occurs in `test`."""
     first = first_occurrence(concat([test, train]).seqs[0])[len(test) :]
     return train.subset(np.flatnonzero(first >= len(test)))
 
 
-def with_val(train: SeqDataset, test: SeqDataset, val_fraction: float, seed: int) -> dict[str, SeqDataset]:
+def with_val(
+    train: SeqDataset, test: SeqDataset, val_fraction: float, seed: int, dedup: str = "exact"
+) -> dict[str, SeqDataset]:
     """Given train/test pools → deduplicated train/val/test, val carved from train."""
     test = dedupe(test)
     train = drop_shared(dedupe(train), test)
+    if dedup == "near":  # one cluster representative, test rows first
+        keep_rows = keep_one_per_cluster(concat([test, train]).seqs)
+        in_test = keep_rows < len(test)
+        test, train = test.subset(keep_rows[in_test]), train.subset(keep_rows[~in_test] - len(test))
     keep, val = stratified_holdout(train.labels, val_fraction, seed)
     return {"train": train.subset(keep), "val": train.subset(val), "test": test}
 
 
-def carve(pool: SeqDataset, test_fraction: float, val_fraction: float, seed: int) -> dict[str, SeqDataset]:
+def carve(
+    pool: SeqDataset, test_fraction: float, val_fraction: float, seed: int, dedup: str = "exact"
+) -> dict[str, SeqDataset]:
     """One pool → deduplicated, stratified, seeded train/val/test (val is `val_fraction` of the non-test rows)."""
-    pool = dedupe(pool)
+    pool = dedupe_pool(pool, dedup)
     rest, test = stratified_holdout(pool.labels, test_fraction, seed)
     keep, val = stratified_holdout(pool.labels[rest], val_fraction, seed)
     return {"train": pool.subset(rest[keep]), "val": pool.subset(rest[val]), "test": pool.subset(test)}
+
+
+def cv_folds(pool: SeqDataset, folds: int, val_fraction: float, seed: int, dedup: str) -> list[dict[str, SeqDataset]]:
+    """One pool → deduplicated, then per fold `{"train", "val", "test"}` (stratified K-fold, val from the rest)."""
+    pool = dedupe_pool(pool, dedup)
+    return [{s: pool.subset(rows) for s, rows in fold.items()}
+            for fold in fold_indices(pool.labels, folds, val_fraction, seed)]  # fmt: skip
 
 
 def to_dataset(data: Labeled) -> SeqDataset:
@@ -110,9 +142,17 @@ def check_length(ds: SeqDataset, length: int, source: str) -> SeqDataset:
     return ds
 
 
-def _options(declared: dict[str, Setting], options: Mapping[str, Any]) -> dict[str, Any]:
-    """The task's `data.*` options: COMMON plus `declared`, each checked against its declared range."""
-    return merge("data", Settings({**COMMON, **declared}), options)
+def _options(task: str, declared: dict[str, Setting], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The task's `data.*` options: COMMON plus `declared`, each checked against its declared range, and the
+    settings that only apply to one split protocol refused under the other."""
+    values = merge("data", Settings({**COMMON, **declared}), options)
+    if values["split"] == "cv":
+        check_folds(values["folds"])
+        if "test_fraction" in options:
+            raise ConfigError(f"{task}: data.test_fraction does not apply to data.split=cv (every fold is a test set)")
+    elif "folds" in options:
+        raise ConfigError(f"{task}: data.folds={values['folds']!r} applies to data.split=cv only")
+    return values
 
 
 def _fractions(opts: Mapping[str, Any], with_test: bool = True) -> str:
@@ -123,6 +163,8 @@ def _fractions(opts: Mapping[str, Any], with_test: bool = True) -> str:
 def _task(
     name: str, length: int, label: str, protocol: str, load: Callable[[], Mapping[str, SeqDataset]], **kw: Any
 ) -> SplitTask:
+    if kw.pop("dedup", "exact") == "near":
+        protocol += "+near_dedup"
     return SplitTask(
         name=name,
         io=IOSpec("seq", (length,), 1, "binary", (label,)),
@@ -133,6 +175,16 @@ def _task(
         metric_fn=binary_task_metrics,
         **kw,
     )
+
+
+def _cv_task(
+    name: str, length: int, label: str, opts: Mapping[str, Any], pool: Callable[[], SeqDataset], **kw: Any
+) -> CvTask:
+    """`data.split=cv` over the dataset `pool()` (see the module docstring)."""
+    k, val, seed, dedup = opts["folds"], opts["val_fraction"], opts["seed"], opts["dedup"]
+    protocol = cv_protocol(k, "stratified", val, seed) + ("+near_dedup" if dedup == "near" else "")
+    return CvTask(name, IOSpec("seq", (length,), 1, "binary", (label,)), PRIMARY, protocol, kw.pop("synthetic", False),
+                  k, lambda: cv_folds(pool(), k, val, seed, dedup), binary_task_metrics, **kw)  # fmt: skip
 
 
 # --- Genomic Benchmarks -------------------------------------------------------------------------------------------
@@ -152,23 +204,28 @@ def _genomic_benchmarks_factory(task: str) -> Callable[..., SplitTask]:
         defaults |= {"source": Setting("files", choices=("files", "tsv")), "test_fraction": TEST_FRACTION}
 
     def factory(**options: Any) -> SplitTask:
-        opts = _options(defaults, options)
+        opts = _options(task, defaults, options)
         if tsv and opts["source"] == "tsv":
             if opts["root"] or opts["download"] or opts["genome"] or opts["intervals"]:
                 raise ConfigError(
                     f"{task}: data.root/data.download/data.genome/data.intervals apply to data.source=files, not tsv"
                 )
 
-            def load_tsv() -> dict[str, SeqDataset]:
+            def pool_tsv() -> SeqDataset:
                 path = require_data(f"genomic_benchmarks/{tsv}", f"{task} (data.source=tsv)")
                 ds = to_dataset(read_tsv(path))
                 require_two_classes(ds.labels, str(path))
-                return carve(
-                    check_length(ds, length, str(path)), opts["test_fraction"], opts["val_fraction"], opts["seed"]
-                )
+                return check_length(ds, length, str(path))
+
+            about = f"{dataset}: 80% of official test"
+            if opts["split"] == "cv":
+                return _cv_task(task, length, label, opts, pool_tsv, description=about)
+
+            def load_tsv() -> dict[str, SeqDataset]:
+                return carve(pool_tsv(), opts["test_fraction"], opts["val_fraction"], opts["seed"], opts["dedup"])
 
             protocol = "dev_tsv_stratified" + _fractions(opts)
-            return _task(task, length, label, protocol, load_tsv, description=f"{dataset}: 80% of official test")
+            return _task(task, length, label, protocol, load_tsv, description=about, dedup=opts["dedup"])
         if "test_fraction" in options:
             raise ConfigError(f"{task}: data.test_fraction applies to data.source=tsv; files use the official test")
         if opts["genome"] or opts["intervals"]:
@@ -176,15 +233,14 @@ def _genomic_benchmarks_factory(task: str) -> Callable[..., SplitTask]:
         root = Path(opts["root"]).expanduser() if opts["root"] else gb.default_root()
         hint = f"Offline, --set data.source=tsv reads $REGBENCH_DATA/genomic_benchmarks/{tsv}." if tsv else ""
 
-        def load_official() -> dict[str, SeqDataset]:
+        def official() -> dict[str, SeqDataset]:
             splits = gb.load_official(dataset, root, opts["download"], hint)
             if length:
                 for name, ds in splits.items():
                     check_length(ds, length, f"{root / dataset}/{name}")
-            return with_val(splits["train"], splits["test"], opts["val_fraction"], opts["seed"])
+            return splits
 
-        protocol = "official_test+stratified" + _fractions(opts, with_test=False)
-        return _task(task, length, label, protocol, load_official, description=f"Genomic Benchmarks {dataset}")
+        return _official_task(task, length, label, opts, official, f"Genomic Benchmarks {dataset}")
 
     return factory
 
@@ -196,16 +252,35 @@ def _from_intervals(task: str, dataset: str, length: int, label: str, opts: Mapp
     if opts["root"] or opts["download"]:
         raise ConfigError(f"{task}: data.genome builds from interval lists; data.root/data.download do not apply")
 
-    def load() -> dict[str, SeqDataset]:
+    def official() -> dict[str, SeqDataset]:
         splits = gbi.load_from_intervals(dataset, opts["intervals"], opts["genome"])
         if length:
             for name, ds in splits.items():
                 check_length(ds, length, f"{dataset} {name} built on {opts['genome']}")
-        return with_val(splits["train"], splits["test"], opts["val_fraction"], opts["seed"])
+        return splits
+
+    description = f"Genomic Benchmarks {dataset}, from its interval lists on {opts['genome']}"
+    return _official_task(task, length, label, opts, official, description)
+
+
+def _official_task(
+    task: str,
+    length: int,
+    label: str,
+    opts: Mapping[str, Any],
+    official: Callable[[], Mapping[str, SeqDataset]],
+    description: str,
+) -> Task:
+    """The official train/test (val carved from train), or under `data.split=cv` the two pooled."""
+    if opts["split"] == "cv":
+        return _cv_task(task, length, label, opts, lambda: concat(list(official().values())), description=description)
+
+    def load() -> dict[str, SeqDataset]:
+        splits = official()
+        return with_val(splits["train"], splits["test"], opts["val_fraction"], opts["seed"], opts["dedup"])
 
     protocol = "official_test+stratified" + _fractions(opts, with_test=False)
-    description = f"Genomic Benchmarks {dataset}, from its interval lists on {opts['genome']}"
-    return _task(task, length, label, protocol, load, description=description)
+    return _task(task, length, label, protocol, load, description=description, dedup=opts["dedup"])
 
 
 for _name in GENOMIC_BENCHMARKS:
@@ -224,15 +299,19 @@ def _ienhancer2l_factory(task: str) -> Callable[..., SplitTask]:
     files, label = IENHANCER2L[task]
 
     def factory(**options: Any) -> SplitTask:
-        opts = _options({"dir": PATH, "test_fraction": TEST_FRACTION}, options)
+        opts = _options(task, {"dir": PATH, "test_fraction": TEST_FRACTION}, options)
 
-        def load() -> dict[str, SeqDataset]:
+        def pool() -> SeqDataset:
             folder = Path(opts["dir"]).expanduser() if opts["dir"] else require_data("ienhancer2l", task)
             ds = to_dataset(read_fasta_classes([(y, folder / f) for y, f in files]))
-            return carve(check_length(ds, 200, str(folder)), opts["test_fraction"], opts["val_fraction"], opts["seed"])
+            return check_length(ds, 200, str(folder))
 
+        about = "iEnhancer-2L training set (Liu et al. 2016)"
+        if opts["split"] == "cv":
+            return _cv_task(task, 200, label, opts, pool, description=about)
         protocol = "stratified_holdout" + _fractions(opts)
-        return _task(task, 200, label, protocol, load, description="iEnhancer-2L training set (Liu et al. 2016)")
+        return _task(task, 200, label, protocol, lambda: carve(pool(), opts["test_fraction"], opts["val_fraction"],
+                     opts["seed"], opts["dedup"]), description=about, dedup=opts["dedup"])  # fmt: skip
 
     return factory
 
@@ -246,37 +325,51 @@ for _name in IENHANCER2L:
 
 
 @TASKS.decorator("enhancers.files", "your data: data.train=TSV or 1:pos.fa,0:neg.fa, optional data.test")
-def files_task(**options: Any) -> SplitTask:
-    opts = _options({"train": PATH, "test": PATH, "test_fraction": TEST_FRACTION}, options)
+def files_task(**options: Any) -> Task:
+    opts = _options("enhancers.files", {"train": PATH, "test": PATH, "test_fraction": TEST_FRACTION}, options)
     if not opts["train"]:
         raise ConfigError("enhancers.files needs data.train=PATH.tsv (seq<TAB>label) or data.train=1:pos.fa,0:neg.fa")
     if opts["test"] and "test_fraction" in options:
         raise ConfigError("enhancers.files: data.test_fraction applies only when no data.test is given")
+    about = f"files: {opts['train']}"
+    if opts["split"] == "cv":
+        if opts["test"]:
+            raise ConfigError(f"enhancers.files: data.split=cv folds data.train; drop data.test={opts['test']!r}")
+        return _cv_task("enhancers.files", 0, "positive", opts, lambda: to_dataset(read_source(opts["train"])),
+                        description=about)  # fmt: skip
 
     def load() -> dict[str, SeqDataset]:
         train = to_dataset(read_source(opts["train"]))
         if opts["test"]:
-            return with_val(train, to_dataset(read_source(opts["test"])), opts["val_fraction"], opts["seed"])
-        return carve(train, opts["test_fraction"], opts["val_fraction"], opts["seed"])
+            test = to_dataset(read_source(opts["test"]))
+            return with_val(train, test, opts["val_fraction"], opts["seed"], opts["dedup"])
+        return carve(train, opts["test_fraction"], opts["val_fraction"], opts["seed"], opts["dedup"])
 
     protocol = (
         ("given_test+stratified" + _fractions(opts, False)) if opts["test"] else "stratified_holdout" + _fractions(opts)
     )
-    return _task("enhancers.files", 0, "positive", protocol, load, description=f"files: {opts['train']}")
+    return _task("enhancers.files", 0, "positive", protocol, load, description=about, dedup=opts["dedup"])
 
 
 @TASKS.decorator("enhancers.synthetic", "ETS–AP-1 composite grammar planted in GC-matched background (synthetic)")
-def synthetic_task(**options: Any) -> SplitTask:
+def synthetic_task(**options: Any) -> Task:
     opts = _options(
-        {"n": Setting(2000, ge=50), "length": Setting(200, ge=100, le=100_000),
-         "test_fraction": TEST_FRACTION},
+        "enhancers.synthetic",
+        {"n": Setting(2000, ge=50), "length": Setting(200, ge=100, le=100_000), "test_fraction": TEST_FRACTION},
         options,
-    )  # fmt: skip
+    )
+    if opts["split"] == "cv":
+
+        def pool() -> SeqDataset:
+            return generate(opts["n"], opts["length"], opts["seed"]).dataset
+
+        return _cv_task("enhancers.synthetic", opts["length"], "enhancer", opts, pool, synthetic=True)
     loader = SyntheticLoader(
         opts["n"],
         opts["length"],
         opts["seed"],
-        lambda ds: carve(ds, opts["test_fraction"], opts["val_fraction"], opts["seed"]),
+        lambda ds: carve(ds, opts["test_fraction"], opts["val_fraction"], opts["seed"], opts["dedup"]),
     )
     protocol = "synthetic_stratified" + _fractions(opts)
-    return _task("enhancers.synthetic", opts["length"], "enhancer", protocol, loader, synthetic=True)
+    return _task("enhancers.synthetic", opts["length"], "enhancer", protocol, loader, synthetic=True,
+                 dedup=opts["dedup"])  # fmt: skip

@@ -12,6 +12,12 @@ whose two sequences equal an earlier split's (so no sequence pair is in two spli
 of the training positives (`data.augment=shift`, `data.shifts=K`, after SPEID): each copy moves the enhancer and
 promoter windows by a distinct random offset (not both 0) that keeps the element inside the window when it fits;
 copies identical to any existing pair are dropped. Val and test are never augmented.
+
+`data.split=cv` (`data.folds=K`, default 5): the pairs left after the duplicate drops (here pairs whose two windows
+equal an earlier pair's are dropped before splitting, so the test folds partition the pairs) are dealt into K folds of
+whole chromosomes (`harness.data.splits.fold_indices`), validation whole chromosomes from each fold's training part;
+each fold's training positives are augmented as above. `data.dedup` is `exact` only here: near-duplicate windows
+(overlap >= 2/3, from coordinates) are reported by `regbench audit`.
 """
 
 from __future__ import annotations
@@ -23,13 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from harness.config import Setting, merge
+from harness.config import ConfigError, Setting, merge
 from harness.data.datasets import SeqDataset, Seqs, concat
+from harness.data.splits import CvTask, check_folds, cv_protocol, fold_indices
 from harness.evaluation.metrics import binary_metrics
 from harness.paths import cache_dir, require_data
 from harness.plugins import TASKS
 from harness.spec import IOSpec, Task
-from tasks._epi_splits import SPLITS, dedupe_pairs, leakage_lines, split_pairs, split_settings
+from tasks._epi_splits import SPLITS, dedupe_pairs, leakage_lines, split_pairs, split_settings, window_overlap_lines
 from tasks._genome import cached_windows, cut_windows, require_genome, window_starts
 from tasks._split_task import splits_digest
 from tasks._synthetic_epi import VERSION, generate
@@ -43,7 +50,8 @@ PRIMARY = "auprc"
 
 @dataclass
 class EpiTask(Task):
-    """An EPI task: pair-level splits from the table alone (`pair_splits`, `audit_lines`), sequences on `splits()`."""
+    """An EPI task: pair-level splits from the table alone (`pair_splits`, `audit_lines`), sequences on `splits()`;
+    under `data.split=cv` the folds on `fold_splits()` (the task handed out is a `CvTask` over them)."""
 
     name: str
     io: IOSpec
@@ -87,6 +95,7 @@ class EpiTask(Task):
             sizes = ", ".join(f"{s}={len(idx[s])} ({table.labels[idx[s]].mean():.1%} positive)" for s in SPLITS)
             lines.append(f"pair leakage, data.split={protocol}: {sizes}")
             lines.extend(leakage_lines(pairs, table.labels, idx))
+            lines.extend(window_overlap_lines(table.enhancers, table.promoters, idx, self.io.lengths))
         return lines
 
     def splits(self) -> Mapping[str, SeqDataset]:
@@ -100,13 +109,45 @@ class EpiTask(Task):
     def digest(self) -> str:
         return splits_digest(self.splits())
 
-    def _load(self) -> dict[str, SeqDataset]:
-        table, idx = self.pair_splits()
+    def fold_splits(self) -> list[dict[str, SeqDataset]]:
+        """`data.split=cv`: per fold `{"train", "val", "test"}`, whole chromosomes per test fold and per validation
+        set (`harness.data.splits.fold_indices`). Pairs whose two windows equal an earlier pair's are dropped before
+        the folds are dealt, so the test folds partition the pairs; then each fold's training positives are augmented
+        as `splits()` does."""
+        table = self.table()
+        cross = np.flatnonzero(table.enhancers.chrom != table.promoters.chrom)
+        if cross.size:
+            raise ValueError(f"{table.where(int(cross[0]))}: enhancer and promoter lie on different chromosomes; "
+                             "a chromosome-grouped CV needs intra-chromosomal pairs")  # fmt: skip
+        windows = self._windows(table)
+        first: dict[bytes, int] = {}
+        for row, key in enumerate(windows[2]):
+            first.setdefault(key, row)
+        keep = np.asarray(sorted(first.values()), dtype=np.int64)
+        table = table.subset(keep)
+        windows = (windows[0].subset(keep), windows[1].subset(keep), [windows[2][r] for r in keep])
+        o = self.opts
+        folds = fold_indices(table.labels, o["folds"], o["val_fraction"], o["seed"], groups=table.enhancers.chrom)
+        return [self._assemble(table, windows, fold) for fold in folds]
+
+    def _windows(self, table: PairTable) -> tuple[Seqs, Seqs, list[bytes]]:
+        """Enhancer and promoter windows of every row, and a key per row over both (same for reverse complements)."""
         genome = self.genome()
         we, wp = self.io.lengths
         e_seqs, e_keys = element_windows(genome, table, table.enhancers, we, "enhancer")
         p_seqs, p_keys = element_windows(genome, table, table.promoters, wp, "promoter")
-        keys = [e + p for e, p in zip(e_keys, p_keys, strict=True)]
+        return e_seqs, p_seqs, [e + p for e, p in zip(e_keys, p_keys, strict=True)]
+
+    def _load(self) -> dict[str, SeqDataset]:
+        table, idx = self.pair_splits()
+        return self._assemble(table, self._windows(table), idx)
+
+    def _assemble(
+        self, table: PairTable, windows: tuple[Seqs, Seqs, list[bytes]], idx: Mapping[str, np.ndarray]
+    ) -> dict[str, SeqDataset]:
+        """The split datasets of rows `idx`: val/test rows whose sequences an earlier split holds are dropped, then the
+        training positives are augmented (`data.augment=shift`)."""
+        e_seqs, p_seqs, keys = windows
         labels, ids = table.labels.astype(np.float32), table.ids
         out: dict[str, SeqDataset] = {}
         seen: set[bytes] = set()
@@ -115,8 +156,9 @@ class EpiTask(Task):
             seen.update(keys[r] for r in idx[name])
             out[name] = SeqDataset((e_seqs.subset(rows), p_seqs.subset(rows)), labels[rows], ids[rows])
         if self.opts["augment"] == "shift":
+            widths = (self.io.lengths[0], self.io.lengths[1])
             extra = shifted_positives(
-                genome, table, idx["train"], (we, wp), self.opts["shifts"], self.opts["seed"], seen
+                self.genome(), table, idx["train"], widths, self.opts["shifts"], self.opts["seed"], seen
             )
             out["train"] = concat([out["train"], extra])
         return out
@@ -184,9 +226,17 @@ def _shift_needs_shifts(opts: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _options(declared: dict[str, Setting], options: Mapping[str, Any]) -> dict[str, Any]:
-    """The task's `data.*` options (split settings, COMMON, `declared`), each checked against its range."""
-    return merge("data", split_settings((_shift_needs_shifts,), **COMMON, **declared), options)
+def _options(task: str, declared: dict[str, Setting], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The task's `data.*` options (split settings with cross-validation, COMMON, `declared`), each checked
+    against its range, and the settings that only apply to one split protocol refused under the other."""
+    opts = merge("data", split_settings((_shift_needs_shifts,), cv=True, **COMMON, **declared), options)
+    if opts["split"] == "cv":
+        check_folds(opts["folds"])
+        if "test_fraction" in options:
+            raise ConfigError(f"{task}: data.test_fraction does not apply to data.split=cv (every fold is a test set)")
+    elif "folds" in options:
+        raise ConfigError(f"{task}: data.folds={opts['folds']!r} applies to data.split=cv only")
+    return opts
 
 
 def _windows(enhancer: int, promoter: int) -> dict[str, Setting]:
@@ -196,16 +246,21 @@ def _windows(enhancer: int, promoter: int) -> dict[str, Setting]:
 
 def _make(
     name: str, opts: dict[str, Any], table: Callable[[], Path], genome: Callable[[], Path], synthetic: bool, about: str
-) -> EpiTask:
+) -> Task:
     io = IOSpec("seq_pair", (opts["enhancer_window"], opts["promoter_window"]), 1, "binary", ("interaction",))
-    return EpiTask(name, io, opts["split"], synthetic, opts, table, genome, description=about)
+    task = EpiTask(name, io, opts["split"], synthetic, opts, table, genome, description=about)
+    if opts["split"] != "cv":
+        return task
+    protocol = cv_protocol(opts["folds"], "chromosome", opts["val_fraction"], opts["seed"])
+    return CvTask(name, io, PRIMARY, protocol, synthetic, opts["folds"], task.fold_splits, binary_metrics,
+                  description=about, audit=task.audit_lines)  # fmt: skip
 
 
-def _cell_factory(key: str) -> Callable[..., EpiTask]:
+def _cell_factory(key: str) -> Callable[..., Task]:
     cell = CELLS[key]
 
-    def factory(**options: Any) -> EpiTask:
-        opts = _options({"genome": PATH, **_windows(3000, 2000)}, options)
+    def factory(**options: Any) -> Task:
+        opts = _options(f"epi.{key}", {"genome": PATH, **_windows(3000, 2000)}, options)
         return _make(
             f"epi.{key}",
             opts,
@@ -223,8 +278,8 @@ for _key, _cell in CELLS.items():
 
 
 @TASKS.decorator("epi.synthetic", "synthetic genome + TargetFinder-format pair table, motif-pair interactions")
-def synthetic_task(**options: Any) -> EpiTask:
-    opts = _options({"dir": PATH, **_windows(500, 300)}, options)
+def synthetic_task(**options: Any) -> Task:
+    opts = _options("epi.synthetic", {"dir": PATH, **_windows(500, 300)}, options)
     folder = (
         Path(opts["dir"]).expanduser() if opts["dir"] else cache_dir() / f"epi_synthetic_v{VERSION}_s{opts['seed']}"
     )

@@ -5,6 +5,7 @@ features. `$REGBENCH_DATA/targetfinder/NHEK_training.csv.gz` holds 20 enhancer a
 DNase-seq, EZH2, FAIRE-seq, GRHL3, H2AZ, H3K27ac, H3K27me3, H3K36me3, H3K4me1, H3K4me2, H3K4me3, H3K79me2, H3K9ac,
 H3K9me1, H3K9me3, H4K20me1, POLR2A, WDR5, CAGE) and no window columns, so this is the E/P set (40 features).
 Distance, bin and window counts are not used. Splits: as `epi.*` (`data.split=chromosome` default, or `random`).
+The audit adds near-duplicate windows from the pair coordinates (`epi.nhek`'s default 3,000 / 2,000 bp windows).
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from harness.evaluation.metrics import binary_metrics
 from harness.paths import require_data
 from harness.plugins import TASKS
 from harness.spec import IOSpec, Task
-from tasks._epi_splits import SPLITS, dedupe_pairs, leakage_lines, split_pairs, split_settings
+from tasks._epi_splits import SPLITS, dedupe_pairs, leakage_lines, split_pairs, split_settings, window_overlap_lines
 from tasks._split_task import splits_digest
-from tasks._targetfinder_pairs import PairTableError
+from tasks._targetfinder_pairs import Elements, PairTableError, parse_name
 
 SUFFIXES = (" (enhancer)", " (promoter)", " (window)")
 REQUIRED = ("enhancer_name", "promoter_name", "enhancer_chrom", "label")
 RELATIVE = "targetfinder/NHEK_training.csv.gz"
+WINDOWS = (3000, 2000)  # the audit's near-duplicate windows: `epi.nhek`'s default enhancer and promoter windows
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,16 @@ class FeatureTable:
     @property
     def ids(self) -> np.ndarray:
         return np.asarray([f"{e}::{p}" for e, p in self.pairs])
+
+    def elements(self) -> tuple[Elements, Elements]:
+        """The enhancers and promoters of the pairs, from their `CELL|chrN:start-end` names."""
+        out = []
+        for side in (0, 1):
+            names = [pair[side] for pair in self.pairs]
+            parsed = [parse_name(name, f"pair {i + 1}") for i, name in enumerate(names)]
+            chrom, start, end = (np.asarray(col) for col in zip(*parsed, strict=True))
+            out.append(Elements(np.asarray(names), chrom, start.astype(np.int64), end.astype(np.int64)))
+        return out[0], out[1]
 
 
 def read_feature_table(path: Path) -> FeatureTable:
@@ -116,6 +128,7 @@ class FeatureTask(Task):
             idx = self.pair_splits(protocol)
             lines.append(f"pair leakage, data.split={protocol}: " + ", ".join(f"{s}={len(idx[s])}" for s in SPLITS))
             lines.extend(leakage_lines(t.pairs, t.labels, idx))
+            lines.extend(window_overlap_lines(*t.elements(), idx, WINDOWS))
         return lines
 
     def metrics(self, y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]:

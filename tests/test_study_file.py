@@ -74,7 +74,7 @@ BAD = [
     ("model_set:\n  kmer_attention:\n    model.k: [3]\n", 9, "must be a scalar"),
     ("trials: 1\ntrials: 2\n", 8, "duplicate key 'trials' (first on line 7)"),
     ("set: {a: [1}\n", 7, "not valid YAML"),
-    ("splits: [chromosome]\n", 7, "cell enhancers.synthetic[chromosome] × kmer_logreg: unknown data setting(s)"),
+    ("splits: [chromosome]\n", 7, "cell enhancers.synthetic[chromosome] × kmer_logreg: data.split='chromosome'"),
     ("tiny: 1\n", 7, "tiny='1': must be true or false"),
     ("tiny: 'true'\n", 7, "tiny='true': must be true or false (unquoted)"),
     ("tiny: [true]\n", 7, "tiny must be a scalar"),

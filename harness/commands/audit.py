@@ -1,17 +1,27 @@
-"""`regbench audit --task T`: exact duplicate sequences (either strand) within and across splits."""
+"""`regbench audit --task T`: exact duplicate sequences (either strand) within and across splits, and near-duplicates
+per split pair (canonical 8-mer Jaccard >= 0.5 by MinHash, `harness.data.near_duplicates`); under `data.split=cv`,
+per fold."""
 
 from __future__ import annotations
 
 import argparse
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from harness.config import parse_overrides
 from harness.paths import DataNotFoundError
 
+if TYPE_CHECKING:
+    from harness.spec import Dataset
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("audit", help="report duplicate sequences across a task's splits",
+    p = sub.add_parser("audit", help="report duplicate and near-duplicate sequences across a task's splits",
                        description="Report exact duplicate sequences (a sequence or its reverse complement) within "
-                       "each split and shared between splits.")  # fmt: skip
+                       "each split and shared between splits, and per split pair (train→test, train→val, val→test) "
+                       "the fraction of the second split's sequences with a near-duplicate in the first (either "
+                       "strand; Jaccard similarity of canonical 8-mer sets >= 0.5, by MinHash).")  # fmt: skip
     p.add_argument("--task", required=True, help="task name (see `regbench tasks`)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
                    help="task data option (repeatable)")  # fmt: skip
@@ -19,8 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.data.datasets import SeqDataset
-    from harness.data.splits import duplicate_report
+    from harness.data.splits import CvTask
     from harness.plugins import make_task
 
     task = make_task(args.task, parse_overrides(args.overrides)["data"])
@@ -28,18 +37,35 @@ def run(args: argparse.Namespace) -> int:
     for line in audit_lines:
         print(line)
     try:
-        splits = task.splits()
+        folds = [(f"fold {f.fold} of {task.folds}: ", f.splits()) for f in task.fold_tasks()] if isinstance(
+            task, CvTask) else [("", task.splits())]  # fmt: skip
     except DataNotFoundError as err:
         if not audit_lines:
             raise
         print(f"sequence duplicates not checked: {err}")
         return 0
-    print(f"task {task.name} ({task.split_protocol}): " + ", ".join(f"{k}={len(v)}" for k, v in splits.items()))
+    for prefix, splits in folds:
+        audit_splits(splits, f"{prefix}task {task.name} ({task.split_protocol})", task.io.n_branches)
+    return 0
+
+
+def audit_splits(splits: Mapping[str, Dataset], title: str, n_branches: int) -> None:
+    """Print the exact and near-duplicate audit of one train/val/test split."""
+    from harness.data import near_duplicates as nd
+    from harness.data.datasets import SeqDataset
+    from harness.data.splits import duplicate_report
+
+    print(f"{title}: " + ", ".join(f"{k}={len(v)}" for k, v in splits.items()))
     if not all(isinstance(ds, SeqDataset) for ds in splits.values()):
         print("sequence duplicates not checked: the splits hold precomputed features")
-        return 0
+        return
     report = duplicate_report(splits)
     for line in report.lines():
         print(line)
     print(f"shared across splits: {report.n_across}")
-    return 0
+    start = time.perf_counter()
+    counts = nd.split_pair_counts(splits, branch_names=("enhancer", "promoter") if n_branches == 2 else ())
+    print(f"near-duplicates (canonical {nd.K}-mer Jaccard >= {nd.THRESHOLD}, MinHash {nd.NUM_PERM} permutations; "
+          f"{time.perf_counter() - start:.1f} s): rows of the second split with one in the first")  # fmt: skip
+    for count in counts:
+        print(count.line())

@@ -1,5 +1,5 @@
-"""`regbench train`: one tracked training run; prints a short summary of what was logged, then `run_id: <id>` as
-its last line."""
+"""`regbench train`: one tracked training run (under `data.split=cv`, one with a nested run per fold); prints a short
+summary of what was logged, then `run_id: <id>` as its last line."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train MODEL on TASK, evaluate on val/test (with bootstrap CIs) and log everything to MLflow "
         "(default store sqlite:///mlflow.db, or $MLFLOW_TRACKING_URI).",
         epilog="examples:\n  regbench train --task enhancers.ienhancer2l --model kmer_attention\n"
-        "  regbench train --task enhancers.synthetic --model kmer_attention --set model.k=5 --set train.lr=3e-4",
+        "  regbench train --task enhancers.synthetic --model kmer_attention --set model.k=5 --set train.lr=3e-4\n"
+        "  regbench train --task enhancers.ienhancer2l --model kmer_logreg --set data.split=cv --set data.folds=5",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_run_arguments(p)
@@ -65,6 +66,14 @@ def summary(run_id: str) -> str:
 
     ci = f" [{num('test_primary_ci_low', '.3f')}, {num('test_primary_ci_high', '.3f')}] (95% CI)"
     epochs = f", {int(m['epochs_run'])} epoch(s), best {int(m['best_epoch'])}" if "best_epoch" in m else ""
+    if "n_folds" in m:  # a cross-validated run: pooled out-of-fold, then mean ± sd over the folds
+        return "\n".join([
+            f"test {metric} (pooled out-of-fold): {num('test_primary', '.3f')}{ci}",
+            f"over {int(m['n_folds'])} folds: test {metric} {num('test_primary_mean', '.3f')} ± "
+            f"{num('test_primary_sd', '.3f')} (mean ± sd)   (val {num(f'val_{metric}_mean', '.3f')})",
+            f"time: {num('wall_time_s', '.1f')} s ({num('train_time_s', '.1f')} s training in all folds)",
+            f"params: {num('n_params', ',.0f')} per fold model",
+        ])  # fmt: skip
     return "\n".join([
         f"test {metric}: {num('test_primary', '.3f')}{ci if 'test_primary_ci_low' in m else ''}"
         f"   (val {num(f'val_{metric}', '.3f')})",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.config import TrainConfig, merge, train_config
 from harness.data.encode import check_lengths
+from harness.data.splits import CvTask
 from harness.evaluation.scoring import Evaluation, evaluate
 from harness.plugins import get_model, make_task
 from harness.spec import ModelPlugin, Splits, Task
@@ -114,8 +115,13 @@ def load_data(run: ResolvedRun) -> LoadedData:
 
 
 def run_tags(task: Task, model: str, seed: int, digest: str) -> dict[str, Any]:
+    """The tags of a run on `task`'s loaded data with content `digest` (`near_duplicate_test_fraction`: cached per
+    digest, `harness.data.near_duplicates`)."""
+    from harness.data.near_duplicates import near_duplicate_tag
+
     tags = {"task": task.name, "model": model, "seed": seed, "split_protocol": task.split_protocol,
-            "dataset_digest": digest, "primary_metric": task.primary_metric}  # fmt: skip
+            "dataset_digest": digest, "primary_metric": task.primary_metric,
+            "near_duplicate_test_fraction": near_duplicate_tag(task, digest)}  # fmt: skip
     if task.synthetic:
         tags["synthetic"] = "true"
     return tags
@@ -214,8 +220,13 @@ def fit_and_log(
 
 
 def train_run(request: RunRequest) -> str:
-    """`regbench train`: resolve, load the data, then fit, evaluate and log one new run; returns its run id."""
+    """`regbench train`: resolve, load the data, then fit, evaluate and log one new run (under `data.split=cv`, one
+    with a nested run per fold: `harness.training.cross_validation`); returns its run id."""
     run = request.resolve()
+    if isinstance(run.task, CvTask):  # data.split=cv: one nested run per fold
+        from harness.training.cross_validation import train_cv_run
+
+        return train_cv_run(request, run)
     data = load_data(run)
     from harness.tracking import store  # after the data load: mlflow costs about a second to import
 
