@@ -152,3 +152,21 @@ def test_failing_trials_end_failed_and_the_study_fails_cleanly(tmp_path: Path, l
     trial = next(r for r in runs if r.data.tags["regbench.kind"] == "trial")
     error = MlflowClient(store.tracking_uri()).download_artifacts(trial.info.run_id, "error.txt", str(tmp_path))
     assert "FloatingPointError" in Path(error).read_text()
+
+
+@pytest.mark.slow
+def test_cross_validated_cell(tmp_path: Path, local_ray: None) -> None:
+    """`data.split=cv` in a study: the search tunes on fold 1, each refit is K fold runs plus their pooled summary."""
+    spec = _spec(tmp_path, model="kmer_logreg", trials=1, concurrency=1, max_epochs=1, study_name="cv",
+                 overrides={"model": {"k": 3}, "data": {"n": 300, "split": "cv", "folds": 3}})  # fmt: skip
+    result = run_study(spec)
+    runs = _runs("cv")
+    (refit,) = [r for r in runs if r.data.tags["regbench.kind"] == "refit"]
+    folds = [r for r in runs if r.data.tags.get(store.PARENT_TAG) == refit.info.run_id]
+    assert sorted(r.data.tags["fold"] for r in folds) == ["1", "2", "3"]
+    assert {r.data.tags["regbench.kind"] for r in folds} == {"fold"}
+    assert refit.data.tags["split_protocol"].startswith("cv3-stratified")
+    fold_auroc = [r.data.metrics["test_auroc"] for r in folds]
+    assert refit.data.metrics["test_auroc_mean"] == pytest.approx(sum(fold_auroc) / 3)
+    assert "test_auroc_ci_low" in refit.data.metrics  # pooled out-of-fold, with its CI
+    assert result.test_metrics["test_auroc_mean"] == pytest.approx(refit.data.metrics["test_auroc"])

@@ -3,7 +3,10 @@ resources (`cpus_per_trial`, `gpus_per_trial`), so refits run in parallel on whi
 
 Each refit is an MLflow run nested under the cell run (`regbench.kind=refit`, named `<cell> · sSEED`, tags `seed`,
 `ray_node_id`) logged by the same `fit_and_log` as a `regbench train` run: params, test metrics with CIs,
-predictions, curves, resources and the model. The cell run then carries `seed_summary` of its refits.
+predictions, curves, resources and the model. Under `data.split=cv` a refit is what a cross-validated
+`regbench train` run is (`harness.training.cross_validation.fit_and_log_folds`): one fold run per fold nested under
+it, fold mean ± sd and pooled out-of-fold metrics on it; the search then tuned on fold 1's train/val.
+The cell run then carries `seed_summary` of its refits.
 
 Resume: a FINISHED refit of the same study, configuration and seed (tags `study_name`, `regbench.refit_config`,
 `seed`) is reused — moved under the new cell run — instead of trained again.
@@ -21,9 +24,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.data.splits import CvTask
 from harness.tracking import store
 from harness.tracking.run_names import refit_name
-from harness.training.run import fit_and_log, load_data, run_tags
+from harness.training.cross_validation import fit_and_log_folds
+from harness.training.run import fit_and_log, load_data, load_task_data, run_tags
 from harness.tuning.trial import TrialContext, enter_worker, run_request
 
 REFIT_CONFIG_TAG = "regbench.refit_config"
@@ -59,13 +64,18 @@ def run_refit(ctx: TrialContext, searched: Searched, seed: int) -> RefitResult:
     start = time.perf_counter()
     enter_worker(ctx)
     run = run_request(dataclasses.replace(ctx, seed=seed), searched, progress=False).resolve()
-    data = load_data(run)
+    folds = isinstance(run.task, CvTask)  # data.split=cv: the refit is K fold runs and their pooled summary
+    data = None if folds else load_data(run)
+    digest = load_task_data(run.task)[0] if data is None else data.digest
     node_id = ray.get_runtime_context().get_node_id()
-    tags = {**run_tags(run.task, run.plugin.name, seed, data.digest), "regbench.kind": "refit",
+    tags = {**run_tags(run.task, run.plugin.name, seed, digest), "regbench.kind": "refit",
             "study_name": ctx.study_name, "ray_node_id": node_id, REFIT_CONFIG_TAG: refit_config(ctx, searched),
             **ctx.tags}  # fmt: skip
     with store.run(ctx.experiment, refit_name(ctx.cell_name, seed), tags, parent_run_id=ctx.parent_run_id) as log:
-        fit_and_log(log, run, data, epoch_metrics=False)
+        if data is None:
+            fit_and_log_folds(log, run, epoch_metrics=False)
+        else:
+            fit_and_log(log, run, data, epoch_metrics=False)
         run_id = log.run_id
     metrics = dict(store.client().get_run(run_id).data.metrics)
     return RefitResult(seed, run_id, node_id, metrics, time.perf_counter() - start)
@@ -123,10 +133,11 @@ def refit_seeds(
 
 def seed_summary(results: Sequence[RefitResult]) -> dict[str, float]:
     """The cell's metrics over its refits: `test_<m>_mean` and (two or more seeds) `test_<m>_sd` (sample sd) of
-    every test metric but the CI bounds; `test_primary` is the mean too (one column sorts every run in the UI), with
-    the refit's CI when there is one seed; `refit_wall_time_s` the longest refit; `peak_rss_mb`/`peak_gpu_mem_mb`
-    the largest."""
-    names = sorted({k for r in results for k in r.metrics if k.startswith("test_") and "_ci_" not in k})
+    every test metric but the CI bounds and a cross-validated refit's own fold summaries (`*_mean`, `*_sd`);
+    `test_primary` is the mean too (one column sorts every run in the UI), with the refit's CI when there is one
+    seed; `refit_wall_time_s` the longest refit; `peak_rss_mb`/`peak_gpu_mem_mb` the largest."""
+    names = sorted({k for r in results for k in r.metrics
+                    if k.startswith("test_") and "_ci_" not in k and not k.endswith(("_mean", "_sd"))})  # fmt: skip
     out: dict[str, float] = {}
     for name in names:
         values = [r.metrics[name] for r in results if math.isfinite(r.metrics.get(name, math.nan))]
