@@ -11,7 +11,9 @@ from harness.paths import DataNotFoundError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="report duplicate sequences across a task's splits",
                        description="Report exact duplicate sequences (a sequence or its reverse complement) within "
-                       "each split and shared between splits.")  # fmt: skip
+                       "each split and shared between splits.",
+                       epilog="examples:\n  regbench audit --task enhancers.ienhancer2l\n"
+                       "  regbench audit --task epi.synthetic --set data.split=random")  # fmt: skip
     p.add_argument("--task", required=True, help="task name (see `regbench tasks`)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
                    help="task data option (repeatable)")  # fmt: skip

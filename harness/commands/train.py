@@ -16,7 +16,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default store sqlite:///mlflow.db, or $MLFLOW_TRACKING_URI).",
         epilog="examples:\n  regbench train --task enhancers.ienhancer2l --model kmer_attention\n"
         "  regbench train --task enhancers.synthetic --model kmer_attention --set model.k=5 --set train.lr=3e-4",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_run_arguments(p)
     p.set_defaults(func=run)
