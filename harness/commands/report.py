@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "  regbench report --experiment smoke --out reports/smoke --no-log",
     )
     p.add_argument("--experiment", required=True, help="MLflow experiment name (a study's name)")
-    p.add_argument("--out", default="report", help="output folder (default ./report)")
+    p.add_argument("--out", default=None, help="output folder (default reports/EXPERIMENT)")
     p.add_argument("--no-log", action="store_true", help="do not log the report to the benchmark run")
     p.set_defaults(func=run)
 
