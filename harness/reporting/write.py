@@ -300,15 +300,16 @@ def write_report(experiment: str, out_dir: str | Path | None = None, log_to_benc
     return out
 
 
-def discard_launched_run() -> str | None:
-    """End and delete the run `mlflow run . -e report` opened (`MLFLOW_RUN_ID`, entry point `report`) when nothing was
-    logged to it; returns its id. MLflow leaves a run that has already ended alone when the command exits."""
+def discard_launched_run(entry_point: str = "report") -> str | None:
+    """End and delete the run `mlflow run . -e ENTRY_POINT` opened (`MLFLOW_RUN_ID`, tag `mlflow.project.entryPoint`)
+    when nothing was logged to it; returns its id. MLflow leaves a run that has already ended alone when the
+    command exits, so none stays behind."""
     run_id = os.environ.pop("MLFLOW_RUN_ID", None)
     if not run_id:
         return None
     c = store.client()
     run = c.get_run(run_id)
-    if run.data.tags.get("mlflow.project.entryPoint") != "report" or run.data.metrics or run.data.params:
+    if run.data.tags.get("mlflow.project.entryPoint") != entry_point or run.data.metrics or run.data.params:
         return None
     c.set_terminated(run_id, "FINISHED")
     c.delete_run(run_id)
