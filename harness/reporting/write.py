@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -282,8 +283,8 @@ def default_out(experiment: str) -> Path:
 def write_report(experiment: str, out_dir: str | Path | None = None, log_to_benchmark: bool = True) -> Path:
     """Write `report.md`, `report.html` and `figures/*.png` into `out_dir` (default `default_out`; returned); log
     them to the experiment's newest benchmark run (`regbench.kind=benchmark`) under `report/` when one exists.
-    Under `mlflow run` (`MLFLOW_RUN_ID`), the empty run MLflow opened for the report entry point is deleted
-    (`discard_launched_run`): the report belongs to the benchmark run."""
+    Under `mlflow run` (`MLFLOW_RUN_ID`), the run MLflow opened for the report entry point holds the report too
+    (`adopt_launched_run`), so it is not left empty."""
     out = Path(out_dir) if out_dir else default_out(experiment)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -292,25 +293,34 @@ def write_report(experiment: str, out_dir: str | Path | None = None, log_to_benc
         title = f"regbench report: {experiment}"
         (out / "report.md").write_text(render_markdown(title, sections, out, head))
         (out / "report.html").write_text(render_html(title, sections, head))
+    bench_id = None
     if log_to_benchmark:
         bench = store.search_runs(experiment, "tags.`regbench.kind` = 'benchmark'")
         if not bench.empty:
-            store.log_artifact_dir(str(bench["run_id"].iloc[0]), out, "report")
-    discard_launched_run()
+            bench_id = str(bench["run_id"].iloc[0])
+            store.log_artifact_dir(bench_id, out, "report")
+    adopt_launched_run(experiment, out, bench_id)
     return out
 
 
-def discard_launched_run(entry_point: str = "report") -> str | None:
-    """End and delete the run `mlflow run . -e ENTRY_POINT` opened (`MLFLOW_RUN_ID`, tag `mlflow.project.entryPoint`)
-    when nothing was logged to it; returns its id. MLflow leaves a run that has already ended alone when the
-    command exits, so none stays behind."""
+def adopt_launched_run(experiment: str, out: Path, bench_id: str | None) -> str | None:
+    """Under `mlflow run . -e report` (`MLFLOW_RUN_ID`, entry point `report`): make the run MLflow opened hold the
+    report (files under `report/`, kind `report`, a description pointing at the benchmark run) instead of leaving
+    it empty; returns its id. (Deleting it is not an option: MLflow ends the run again after the command exits.)"""
     run_id = os.environ.pop("MLFLOW_RUN_ID", None)
     if not run_id:
         return None
     c = store.client()
     run = c.get_run(run_id)
-    if run.data.tags.get("mlflow.project.entryPoint") != entry_point or run.data.metrics or run.data.params:
+    if run.data.tags.get("mlflow.project.entryPoint") != "report":
         return None
-    c.set_terminated(run_id, "FINISHED")
-    c.delete_run(run_id)
+    store.log_artifact_dir(run_id, out, "report")
+    where = f" (also under report/ of the benchmark run {bench_id})" if bench_id else ""
+    store.set_tags(run_id, {"regbench.kind": "report", "mlflow.runName": f"report: {experiment}",
+                            store.NOTE_TAG: f"The regbench report of experiment {experiment}: report/report.html"
+                            f"{where}."})  # fmt: skip
+    if c.get_experiment(run.info.experiment_id).name != experiment:
+        print(f"regbench report: the report is logged to the run mlflow run opened in experiment "
+              f"{c.get_experiment(run.info.experiment_id).name!r}; pass --experiment-name {experiment} to keep it "
+              "beside the benchmark", file=sys.stderr)  # fmt: skip
     return run_id
