@@ -169,15 +169,18 @@ def group_auroc_figure(task: str, per_label: dict[str, pd.DataFrame],
             ax.boxplot([values], positions=[k], widths=0.6, orientation="horizontal", patch_artist=True,
                        showfliers=False, boxprops={"facecolor": styles[model]["color"], "alpha": 0.5},
                        medianprops={"color": "black"})  # fmt: skip
-            ax.plot(values, np.full(len(values), k), "|", color="black", ms=6, alpha=0.6)
+            ax.plot(values, np.full(len(values), k), "o" if len(values) == 1 else "|", color=styles[model]["color"]
+                    if len(values) == 1 else "black", ms=6, alpha=0.8)  # fmt: skip
         n_labels = part["label"].nunique() if "label" in part else 0
-        ax.set_title(f"{group} ({n_labels} labels)", fontsize=FONT)
+        scored = part.dropna(subset=["auroc"])["label"].nunique() if "label" in part else 0
+        both = "" if scored == n_labels else f", {scored} with both classes in test"
+        ax.set_title(f"{group} ({n_labels} labels{both})", fontsize=FONT)
         ax.set_xlim(0, 1)
         ax.axvline(0.5, ls="--", c="grey", lw=0.8)
         ax.set_xlabel("test AUROC per label", fontsize=FONT)
         ax.tick_params(labelsize=FONT)
     axes[0].set_yticks(range(len(models)), models)
-    axes[0].set_ylim(-0.6, len(models) - 0.4)
+    axes[0].set_ylim(len(models) - 0.4, -0.6)  # first model on top
     fig.suptitle(f"{task}: per-group AUROC", fontsize=FONT + 1)
     fig.tight_layout()
     return fig

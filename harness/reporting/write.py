@@ -120,7 +120,7 @@ def display_table(table: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
         else:
             low, high = _fmt(row["test_primary_ci_low"], ".3f"), _fmt(row["test_primary_ci_high"], ".3f")
             out[f"test {metric}"] = f"{row['test_primary']:.3f}" + (f" [{low}, {high}]" if low else "")
-        out.update({LABELS.get(m, m.removeprefix(f"{raw}_")): _with_ci(used, m) for m in extra})
+        out.update({_label(m, raw): _with_ci(used, m) for m in extra})
         out.update({
             "params": _fmt(row["n_params"], ",.0f"),
             "time (s)": _fmt(row["wall_time_s"], ",.0f" if row["wall_time_s"] >= 100 else ".1f"),
@@ -135,6 +135,12 @@ def display_table(table: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
 
 LABELS = {"auroc": "AUROC", "auprc": "AUPRC", "f1": "F1 (t=0.5)", "mcc": "MCC (t=0.5)",
           "auroc_median": "median AUROC"}  # fmt: skip
+
+
+def _label(name: str, primary: str) -> str:
+    """A metric's column title: `AUROC`, or `median AUROC dnase` for a group's median of a multi-label task."""
+    group = name.removeprefix(f"{primary}_")
+    return LABELS.get(name, f"{LABELS.get(primary, primary)} {group}")
 
 
 def run_details(table: pd.DataFrame) -> pd.DataFrame:
