@@ -107,6 +107,7 @@ def check_pages(base: str, experiment: str, bench: str, cell: str, out: Path, re
     from harness.tracking import store
 
     seen: list[str] = []
+    expect.set_options(timeout=60_000)  # a busy machine's mlflow ui can take more than expect's default 5 s
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
