@@ -13,10 +13,13 @@ trial each; about a minute on 2 cores.
 Asserted: no run is FAILED; the leaderboard link (`store.leaderboard_link`, also in the benchmark run's description)
 opens the model-training Runs page (side nav "Runs" / "Models", no GenAI "Overview") in the saved view "regbench
 leaderboard" with a `test_primary` column; the benchmark run's page shows the leaderboard of its description; a
-cell run's page lists `test_primary`. Reported, not asserted: where the plain experiment address lands in a fresh
-browser (MLflow 3.17 sends it to the GenAI overview whatever the experiment's kind, until the browser has once
-been on a model-training page), and again after the link was opened. Screenshots in --out: `experiment_default.png`,
-`experiment.png`, `experiment_again.png`, `benchmark_run.png`, `cell_run.png`.
+cell run's page lists `test_primary`; the benchmark's `report.html` shows its header and leaderboard and fits a
+1366 px laptop screen without sideways scrolling. The mlflow ui listens on the first free port of 5300-5399.
+Reported, not asserted: where the plain experiment address lands in a fresh browser (MLflow 3.17 sends it to the
+GenAI overview whatever the experiment's kind, until the browser has once been on a model-training page), and
+again after the link was opened; whether the cell run's page names its logged model `<task>__<model>`.
+Screenshots in --out: `experiment_default.png`, `experiment.png`, `experiment_again.png`, `benchmark_run.png`,
+`cell_run.png`, `report_top.png` (the laptop viewport), `report.png` (the whole page).
 """
 
 from __future__ import annotations
@@ -51,10 +54,16 @@ model_set:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(first: int = 5300, last: int = 5399) -> int:
+    """The first port of `first..last` free on loopback."""
+    for port in range(first, last + 1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {first}-{last}")
 
 
 def run_benchmark(work: Path) -> tuple[str, str, str]:
@@ -89,7 +98,7 @@ def start_ui(uri: str, port: int, work: Path) -> subprocess.Popen:
     raise RuntimeError(f"mlflow ui did not answer on port {port} within 90 s; see {work / 'mlflow_ui.log'}")
 
 
-def check_pages(base: str, experiment: str, bench: str, cell: str, out: Path) -> list[str]:
+def check_pages(base: str, experiment: str, bench: str, cell: str, out: Path, report: Path) -> list[str]:
     """Visit the pages in a fresh browser profile, save screenshots, return what was seen (raises AssertionError
     on a miss)."""
     from playwright.sync_api import expect, sync_playwright
@@ -98,6 +107,7 @@ def check_pages(base: str, experiment: str, bench: str, cell: str, out: Path) ->
     from harness.tracking import store
 
     seen: list[str] = []
+    expect.set_options(timeout=60_000)  # a busy machine's mlflow ui can take more than expect's default 5 s
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
@@ -133,7 +143,19 @@ def check_pages(base: str, experiment: str, bench: str, cell: str, out: Path) ->
         expect(page.get_by_text("test_primary", exact=True).first).to_be_visible()
         seen += ["cell run page: test_primary among its metrics"]
         page.wait_for_timeout(1000)
+        named = page.get_by_text("enhancers-synthetic__", exact=False).count()
+        seen += [f"cell run page: its logged model named <task>__<model> shown {named} time(s)"]
         page.screenshot(path=str(out / "cell_run.png"), full_page=True)
+
+        page.set_viewport_size({"width": 1366, "height": 768})  # a laptop screen
+        page.goto(report.as_uri())
+        expect(page.get_by_text("Leaderboard: enhancers.synthetic").first).to_be_visible()
+        expect(page.get_by_text("git sha", exact=True).first).to_be_visible()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 1366, f"report.html is {width} px wide on a 1366 px screen"
+        seen += [f"report.html: header and leaderboards, {width} px wide on a 1366 px screen (no sideways scroll)"]
+        page.screenshot(path=str(out / "report_top.png"))
+        page.screenshot(path=str(out / "report.png"), full_page=True)
         browser.close()
     return seen
 
@@ -156,7 +178,8 @@ def main() -> int:
     port = free_port()
     ui = start_ui(uri, port, work)
     try:
-        seen = check_pages(f"http://127.0.0.1:{port}", experiment, bench, cell, out)
+        report = work / "reports" / "ui-check" / "report.html"
+        seen = check_pages(f"http://127.0.0.1:{port}", experiment, bench, cell, out, report)
     finally:
         ui.terminate()
         ui.wait(timeout=30)

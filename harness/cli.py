@@ -5,22 +5,60 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import textwrap
 
 # Each module registers its subcommands; it must import heavy libraries (torch, mlflow, ...) only inside the
 # functions that run a command, so that `regbench --help` stays fast (tests/test_cli_startup.py).
 COMMAND_MODULES = (
-    "listing", "train", "predict", "audit", "transfer", "study", "benchmark", "report", "compare", "interpret", "lm",
+    "listing", "train", "predict", "export", "audit", "transfer", "study", "benchmark", "report", "compare",
+    "interpret", "lm",
 )  # fmt: skip
+
+
+EPILOG = """\
+examples:
+  regbench train --task enhancers.synthetic --model kmer_attention --max-epochs 3
+  regbench export --task enhancers.synthetic --split test --out test.tsv
+  regbench evaluate --run RUN_ID --input test.tsv
+  regbench benchmark --study studies/smoke.yaml
+
+`regbench COMMAND --help` describes a command, with examples."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Wraps descriptions and epilog prose to the terminal's width; keeps paragraphs with indented lines (examples,
+    lists) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = []
+        for paragraph in text.split("\n\n"):
+            if any(line[:1].isspace() for line in paragraph.splitlines()):
+                paragraphs.append(textwrap.indent(paragraph, indent))
+            else:
+                paragraphs.append(textwrap.fill(" ".join(paragraph.split()), width, initial_indent=indent,
+                                                subsequent_indent=indent))  # fmt: skip
+        return "\n\n".join(paragraphs)
+
+
+def _use_formatter(parser: argparse.ArgumentParser) -> None:
+    """Give `parser` and every subcommand parser below it the `HelpFormatter`."""
+    parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _use_formatter(child)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="regbench",
         description="Benchmark deep-learning models on regulatory-DNA tasks, tracked in MLflow.",
+        epilog=EPILOG,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"harness.commands.{name}").register(sub)
+    _use_formatter(parser)
     return parser
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +115,9 @@ def test_pyfunc_scores_as_regbench_predict(model: str, sets: list[str], tmp_path
     assert main(["predict", "--run", run_id, "--input", str(fasta), "--output", str(out), "--device", "cpu"]) == 0
     expected = pd.read_csv(out, sep="\t")["score"].to_numpy()
 
-    pyfunc = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    tags = store.client().get_run(run_id).data.tags
+    assert tags[store.MODEL_NAME_TAG] == f"enhancers-synthetic__{model}"
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{run_id}/enhancers-synthetic__{model}")
     assert [c.name for c in pyfunc.metadata.get_input_schema().inputs] == ["sequence"]
     got = pyfunc.predict(pd.DataFrame({"sequence": seqs}))
     assert list(got.columns) == ["score"]
@@ -135,8 +139,32 @@ def test_pyfunc_of_a_pair_model_reads_enhancer_promoter_and_id_columns() -> None
     frame = pd.DataFrame({name: [decode(c, int(n)) for c, n in zip(branch.codes, branch.lengths, strict=True)]
                           for name, branch in zip(("enhancer", "promoter"), test.seqs, strict=True)})  # fmt: skip
     frame["id"] = test.ids
-    pyfunc = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    uri = store.client().get_run(run_id).data.tags[store.MODEL_URI_TAG]
+    pyfunc = mlflow.pyfunc.load_model(uri)
+    logged = store.client().get_logged_model(uri.removeprefix("models:/"))
+    assert (logged.name, logged.tags["task"]) == ("epi-synthetic__element_propensity", "epi.synthetic")
     assert [c.name for c in pyfunc.metadata.get_input_schema().inputs] == ["enhancer", "promoter", "id"]
     np.testing.assert_allclose(pyfunc.predict(frame)["score"].to_numpy(), predictor.score(test), rtol=1e-12)
     with pytest.raises(ValueError, match="enhancer has length 10, but model element_propensity"):
         pyfunc.predict(frame.head(1).assign(enhancer="ACGTACGTAC"))
+
+
+@pytest.mark.slow
+def test_mlflow_models_predict_scores_as_regbench_predict(tmp_path: Path) -> None:
+    """`mlflow models predict -m <the run's models:/ URI> -i seqs.csv --env-manager local`, the MLflow CLI in a
+    fresh process, gives the scores `regbench predict --run` writes."""
+    request = RunRequest("enhancers.synthetic", "kmer_logreg", parse_overrides(["data.n=240"]), experiment="u")
+    run_id = train_run(request)
+    rng = np.random.default_rng(2)
+    seqs = ["".join(rng.choice(list("ACGT"), size=200)) for _ in range(4)]
+    pd.DataFrame({"sequence": seqs}).to_csv(tmp_path / "seqs.csv", index=False)
+    (tmp_path / "seqs.tsv").write_text("sequence\n" + "\n".join(seqs) + "\n")
+    assert main(["predict", "--run", run_id, "--input", str(tmp_path / "seqs.tsv"), "--output",
+                 str(tmp_path / "ours.tsv")]) == 0  # fmt: skip
+    uri = store.client().get_run(run_id).data.tags[store.MODEL_URI_TAG]
+    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    subprocess.run([str(mlflow_cli), "models", "predict", "-m", uri, "-i", str(tmp_path / "seqs.csv"), "-t", "csv",
+                    "-o", str(tmp_path / "theirs.json"), "--env-manager", "local"], check=True)  # fmt: skip
+    theirs = pd.DataFrame(json.loads((tmp_path / "theirs.json").read_text())["predictions"])
+    ours = pd.read_csv(tmp_path / "ours.tsv", sep="\t")
+    np.testing.assert_allclose(theirs["score"].to_numpy(), ours["score"].to_numpy(), rtol=1e-5)

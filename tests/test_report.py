@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,8 @@ def test_report_of_two_models_by_two_seeds(tmp_path: Path) -> None:
     html = (out / "report.html").read_text()
     runs = store.search_runs("rep")
     auroc = runs.set_index("run_id")["metrics.test_auroc"]
-    rows = [line for line in md.splitlines() if line.startswith("| ") and "enhancers" not in line.split("|")[1]]
-    table_rows = [r for r in rows if "kmer_" in r]
+    leaderboard_md = md.split("## Leaderboard: enhancers.synthetic")[1].split("<details>")[0]
+    table_rows = [line for line in leaderboard_md.splitlines() if line.startswith("| ") and "kmer_" in line]
     assert len(table_rows) == 2
     means = {m: np.mean([auroc[ids[m, s]] for s in (0, 1)]) for m in ("kmer_logreg", "kmer_attention")}
     best = max(means, key=means.get)
@@ -54,7 +55,9 @@ def test_report_of_two_models_by_two_seeds(tmp_path: Path) -> None:
     assert runs["tags.dataset_digest"].dropna().iloc[0] in md and "synthetic_stratified" in md
     assert "data:image/png;base64," in html and "src='figures/" not in html
     figures = {p.name for p in (out / "figures").iterdir()}
-    assert {"task_x_model_heatmap.png", "enhancers.synthetic_ROC_and_PR_curves.png"} <= figures
+    assert {"model_x_task_heatmap.png", "enhancers.synthetic_ROC_and_PR_curves.png"} <= figures
+    assert "`" not in html and "<details><summary>runs of these 2 models" in html
+    assert "| study file | not recorded |" in md and "| git sha |" in md and "| report machine |" in md
     logged = {f.path for f in store.client().list_artifacts(bench, "report")}
     assert {"report/report.md", "report/report.html"} <= logged
 
@@ -82,4 +85,22 @@ def test_transfer_matrices_and_group_aurocs_are_drawn(tmp_path: Path) -> None:
         }
     )
     fig = group_auroc_figure("chromatin.x", {"m1": per_label, "m2": per_label})
-    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["DNase", "TF"]
+    assert [ax.get_title() for ax in fig.axes] == ["DNase (2 labels)", "TF (2 labels)"]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["m1", "m2"]
+
+
+def test_the_run_mlflow_run_opens_for_the_report_holds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mlflow run . -e report`: the report goes to reports/<experiment>, and the run MLflow opened for the entry
+    point (ended by MLflow afterwards) is not left empty: it holds the report and says where it came from."""
+    train_run(RunRequest("enhancers.synthetic", "kmer_logreg", {"train": TRAIN, "data": DATA}, experiment="rep"))
+    c = store.client()
+    launched = c.create_run("0", tags={"mlflow.project.entryPoint": "report"}).info.run_id
+    c.log_param(launched, "experiment", "rep")  # mlflow run logs the -P values
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_RUN_ID", launched)
+    out = write_report("rep")
+    assert out == Path("reports/rep") and (tmp_path / "reports/rep/report.html").is_file()
+    run = c.get_run(launched)
+    assert run.data.tags["regbench.kind"] == "report" and run.info.run_name == "report: rep"
+    assert {"report/report.md", "report/report.html"} <= {f.path for f in c.list_artifacts(launched, "report")}
+    assert "MLFLOW_RUN_ID" not in os.environ

@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Report exact duplicate sequences (a sequence or its reverse complement) within "
                        "each split and shared between splits, and per split pair (train→test, train→val, val→test) "
                        "the fraction of the second split's sequences with a near-duplicate in the first (either "
-                       "strand; Jaccard similarity of canonical 8-mer sets >= 0.5, by MinHash).")  # fmt: skip
+                       "strand; Jaccard similarity of canonical 8-mer sets >= 0.5, by MinHash).",
+                       epilog="examples:\n  regbench audit --task enhancers.ienhancer2l\n"
+                       "  regbench audit --task epi.synthetic --set data.split=random")  # fmt: skip
     p.add_argument("--task", required=True, help="task name (see `regbench tasks`)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
                    help="task data option (repeatable)")  # fmt: skip

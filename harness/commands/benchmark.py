@@ -19,7 +19,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n  regbench benchmark --study studies/smoke.yaml\n"
         "  regbench benchmark --study studies/epi_splits.yaml   # chromosome vs random split, offline\n"
         "  regbench benchmark --study studies/enhancers.yaml --ray-address auto   # needs an MLflow server",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--study", required=True, type=Path, help="study YAML file, e.g. studies/smoke.yaml")
     p.add_argument("--ray-address", default=None,

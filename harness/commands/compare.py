@@ -15,6 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "DeLong's test and the paired bootstrap, AUPRC by the paired bootstrap, accuracy at each run's "
         "validation-chosen threshold by McNemar's test; Holm-adjusted p-values. Runs on different data (dataset "
         "digest or test example ids) are refused.",
+        epilog="examples:\n  regbench compare RUN_A RUN_B\n  regbench compare RUN_A RUN_B --metric auroc --n-boot 2000",
     )
     p.add_argument("run_a", metavar="RUN_A", help="run id")
     p.add_argument("run_b", metavar="RUN_B", help="run id")

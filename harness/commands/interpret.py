@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Writes per sequence <id>.ism.npy (L x 4 delta logits over A,C,G,T; 0 at the reference base, NaN outside "
         "--window), ism.tsv (id, position, ref, alt, delta_logit, delta_prob), and for the first --plots sequences "
         "a mutation map and a logo PNG. With --variants: variants.tsv with logit_ref, logit_alt, delta, prob_*.",
+        epilog="examples:\n  regbench export --task enhancers.synthetic --split test --out test.fa --limit 5\n"
+        "  regbench ism --run RUN_ID --input test.fa --window 50:150\n"
+        "  regbench ism --run RUN_ID --variants variants.tsv --genome hg19.fa",
     )
     _common(p)
     source = p.add_mutually_exclusive_group(required=True)
@@ -52,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(saliency = gradient x input, integrated_gradients with an all-N baseline, ism = minus the mean logit "
         "change of the substitutions) or, for --method attention, (layers x heads x L x L) attention rolled up "
         "from k-mer tokens to bases — and a logo / heatmap PNG for the first --plots sequences.",
+        epilog="examples:\n  regbench explain --run RUN_ID --input test.fa --method saliency\n"
+        "  regbench explain --run RUN_ID --input test.fa --method attention --plots 3",
     )
     _common(e)
     e.add_argument("--input", required=True, help="FASTA, or TSV whose first column is the sequence")

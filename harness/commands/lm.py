@@ -16,7 +16,12 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("lm", help="DNA language-model checkpoints (validate a download)")
     lm_sub = parser.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
-    check = lm_sub.add_parser("check", help="load a checkpoint folder, embed probe sequences, print what loaded")
+    check = lm_sub.add_parser("check", help="load a checkpoint folder, embed probe sequences, print what loaded",
+                              description="Load a local DNA language-model folder as the probe and fine-tune "
+                              "plugins do, embed a few probe sequences and print the architecture, params and "
+                              "embed_seq_per_s.", epilog="examples:\n  regbench lm check ~/models/DNABERT-2-117M\n"
+                              "  regbench lm check ../shared/lm_checkpoints/dnabert2-tiny --random-init "
+                              "--save .regbench/lm/dnabert2-tiny --n 4")  # fmt: skip
     check.add_argument("folder", type=Path, help="local Hugging Face model folder (e.g. DNABERT-2-117M)")
     check.add_argument("--random-init", action="store_true", help="random weights (for a weight-less folder)")
     check.add_argument("--save", type=Path, default=None, metavar="OUT", help="write a loadable copy to OUT")

@@ -9,11 +9,30 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
+OVERLAP_NOTE = """\
+A warning line on stderr says how many input sequences (either strand) are in the run's training split, rebuilt
+from the run's task and data settings when its digest matches the run's dataset_digest: scores on training
+sequences overestimate performance on new data."""
+PREDICT_EPILOG = f"""\
+examples:
+  regbench export --task enhancers.synthetic --split test --out test.fa
+  regbench predict --run RUN_ID --input test.fa --output scores.tsv
+  regbench predict --run RUN_ID --input test.fa --output - | head -3
+
+{OVERLAP_NOTE}"""
+EVALUATE_EPILOG = f"""\
+examples:
+  regbench export --task enhancers.synthetic --split test --out test.tsv
+  regbench evaluate --run RUN_ID --input test.tsv --threshold 0.4
+
+{OVERLAP_NOTE}"""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="score a FASTA/TSV with a logged model",
-                       description="Write a TSV with columns id (FASTA header or row number) and score "
-                       "(probability of the positive class).")  # fmt: skip
+                       description="Score the sequences of a FASTA or TSV file with the model logged by RUN and "
+                       "write a TSV with columns id (FASTA header or row number) and score (probability of the "
+                       "positive class; score_0.. for multi-label models).", epilog=PREDICT_EPILOG)  # fmt: skip
     p.add_argument("--run", required=True, help="MLflow run id (printed by `regbench train`, or a study parent run)")
     p.add_argument("--input", required=True, help="FASTA, or TSV whose first column is the sequence")
     p.add_argument("--output", required=True, help="output TSV path ('-' for stdout)")
@@ -22,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser(
         "evaluate",
         help="metrics with 95%% CIs of a logged model on a labelled TSV",
-        description="Score a labelled TSV (seq<TAB>label) and print metrics with bootstrap 95%% CIs.",
+        description="Score a labelled TSV (seq<TAB>label) with the model logged by RUN and print its metrics with "
+        "bootstrap 95% CIs (binary tasks).",
+        epilog=EVALUATE_EPILOG,
     )
     e.add_argument("--run", required=True, help="MLflow run id")
     e.add_argument("--input", required=True, help="TSV with columns seq<TAB>label")
@@ -62,7 +83,9 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.output != "-":
         output_file(args.output, "output file")
     ids, seqs, _ = read_scored(args.input, meta, labelled=False)
-    scores = predictor.score(single_sequence_dataset(ids, seqs, None, meta, args.input))
+    dataset = single_sequence_dataset(ids, seqs, None, meta, args.input)
+    _warn_overlap(args, meta, dataset)
+    scores = predictor.score(dataset)
     table = pd.DataFrame({"id": ids, "score": scores}) if scores.ndim == 1 else pd.DataFrame(
         {"id": ids, **{f"score_{j}": scores[:, j] for j in range(scores.shape[1])}})  # fmt: skip
     table.to_csv(sys.stdout if args.output == "-" else args.output, sep="\t", index=False, float_format="%.6g")
@@ -84,7 +107,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if meta["io"]["target"] != "binary":
         raise ValueError(f"evaluate supports binary tasks; run {args.run} was trained on {meta['task']}")
     ids, seqs, labels = read_scored(args.input, meta, labelled=True)
-    scores = predictor.score(single_sequence_dataset(ids, seqs, labels, meta, args.input))
+    dataset = single_sequence_dataset(ids, seqs, labels, meta, args.input)
+    _warn_overlap(args, meta, dataset)
+    scores = predictor.score(dataset)
     point = binary_metrics(labels, scores, args.threshold)
     cis = bootstrap_binary(labels, scores, args.threshold)
     print(
@@ -102,3 +127,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         else:
             print(f"{name:<10} {value:.4f}  95% CI [{low:.4f}, {high:.4f}]")
     return 0
+
+
+def _warn_overlap(args: argparse.Namespace, meta: dict, dataset: Any) -> None:
+    """One line on stderr when the input holds sequences of the run's training split."""
+    from harness.evaluation.reload import training_overlap
+
+    warning = training_overlap(args.run, meta, dataset.seqs[0])
+    if warning:
+        print(f"regbench {args.command}: {warning}", file=sys.stderr)

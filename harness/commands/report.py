@@ -12,9 +12,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Read the runs of an MLflow experiment ($MLFLOW_TRACKING_URI, default sqlite:///mlflow.db) and "
         "write report.md, a self-contained report.html (figures embedded) and figures/*.png. The report is also "
         "logged under report/ of the experiment's benchmark run, if it has one.",
+        epilog="examples:\n  regbench report --experiment smoke\n"
+        "  regbench report --experiment smoke --out reports/smoke --no-log",
     )
     p.add_argument("--experiment", required=True, help="MLflow experiment name (a study's name)")
-    p.add_argument("--out", default="report", help="output folder (default ./report)")
+    p.add_argument("--out", default=None, help="output folder (default reports/EXPERIMENT)")
     p.add_argument("--no-log", action="store_true", help="do not log the report to the benchmark run")
     p.set_defaults(func=run)
 

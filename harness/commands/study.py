@@ -31,7 +31,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the validation metric), refit the best configuration and log it to MLflow: one parent run per study, one "
         "child run per trial, in experiment --experiment (default: the study name).",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--task", required=True, help="task name (see `regbench tasks`)")
     p.add_argument("--model", required=True, help="model name (see `regbench models`)")

@@ -17,7 +17,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n  regbench train --task enhancers.ienhancer2l --model kmer_attention\n"
         "  regbench train --task enhancers.synthetic --model kmer_attention --set model.k=5 --set train.lr=3e-4\n"
         "  regbench train --task enhancers.ienhancer2l --model kmer_logreg --set data.split=cv --set data.folds=5",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_run_arguments(p)
     p.set_defaults(func=run)

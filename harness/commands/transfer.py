@@ -19,7 +19,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--set data.genome=hg19.fa\n"
         "  regbench transfer --model epsat --train-cell synthetic --test-cells synthetic,synthetic@seed=1 "
         "--max-epochs 3",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", required=True, help="model name (see `regbench models`)")
     p.add_argument("--train-cell", required=True, metavar="CELL[,CELL...]",

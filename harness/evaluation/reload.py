@@ -1,4 +1,5 @@
-"""Scoring new sequences with a logged model: reload the predictor of a run and read input files."""
+"""Scoring new sequences with a logged model: reload the predictor of a run, read input files, and tell when the
+input overlaps the run's training split (`training_overlap`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.data.datasets import SeqDataset, Seqs
+from harness.data.datasets import SeqDataset, Seqs, sequence_branches
 from harness.data.readers import SequenceFileError
 from harness.spec import Predictor
 from harness.tracking import store
@@ -61,3 +62,33 @@ def single_sequence_dataset(
         raise SequenceFileError(f"{source}: {err}") from None
     y = labels if labels is not None else np.zeros(len(seqs), np.float32)
     return SeqDataset((branch,), y, ids)
+
+
+MAX_TRAIN_ROWS = 2_000_000  # larger training splits are not rebuilt for the overlap check (minutes of work)
+
+
+def training_overlap(run_id: str, meta: dict[str, Any], seqs: Seqs) -> str | None:
+    """A one-line warning when some of `seqs` (either strand) are in the run's training split, else None.
+
+    The run logs no sequences, only the task, its data settings (`meta["data"]`) and the digest of the task's
+    splits (tag `dataset_digest`), so the training split is rebuilt from the task and settings as training built
+    it, and used only when its digest matches the run's (same data, same split); otherwise, when the data cannot
+    be loaded here, or when the split is larger than `MAX_TRAIN_ROWS`, nothing is checked (None)."""
+    from harness.plugins import make_task
+
+    logged = store.client().get_run(run_id).data.tags.get("dataset_digest")
+    try:
+        task = make_task(meta["task"], meta.get("data", {}))
+        train = task.splits()["train"]
+        if not logged or len(train) > MAX_TRAIN_ROWS or task.digest() != logged:
+            return None
+        known = set(sequence_branches(train)[0].canonical_digests())
+    except Exception:  # data missing or unreadable here: the check is a courtesy, scoring goes on
+        return None
+    hits = sum(d in known for d in seqs.canonical_digests())
+    if not hits:
+        return None
+    return (
+        f"warning: {hits:,} of {len(seqs):,} input sequences ({hits / len(seqs):.0%}) are in the training split "
+        f"of run {run_id} ({meta['task']}, either strand); their scores overestimate performance on new data"
+    )

@@ -10,26 +10,33 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
+from sklearn.metrics import average_precision_score, confusion_matrix, precision_recall_curve, roc_auc_score, roc_curve
 
 
-def roc_figure(y_true: np.ndarray, y_score: np.ndarray, title: str) -> Figure:
+def _named(model: str | None, metric: str, value: float) -> str:
+    return f"{model + ' ' if model else ''}({metric} {value:.3f})"
+
+
+def roc_figure(y_true: np.ndarray, y_score: np.ndarray, title: str, model: str | None = None) -> Figure:
+    """The ROC curve, named `model (AUROC 0.871)` in a legend below the axes."""
     fpr, tpr, _ = roc_curve(y_true, y_score)
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot(fpr, tpr, lw=1.5)
-    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
+    fig, ax = plt.subplots(figsize=(4.5, 5.0))
+    ax.plot(fpr, tpr, lw=1.5, label=_named(model, "AUROC", roc_auc_score(y_true, y_score)))
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8, label="chance")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=9, frameon=False)
     fig.tight_layout()
     return fig
 
 
-def pr_figure(y_true: np.ndarray, y_score: np.ndarray, title: str) -> Figure:
+def pr_figure(y_true: np.ndarray, y_score: np.ndarray, title: str, model: str | None = None) -> Figure:
+    """The precision-recall curve, named `model (AUPRC 0.802)` in a legend below the axes (not over the curve)."""
     precision, recall, _ = precision_recall_curve(y_true, y_score)
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot(recall, precision, lw=1.5)
-    ax.axhline(float(np.mean(y_true)), ls="--", c="grey", lw=0.8, label="prevalence")
+    fig, ax = plt.subplots(figsize=(4.5, 5.0))
+    ax.plot(recall, precision, lw=1.5, label=_named(model, "AUPRC", average_precision_score(y_true, y_score)))
+    ax.axhline(float(np.mean(y_true)), ls="--", c="grey", lw=0.8, label=f"prevalence {np.mean(y_true):.2f}")
     ax.set(xlabel="recall", ylabel="precision", title=title, xlim=(0, 1), ylim=(0, 1.01))
-    ax.legend(loc="lower left")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=9, frameon=False)
     fig.tight_layout()
     return fig
 

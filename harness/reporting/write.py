@@ -1,8 +1,10 @@
 """`regbench report`: an experiment's runs as a paper-ready report (report.md + self-contained report.html).
 
-Per task, a leaderboard of models (built on `harness.benchmark.leaderboard`: FINISHED runs, the newest per seed)
-with the primary test metric and its uncertainty, AUPRC, F1, MCC, parameters, wall time, throughput, peak memory, split
-protocol, dataset digest and run ids; then figures (`harness.reporting.figures`).
+A header (study file and settings, date, git sha, machines), then per task a leaderboard of models (built on
+`harness.benchmark.leaderboard`: FINISHED runs, the newest per seed) with the primary test metric and every other
+metric logged with a 95% CI (sd over seeds for several seeds), parameters, wall time, throughput and peak memory;
+run ids, split protocol and dataset digest, and why a model was not scored, in collapsed details; then figures
+(`harness.reporting.figures`).
 
 Ranks: one ranking with the terminal and `leaderboard.md` (`harness.benchmark.leaderboard.ranked`): models that
 the Holm-adjusted paired tests do not distinguish from their group's leader share its rank, "1=" (see
@@ -12,15 +14,21 @@ scored, how far each model is above the best shortcut.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import platform
+import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
 from harness.benchmark import comparisons, leaderboard
 from harness.reporting.figures import Section, figure_sections
-from harness.reporting.render import render_html, render_markdown
+from harness.reporting.render import Header, render_html, render_markdown, slug
 from harness.tracking import store
+from harness.tracking.run_owner import PROCESS_TAG
 
 REPORT_FILES = ("report.md", "report.html")
 
@@ -53,46 +61,115 @@ def task_table(runs: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
                 "split_protocol": ", ".join(sorted(set(used["split_protocol"].dropna()))),
                 "dataset_digest": ", ".join(sorted(set(used["dataset_digest"].dropna()))),
                 "run_ids": row["run_ids"],
+                "status": row["status"],
                 "note": row["skip_reason"],
             }
         )
     return pd.DataFrame(rows)
 
 
-def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """`task_table` formatted for people: `0.871 [0.842, 0.897]` (one seed) or `0.871 ± 0.012 (n=3)`."""
+def _fmt(value: float, spec: str) -> str:
+    return "" if pd.isna(value) else format(value, spec)
 
-    def fmt(value: float, spec: str) -> str:
-        return "" if pd.isna(value) else format(value, spec)
 
-    def score(row: pd.Series) -> str:
+def _with_ci(values: pd.DataFrame, name: str) -> str:
+    """`test_<name>` of a model's runs (rows of the experiment's run metrics): `0.871 [0.842, 0.897]` for one seed,
+    `0.871 ± 0.012 (n=3)` (sd over seeds) for several, "" when not logged."""
+    column = f"metrics.test_{name}"
+    if column not in values or values[column].isna().all():
+        return ""
+    if len(values) > 1:
+        return f"{values[column].mean():.3f} ± {values[column].std(ddof=1):.3f} (n={len(values)})"
+    row = values.iloc[0]
+    low, high = row.get(f"{column}_ci_low"), row.get(f"{column}_ci_high")
+    ci = f" [{low:.3f}, {high:.3f}]" if pd.notna(low) and pd.notna(high) else ""
+    return f"{row[column]:.3f}{ci}"
+
+
+def ci_metrics(table: pd.DataFrame, metrics: pd.DataFrame) -> list[str]:
+    """The test metrics beside the primary one that the task's runs log with a 95% CI, in a fixed order: AUROC,
+    AUPRC, F1, MCC for binary tasks, the per-group AUROC medians for multi-label tasks."""
+    primary = table["metric"].iloc[0] if len(table) else ""
+    logged = [c.removeprefix("metrics.test_").removesuffix("_ci_low") for c in metrics.columns
+              if c.startswith("metrics.test_") and c.endswith("_ci_low")]  # fmt: skip
+    used = metrics.loc[metrics.index.intersection([r for ids in table["run_ids"] for r in ids.split(",")])]
+    present = [
+        m for m in logged if f"metrics.test_{m}_ci_low" in used and used[f"metrics.test_{m}_ci_low"].notna().any()
+    ]
+    order = ["auroc", "auprc", "f1", "mcc", *sorted(m for m in present if m.startswith(f"{primary}_"))]
+    return [m for m in order if m in present and m != primary]
+
+
+def display_table(table: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """`task_table` formatted for people, narrow enough for a laptop: rank, model, the primary metric and every
+    other metric with its 95% CI (`metrics`: the experiment's runs, metric columns, indexed by run id), then cost;
+    run ids, digests and failure notes go to `run_details` / `notes`."""
+    raw = table["metric"].iloc[0] if len(table) else "primary"
+    metric = LABELS.get(raw, raw)
+    extra = ci_metrics(table, metrics)
+    rows = []
+    for _, row in table.iterrows():
+        used = metrics.loc[row["run_ids"].split(",")] if row["n_seeds"] > 0 else metrics.iloc[:0]
+        out = {"rank": row["rank"], "model": row["model"]}
         if row["n_seeds"] == 0:
-            return "failed"
-        if row["n_seeds"] > 1:
-            return f"{row['test_primary']:.3f} ± {fmt(row['test_primary_sd'], '.3f')} (n={row['n_seeds']})"
-        low, high = fmt(row["test_primary_ci_low"], ".3f"), fmt(row["test_primary_ci_high"], ".3f")
-        return f"{row['test_primary']:.3f} [{low}, {high}]" if low else f"{row['test_primary']:.3f}"
+            out[f"test {metric}"] = row["status"]
+        elif row["n_seeds"] > 1:
+            out[f"test {metric}"] = (
+                f"{row['test_primary']:.3f} ± {_fmt(row['test_primary_sd'], '.3f')} (n={row['n_seeds']})"
+            )
+        else:
+            low, high = _fmt(row["test_primary_ci_low"], ".3f"), _fmt(row["test_primary_ci_high"], ".3f")
+            out[f"test {metric}"] = f"{row['test_primary']:.3f}" + (f" [{low}, {high}]" if low else "")
+        out.update({_label(m, raw): _with_ci(used, m) for m in extra})
+        out.update({
+            "params": _fmt(row["n_params"], ",.0f"),
+            "time (s)": _fmt(row["wall_time_s"], ",.0f" if row["wall_time_s"] >= 100 else ".1f"),
+            "train seq/s": _fmt(row["throughput"], ",.0f"),
+            "peak RSS (MB)": _fmt(row["peak_rss_mb"], ",.0f"),
+            "peak GPU (MB)": _fmt(row["peak_gpu_mb"], ",.0f"),
+        })  # fmt: skip
+        rows.append(out)
+    frame = pd.DataFrame(rows)
+    return frame.drop(columns=[c for c in ("peak GPU (MB)",) if c in frame and (frame[c] == "").all()])
 
-    metric = table["metric"].iloc[0] if len(table) else "primary"
-    return pd.DataFrame(
-        {
-            "rank": table["rank"],
-            "model": table["model"],
-            f"test {metric}": [score(r) for _, r in table.iterrows()],
-            "AUPRC": table["test_auprc"].map(lambda v: fmt(v, ".3f")),
-            "F1": table["test_f1"].map(lambda v: fmt(v, ".3f")),
-            "MCC": table["test_mcc"].map(lambda v: fmt(v, ".3f")),
-            "params": table["n_params"].map(lambda v: fmt(v, ",.0f")),
-            "wall time (s)": table["wall_time_s"].map(lambda v: fmt(v, ".1f")),
-            "train seq/s": table["throughput"].map(lambda v: fmt(v, ",.0f")),
-            "peak GPU (MB)": table["peak_gpu_mb"].map(lambda v: fmt(v, ".0f")),
-            "peak RSS (MB)": table["peak_rss_mb"].map(lambda v: fmt(v, ".0f")),
-            "split protocol": table["split_protocol"],
-            "dataset digest": table["dataset_digest"],
-            "run ids": table["run_ids"].str.replace(",", ", "),
-            "note": table["note"],
-        }
-    )
+
+LABELS = {"auroc": "AUROC", "auprc": "AUPRC", "f1": "F1 (t=0.5)", "mcc": "MCC (t=0.5)",
+          "auroc_median": "median AUROC"}  # fmt: skip
+
+
+def _label(name: str, primary: str) -> str:
+    """A metric's column title: `AUROC`, or `median AUROC dnase` for a group's median of a multi-label task."""
+    group = name.removeprefix(f"{primary}_")
+    return LABELS.get(name, f"{LABELS.get(primary, primary)} {group}")
+
+
+def run_details(table: pd.DataFrame) -> pd.DataFrame:
+    """Per model: its seeds' run ids, split protocol and dataset digest (the leaderboard's provenance)."""
+    return pd.DataFrame({"model": table["model"], "seeds": table["n_seeds"], "split protocol": table["split_protocol"],
+                         "dataset digest": table["dataset_digest"],
+                         "run ids": table["run_ids"].str.replace(",", " ")})  # fmt: skip
+
+
+def leaderboard_section(task: str, table: pd.DataFrame, metrics: pd.DataFrame) -> Section:
+    """One task's leaderboard: the table, then collapsed run details and the notes of models that did not run."""
+    protocols = sorted({p for p in table["split_protocol"] if p})
+    digests = sorted({d for d in table["dataset_digest"] if d})
+    text = (f"Split protocol {', '.join(f'`{p}`' for p in protocols) or 'not recorded'}; dataset digest "
+            f"{', '.join(f'`{d}`' for d in digests) or 'not recorded'}. Rank `1=`: the paired test does not tell "
+            "the model from the best (see Paired tests). Metrics: value [95% bootstrap CI] for one seed, mean ± sd "
+            "over seeds for several; F1 and MCC at threshold 0.5; time: tuning and refit.")  # fmt: skip
+    section = Section(f"Leaderboard: {task}", text, [display_table(table, metrics)])
+    scored = table[table["n_seeds"] > 0]
+    if len(scored):
+        section.details.append((f"runs of these {len(scored)} models (MLflow run ids, digests)", run_details(scored)))
+    missing = table[table["n_seeds"] == 0]
+    if len(missing):
+        reasons = pd.DataFrame({"model": missing["model"], "reason": missing["note"]})
+        section.details.append((f"{len(missing)} model(s) not scored on {task}: why", reasons))
+    return section
+
+
+PAIRED_COLUMNS = ["task", "model A", "model B", "metric", "A − B [95% CI]", "p (Holm)", "test"]
 
 
 def build_sections(experiment: str, artifacts_dir: Path) -> list[Section]:
@@ -104,25 +181,31 @@ def build_sections(experiment: str, artifacts_dir: Path) -> list[Section]:
             f"experiment {experiment!r} has no scored runs (regbench.kind=cell or train) in {store.tracking_uri()}; "
             "check the name and MLFLOW_TRACKING_URI"
         )
+    metrics = store.search_runs(experiment).set_index("run_id")
     board, table = leaderboard.ranked(runs)
     tables = task_tables(runs, board)
-    sections = [
-        Section(f"Leaderboard: {task}", comparisons.GROUP_NOTE, [display_table(t)]) for task, t in tables.items()
-    ]
+    sections = [leaderboard_section(task, t, metrics) for task, t in tables.items()]
     if len(table):
         note = ("Per pair of models scored on the same test examples, A − B of the primary metric with its 95% CI and "
-                "p-values (Holm-adjusted within each task × split protocol); seed sd: sd of each model's metric "
-                "over its seeds.")  # fmt: skip
-        sections.append(Section("Paired tests", note, [comparisons.display(board, table)]))
+                f"the p-value Holm-adjusted within each task × split protocol. {comparisons.GROUP_NOTE}")  # fmt: skip
+        paired = comparisons.display(board, table)
+        leaders = {(r["task"], r["split_protocol"]): r["model"] for _, r in board[board["rank"] == 1].iterrows()}
+        first = [leaders.get((r["task"], r["split"])) == r["model A"] for _, r in paired.iterrows()]
+        shown = paired.loc[first, [c for c in PAIRED_COLUMNS if c in paired]]
+        section = Section("Paired tests", f"The best model of each task against the others. {note}", [shown])
+        section.details.append((f"all {len(paired)} pairs, all columns (unadjusted p, seed sd, notes)", paired))
+        sections.append(section)
     gaps = comparisons.shortcut_gaps(board, table)
     if len(gaps):
         note = ("How far each model is above the best shortcut baseline (GC content + length, length, EPI distance, "
                 "element propensity) of its task, with the adjusted paired test: a model that does not beat a "
                 "shortcut has not shown that it learned more than the shortcut.")  # fmt: skip
+        if "split" in gaps and (gaps.groupby("task")["split"].nunique() <= 1).all():
+            gaps = gaps.drop(columns="split")  # the leaderboard names each task's split protocol
         sections.append(Section("Above the best shortcut baseline", note, [gaps]))
     side_by_side = leaderboard.split_comparison(board)
     if len(side_by_side):
-        note = ("The same task and model under each split protocol; `gap`: best minus worst mean test score. A "
+        note = ("The same task and model under each split protocol; gap: best minus worst mean test score. A "
                 "large gap between a random and a chromosome split is leakage, not skill.")  # fmt: skip
         sections.append(Section("Split protocols side by side", note, [side_by_side]))
     return sections + figure_sections(experiment, runs, tables, artifacts_dir)
@@ -140,18 +223,112 @@ def task_tables(runs: pd.DataFrame, board: pd.DataFrame) -> dict[str, pd.DataFra
     return tables
 
 
-def write_report(experiment: str, out_dir: str | Path, log_to_benchmark: bool = True) -> Path:
-    """Write `report.md`, `report.html` and `figures/*.png` into `out_dir` (returned); log them to the
-    experiment's newest benchmark run (`regbench.kind=benchmark`) under `report/` when one exists."""
-    out = Path(out_dir)
+def header(experiment: str, runs: pd.DataFrame) -> Header:
+    """The report's header: study file and settings (from the experiment's newest benchmark run, when it has one),
+    date, git sha(s) of the runs, and the machines that ran them and wrote the report."""
+    import yaml
+
+    rows: list[tuple[str, str]] = [("experiment", experiment)]
+    bench = store.search_runs(experiment, "tags.`regbench.kind` = 'benchmark'")
+    study_text, study_name = "", ""
+    if not bench.empty:
+        newest = bench.iloc[0]
+        study_file = str(newest.get("tags.study_file") or "")
+        study_name = Path(study_file).name
+        study_text = store.read_text_artifact(newest["run_id"], f"study/{study_name}") or "" if study_name else ""
+        rows.append(("study file", study_file or "not recorded"))
+        if study_text:
+            rows.append(("settings", _settings(yaml.safe_load(study_text) or {})))
+        rows.append(("benchmark run", f"{newest['run_id']} (started {newest['start_time']:%Y-%m-%d %H:%M} UTC)"))
+    shas = sorted({str(s)[:10] for s in runs.get("git_sha", pd.Series(dtype=str)).dropna()})
+    rows += [("date", f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC (report written)"),
+             ("git sha", ", ".join(shas) or store.git_sha()[:10]),
+             ("ran on", ", ".join(sorted(runs["host"].dropna().unique())) or "not recorded"),
+             ("report machine", _machine())]  # fmt: skip
+    return Header(rows, study_text, study_name)
+
+
+def _settings(study: dict) -> str:
+    """A study file's budget in one line: tasks, models, seeds, trials, epochs, tiny."""
+    parts = [f"{len(study.get('tasks', []))} task(s) × {len(study.get('models', []))} model(s) × "
+             f"{len(study.get('seeds', [0]))} seed(s)"]  # fmt: skip
+    parts += [f"{key.replace('_', ' ')} {study[key]}" for key in ("trials", "max_epochs", "concurrency", "splits")
+              if key in study]  # fmt: skip
+    if study.get("tiny"):
+        parts.append("tiny models")
+    text = ", ".join(parts)
+    return f"{study['description']}: {text}" if study.get("description") else text
+
+
+def _machine() -> str:
+    """This machine: host, CPUs, memory, OS, Python."""
+    memory = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 2**20:.0f} GiB RAM"
+    return (
+        f"{platform.node()} ({os.cpu_count()} CPUs{memory}, {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()})"
+    )
+
+
+def _runs_with_hosts(experiment: str, runs: pd.DataFrame) -> pd.DataFrame:
+    """`runs` with the `git_sha` and `host` (of the `regbench.process` tag) of each run."""
+    tags = store.search_runs(experiment).set_index("run_id")
+
+    def tag(name: str) -> pd.Series:
+        return tags[name] if name in tags else pd.Series(index=tags.index, dtype=object)
+
+    host = tag(f"tags.{PROCESS_TAG}").dropna().map(lambda stamp: str(stamp).split(":")[0] or None)
+    return runs.assign(git_sha=runs["run_id"].map(tag("tags.git_sha")), host=runs["run_id"].map(host))
+
+
+def default_out(experiment: str) -> Path:
+    """Where a report goes when no folder is given: `reports/<experiment>` (ignored by git)."""
+    return Path("reports") / slug(experiment)
+
+
+def write_report(experiment: str, out_dir: str | Path | None = None, log_to_benchmark: bool = True) -> Path:
+    """Write `report.md`, `report.html` and `figures/*.png` into `out_dir` (default `default_out`; returned); log
+    them to the experiment's newest benchmark run (`regbench.kind=benchmark`) under `report/` when one exists.
+    Under `mlflow run` (`MLFLOW_RUN_ID`), the run MLflow opened for the report entry point holds the report too
+    (`adopt_launched_run`), so it is not left empty."""
+    out = Path(out_dir) if out_dir else default_out(experiment)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         sections = build_sections(experiment, Path(tmp))
+        head = header(experiment, _runs_with_hosts(experiment, leaderboard.cell_runs(experiment)))
         title = f"regbench report: {experiment}"
-        (out / "report.md").write_text(render_markdown(title, sections, out))
-        (out / "report.html").write_text(render_html(title, sections))
+        (out / "report.md").write_text(render_markdown(title, sections, out, head))
+        (out / "report.html").write_text(render_html(title, sections, head))
+    bench_id = None
     if log_to_benchmark:
         bench = store.search_runs(experiment, "tags.`regbench.kind` = 'benchmark'")
         if not bench.empty:
-            store.log_artifact_dir(str(bench["run_id"].iloc[0]), out, "report")
+            bench_id = str(bench["run_id"].iloc[0])
+            store.log_artifact_dir(bench_id, out, "report")
+    adopt_launched_run(experiment, out, bench_id)
     return out
+
+
+def adopt_launched_run(experiment: str, out: Path, bench_id: str | None) -> str | None:
+    """Under `mlflow run . -e report` (`MLFLOW_RUN_ID`, entry point `report`): make the run MLflow opened hold the
+    report (files under `report/`, kind `report`, a description pointing at the benchmark run) instead of leaving
+    it empty; returns its id. (Deleting it is not an option: MLflow ends the run again after the command exits.)"""
+    run_id = os.environ.pop("MLFLOW_RUN_ID", None)
+    if not run_id:
+        return None
+    c = store.client()
+    run = c.get_run(run_id)
+    if run.data.tags.get("mlflow.project.entryPoint") != "report":
+        return None
+    store.log_artifact_dir(run_id, out, "report")
+    where = f" (also under report/ of the benchmark run {bench_id})" if bench_id else ""
+    store.set_tags(run_id, {"regbench.kind": "report", "mlflow.runName": f"report: {experiment}",
+                            store.NOTE_TAG: f"The regbench report of experiment {experiment}: report/report.html"
+                            f"{where}."})  # fmt: skip
+    if c.get_experiment(run.info.experiment_id).name != experiment:
+        print(f"regbench report: the report is logged to the run mlflow run opened in experiment "
+              f"{c.get_experiment(run.info.experiment_id).name!r}; pass --experiment-name {experiment} to keep it "
+              "beside the benchmark", file=sys.stderr)  # fmt: skip
+    return run_id

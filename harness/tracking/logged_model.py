@@ -1,8 +1,8 @@
 """A run's logged model, stored and loaded without pickle, and its MLflow `python_function` flavor.
 
-The `model` artifact of a run is a pyfunc model whose loader is this module (`loader_module`), so loading it
-imports regbench instead of unpickling code from the artifact folder. Its `data/regbench/` folder (`DATA_FOLDER`)
-holds:
+A run's logged model (named `<task>__<model>`, `logged_name`) is a pyfunc model whose loader is this module
+(`loader_module`), so loading it imports regbench instead of unpickling code from the artifact folder. Its
+`data/regbench/` folder (`DATA_FOLDER`) holds:
 - `regbench_meta.json`: task, model name, hp, io, train settings (the same file as the run's top-level one);
 - torch models: `weights.safetensors`, the classifier's state dict; the classifier is rebuilt from the metadata
   with the plugin's `build` (`harness.training.modeling.build_model`), then the weights are loaded into it;
@@ -63,6 +63,12 @@ def save(predictor: Any, meta: Mapping[str, Any], folder: Path) -> dict[str, Any
     full = {**meta, "kind": kind, "format": FORMAT}
     (folder / META_FILE).write_text(json.dumps(full, indent=2))
     return full
+
+
+def logged_name(task: str, model: str) -> str:
+    """`<task>/<model>` as MLflow allows a logged model's name (no `/ : . %` or quotes): task and model joined by
+    `__`, dots as `-`, e.g. `enhancers-synthetic__kmer_attention`."""
+    return f"{task.replace('.', '-')}__{model.replace('.', '-')}"
 
 
 def check_format(meta: Mapping[str, Any], source: str) -> None:

@@ -40,6 +40,8 @@ META_ARTIFACT = "regbench_meta.json"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 NOTE_TAG = MLFLOW_RUN_NOTE  # a run's description, Markdown, on its page in the UI
+MODEL_NAME_TAG = "regbench.model_name"  # the name of the run's logged model (runs:/<run_id>/<name>)
+MODEL_URI_TAG = "regbench.model_uri"  # its models:/<model_id> URI
 # A saved runs view of the UI is an experiment tag `mlflow.sharedViewState.<key>` (opened by `?viewStateShareKey=`):
 # regbench's shows every scored run flat, best `test_primary` first, with the columns that compare them.
 SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
@@ -159,9 +161,11 @@ class RunLogger:
         mlflow.log_input(MetaDataset(source=source, name=name, digest=digest), context=context)
 
     def model(self, predictor: Any, meta: Mapping[str, Any], torch_model: bool) -> None:
-        """Log the predictor as an MLflow python_function model (`model`, loaded by `harness.tracking.logged_model`:
-        torch weights as safetensors, sklearn-style state as skops, no pickle) with a signature and an input
-        example, plus `regbench_meta.json` describing how to rebuild it. `torch_model`: the plugin is a torch one."""
+        """Log the predictor as an MLflow python_function model named after its task and model
+        (`logged_model.logged_name`, loaded by `harness.tracking.logged_model`: torch weights as safetensors,
+        sklearn-style state as skops, no pickle) with a signature and an input example, plus `regbench_meta.json`
+        describing how to rebuild it; the run's tags `MODEL_NAME_TAG` / `MODEL_URI_TAG` name it and its
+        `models:/<model_id>` URI. `torch_model`: the plugin is a torch one."""
         import logging
         from types import SimpleNamespace
 
@@ -193,13 +197,16 @@ class RunLogger:
                 with warnings.catch_warnings():
                     # MLflow 3.17 compares the example's columns with a range, deprecated in pandas 4 (not ours)
                     warnings.filterwarnings("ignore", "Operation with range is deprecated", module="mlflow")
-                    Model.log(artifact_path=None, name="model", flavor=flavor, flavor_name="pyfunc",
-                              loader_module="harness.tracking.logged_model", data_path=str(folder),
-                              pip_requirements=_requirements(), signature=signature, input_example=example,
-                              validate_serving_input=False)  # fmt: skip
+                    name = logged_model.logged_name(full["task"], full["model"])
+                    info = Model.log(artifact_path=None, name=name, flavor=flavor, flavor_name="pyfunc",
+                                     loader_module="harness.tracking.logged_model", data_path=str(folder),
+                                     pip_requirements=_requirements(), signature=signature, input_example=example,
+                                     validate_serving_input=False,
+                                     tags={"task": full["task"], "model": full["model"]})  # fmt: skip
             finally:
                 pyfunc_log.setLevel(level)
         mlflow.log_dict(full, META_ARTIFACT)
+        mlflow.set_tags({MODEL_NAME_TAG: name, MODEL_URI_TAG: info.model_uri})
 
 
 def _requirements() -> list[str]:
@@ -296,24 +303,31 @@ def load_meta(run_id: str) -> dict[str, Any]:
 
 def load_model(run_id: str, kind: str) -> Any:
     """The logged model (an nn.Module for torch runs, the plugin's predictor for sklearn runs), rebuilt from the
-    files of its `data/regbench/` folder without unpickling anything (`harness.tracking.logged_model.load`)."""
+    files of its `data/regbench/` folder without unpickling anything (`harness.tracking.logged_model.load`). The
+    model is the run's `MODEL_NAME_TAG` one (runs logged before models were named: `model`)."""
     from harness.tracking import logged_model
 
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"  # no MLflow loader of ours may unpickle either
     configure()
     with tempfile.TemporaryDirectory() as tmp:
+        where = f"{logged_model_name(run_id)}/data/{logged_model.DATA_FOLDER}"
         try:
-            folder = mlflow.artifacts.download_artifacts(
-                run_id=run_id, dst_path=tmp, artifact_path=f"model/data/{logged_model.DATA_FOLDER}"
-            )
+            folder = mlflow.artifacts.download_artifacts(run_id=run_id, dst_path=tmp, artifact_path=where)
         except Exception as err:  # MlflowException / OSError: no such artifact
-            where = f"model/data/{logged_model.DATA_FOLDER}"
             raise logged_model.UnsafeModelError(f"run {run_id} has no {where} folder of a regbench model "
                                                 f"({type(err).__name__}); re-train it") from None  # fmt: skip
         found = logged_model.read_meta(Path(folder))["kind"]
         if found != kind:
             raise ValueError(f"run {run_id} holds a {found} model, not a {kind} one")
         return logged_model.load(Path(folder))
+
+
+def logged_model_name(run_id: str) -> str:
+    """The name of the run's logged model (`MODEL_NAME_TAG`; `model` for runs logged before models were named)."""
+    try:
+        return client().get_run(run_id).data.tags.get(MODEL_NAME_TAG, "model")
+    except Exception:  # MlflowException: no such run; download_artifacts then says so
+        return "model"
 
 
 def client() -> MlflowClient:
