@@ -4,6 +4,7 @@ clients without (or with wrong) credentials are refused; regbench logs with `MLF
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -48,6 +49,7 @@ def test_basic_auth_server_refuses_anonymous_clients(tmp_path: Path, monkeypatch
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
     env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
+    env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secrets.token_hex(16)  # the app's CSRF key, required
     server = subprocess.Popen(
         [str(BIN / "mlflow"), "server", "--app-name", "basic-auth", "--backend-store-uri",
          f"sqlite:///{tmp_path}/mlflow.db", "--artifacts-destination", f"{tmp_path}/artifacts", "--host", "127.0.0.1",

@@ -55,6 +55,7 @@ from harness.benchmark.leaderboard import UNABLE, cell_runs, display, ranked, sp
 from harness.benchmark.study_file import Cell, StudyFile, StudyFileError, load_study
 from harness.plugins import make_task
 from harness.tracking import store
+from harness.tracking.model_registry import register_best
 from harness.tracking.run_names import cell_name
 from harness.training.modeling import IncompatibleError
 from harness.tuning.search import StudyRequest, default_storage, optuna_storage, run_study, validate_study
@@ -215,6 +216,26 @@ def run_benchmark(
     return result
 
 
+def _description(name: str, board: pd.DataFrame, registered: dict[str, str], link: str) -> str:
+    """The benchmark run's description in the UI: the leaderboard, where the winners are registered and where the
+    rest is (MLflow keeps 8,000 characters of a description: the paired tests stay in their artifacts)."""
+    lines = [f"# {name}", "", to_markdown(display(board))]
+    if registered:
+        lines += [
+            "**Best model per task** (Model Registry):",
+            *(f"- {t}: `{uri}`" for t, uri in registered.items()),
+            "",
+        ]
+    lines += [f"[All scored runs, best test_primary first]({link}) · paired tests: `comparisons.csv`, "
+              "`leaderboard.md` · report: `report/report.html`"]  # fmt: skip
+    text = "\n".join(lines)
+    if len(text) > store.DESCRIPTION_LIMIT:
+        text = (
+            f"# {name}\n\nThe leaderboard is too long for a description: see `leaderboard.md` and [the runs]({link})."
+        )
+    return text
+
+
 def _log_board(
     bench: store.ClientRun, study: StudyFile, outcomes: list[CellOutcome], wall: float, utilization: float
 ) -> BenchmarkResult:
@@ -229,8 +250,9 @@ def _log_board(
     bench.table(board, "leaderboard.csv")
     bench.ui_table(display(board), "leaderboard.json")
     bench.text(f"# {study.name}\n\n{markdown}", "leaderboard.md")
+    registered = register_best(study.name, board)
     link = store.leaderboard_link(store.ensure_experiment(study.name))
-    bench.description(f"# {study.name}\n\n{markdown}\n[All scored runs, best test_primary first]({link})\n")
+    bench.description(_description(study.name, board, registered, link))
     bench.table(pd.DataFrame([o.__dict__ for o in outcomes]), "cells.csv")
     counts = {f"n_{s}": sum(o.status == s for o in outcomes) for s in ("finished", "reused", "failed", "unable")}
     extra = {"slot_utilization": utilization} if math.isfinite(utilization) else {}

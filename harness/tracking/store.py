@@ -40,15 +40,17 @@ META_ARTIFACT = "regbench_meta.json"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 NOTE_TAG = MLFLOW_RUN_NOTE  # a run's description, Markdown, on its page in the UI
+DESCRIPTION_LIMIT = 8000  # characters of a description (a tag value) MLflow keeps
 MODEL_NAME_TAG = "regbench.model_name"  # the name of the run's logged model (runs:/<run_id>/<name>)
 MODEL_URI_TAG = "regbench.model_uri"  # its models:/<model_id> URI
 # A saved runs view of the UI is an experiment tag `mlflow.sharedViewState.<key>` (opened by `?viewStateShareKey=`):
 # regbench's shows every scored run flat, best `test_primary` first, with the columns that compare them.
 SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
 LEADERBOARD_VIEW = "regbench-leaderboard"
-VIEW_COLUMNS = ("metrics.`test_primary`", "metrics.`test_primary_ci_low`", "metrics.`test_primary_ci_high`",
-                "tags.`task`", "tags.`model`", "tags.`seed`", "tags.`primary_metric`", "metrics.`wall_time_s`",
-                "metrics.`n_params`", "metrics.`peak_rss_mb`")  # fmt: skip
+VIEW_COLUMNS = ("tags.`model`", "tags.`task`", "metrics.`test_primary`", "metrics.`test_primary_ci_low`",
+                "metrics.`test_primary_ci_high`", "metrics.`test_primary_sd`", "tags.`primary_metric`",
+                "tags.`seeds`", "metrics.`study_wall_time_s`", "metrics.`wall_time_s`", "metrics.`n_params`",
+                "metrics.`peak_rss_mb`")  # fmt: skip
 
 
 def tracking_uri() -> str:
@@ -90,9 +92,11 @@ def ensure_experiment(name: str) -> str:
 
 
 def leaderboard_view() -> dict[str, str]:
-    """The experiment tag of the UI's saved view `LEADERBOARD_VIEW`: runs with a `test_primary` (train and cell runs,
-    shown flat since the filter leaves out their parents) sorted by it, with the `VIEW_COLUMNS`."""
-    state = {"searchFilter": "metrics.test_primary >= 0", "orderByKey": "metrics.`test_primary`", "orderByAsc": False,
+    """The experiment tag of the UI's saved view `LEADERBOARD_VIEW`: runs with a `test_primary` but no refits or
+    folds — cells (the mean over their seeds) and `regbench train` runs, shown flat since the filter leaves out their
+    parents — sorted by it, with the `VIEW_COLUMNS`."""
+    query = "metrics.test_primary >= 0 AND tags.`regbench.kind` != 'refit' AND tags.`regbench.kind` != 'fold'"
+    state = {"searchFilter": query, "orderByKey": "metrics.`test_primary`", "orderByAsc": False,
              "startTime": "ALL", "lifecycleFilter": "Active", "modelVersionFilter": "All Runs", "datasetsFilter": [],
              "selectedColumns": list(VIEW_COLUMNS), "runsHiddenMode": "SHOW_ALL"}  # fmt: skip
     now = int(time.time() * 1000)
@@ -432,14 +436,18 @@ def client_run(experiment: str, run_name: str, tags: Mapping[str, Any] | None = 
                reuse: tuple[str, ...] = ()) -> Iterator[ClientRun]:  # fmt: skip
     """A top-level run driven through the client (see `ClientRun`); adopts MLFLOW_RUN_ID like `run`. With `reuse`
     (names of `tags`), the newest ended top-level run of the experiment with the same values of those tags is
-    reopened instead of creating a new one (so re-running a benchmark keeps one benchmark run). It ends FINISHED,
+    reopened instead of creating a new one (so re-running a benchmark keeps one benchmark run, by any entry point:
+    under `mlflow run` the launched run is then nested under the reopened one, with a note). It ends FINISHED,
     or FAILED/KILLED on error."""
     experiment_id = ensure_experiment(experiment)
     str_tags = {k: str(v) for k, v in {"git_sha": git_sha(), PROCESS_TAG: process_stamp(), **(tags or {})}.items()}
     close_abandoned_runs(experiment_id)
     c = client()
     launched = os.environ.pop("MLFLOW_RUN_ID", None)
-    reopened = _reusable_run(experiment_id, {k: str_tags[k] for k in reuse}) if reuse and not launched else None
+    reopened = _reusable_run(experiment_id, {k: str_tags[k] for k in reuse}) if reuse else None
+    if reopened and launched:  # `mlflow run` opened a run of its own: nest it under the reused one, and say so
+        set_tags(launched, {PARENT_TAG: reopened, NOTE_TAG: f"Launched by `mlflow run`; the results are in the "
+                            f"reopened run {reopened} (`{run_name}`), which this re-run reused."})  # fmt: skip
     if reopened:
         c.update_run(reopened, status="RUNNING", name=run_name)
         set_tags(reopened, str_tags)

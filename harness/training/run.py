@@ -168,8 +168,8 @@ def _log_outcome(log: RunLogger, run: ResolvedRun, result: FitResult, splits: Sp
             per_label.log_split(log, task, split, labels, scores)
         if task.io.target == "binary" and 0 < labels.sum() < len(labels):
             for name, fig in (
-                (f"plots/roc_{split}.png", plots.roc_figure(labels, scores, f"{task.name} {split} ROC")),
-                (f"plots/pr_{split}.png", plots.pr_figure(labels, scores, f"{task.name} {split} PR")),
+                (f"plots/roc_{split}.png", plots.roc_figure(labels, scores, f"{task.name} {split} ROC", plugin.name)),
+                (f"plots/pr_{split}.png", plots.pr_figure(labels, scores, f"{task.name} {split} PR", plugin.name)),
                 (f"plots/confusion_{split}.png", plots.confusion_figure(labels, scores, 0.5, f"{split}")),
             ):
                 log.figure(fig, name)
