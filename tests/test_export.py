@@ -10,7 +10,7 @@ import pytest
 
 from harness.cli import build_parser, main
 from harness.config import parse_overrides
-from harness.evaluation.reload import read_input
+from harness.data.readers import read_sequences
 from harness.plugins import make_task
 from harness.training.run import RunRequest, train_run
 
@@ -21,9 +21,9 @@ def test_export_formats_read_back(tmp_path: Path) -> None:
     test = make_task("enhancers.synthetic", {"n": 240}).splits()["test"]
     for name in ("test.fa", "test.tsv", "test.csv"):
         assert main(["export", "--task", "enhancers.synthetic", "--out", str(tmp_path / name), *SETS]) == 0
-    ids, seqs, _ = read_input(tmp_path / "test.fa", labelled=False)
+    ids, seqs, _ = read_sequences(tmp_path / "test.fa", labelled=False)
     assert list(ids) == list(test.ids) and len(seqs) == len(test)
-    _, tsv_seqs, labels = read_input(tmp_path / "test.tsv", labelled=True)
+    _, tsv_seqs, labels = read_sequences(tmp_path / "test.tsv", labelled=True)
     assert tsv_seqs == seqs and list(labels) == list(test.labels)
     assert list(pd.read_csv(tmp_path / "test.csv").columns) == ["sequence"]
 

@@ -42,7 +42,8 @@ def test_experiments_are_model_training_experiments() -> None:
         view = json.loads(c.get_experiment(experiment).tags[view_tag])
         state = json.loads(view["state"])
         assert view["name"] == "regbench leaderboard" and state["orderByKey"] == "metrics.`test_primary`"
-        assert state["selectedColumns"][0] == "metrics.`test_primary`" and not state["orderByAsc"]
+        assert state["selectedColumns"][:3] == ["tags.`model`", "tags.`task`", "metrics.`test_primary`"]
+        assert not state["orderByAsc"] and "tags.`regbench.kind` != 'refit'" in state["searchFilter"]
     c.set_experiment_tag(old, view_tag, "edited in the UI")
     store.ensure_experiment("old")
     assert c.get_experiment(old).tags[view_tag] == "edited in the UI"  # a view the user changed stays theirs
