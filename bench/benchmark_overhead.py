@@ -1,13 +1,14 @@
 """What a benchmark cell costs besides training, per phase, read back from the MLflow runs it leaves.
 
 Runs one tiny cell (`kmer_attention` tiny on `enhancers.synthetic`, 2 trials × 1 epoch, concurrency 2, one refit)
-as a one-cell benchmark twice in one Ray instance — cold (worker processes start and import) and warm — and prints,
-for each, the phases from the run timestamps: Ray start, cell dispatch (submit → the cell run opens), search setup
-(cell run open → first trial run open: resolve, data, Optuna, Tune, trial actors), trials (their runs, and the part
-spent training: data load + fit), refits (idem), the cell's closing (last refit → cell end: summary, tables,
-figures) and the leaderboard; `fixed cost` = cell wall time − seconds spent loading data and training. With
-`--smoke`, it also runs `studies/smoke.yaml` cell after cell (`cells_in_flight=1`) and with the scheduler's default,
-in one run, and prints the wall time per runnable cell of each and their ratio.
+as a one-cell benchmark twice in one Ray instance — cold (worker processes start and import) and warm — first in a
+Ray whose workers import nothing ahead, then in one with the worker setup hook (`harness.tuning.warm_worker`, the
+default), and prints, for each of the four, the phases from the run timestamps: Ray start, cell dispatch (submit →
+the cell run opens), search setup (cell run open → first trial run open: resolve, data, Optuna, Tune, trial
+actors), trials (their runs, and the part spent training: data load + fit), refits (idem), the cell's closing (last
+refit → cell end: summary, tables, figures) and the leaderboard; `fixed cost` = cell wall time − seconds spent
+loading data and training. With `--smoke`, it also runs `studies/smoke.yaml` cell after cell (`cells_in_flight=1`)
+and with the scheduler's default, in one run, and prints the wall time per runnable cell of each and their ratio.
 
     RAY_TMPDIR=/tmp/ray-bench REGBENCH_DATA=../shared/data .venv/bin/python bench/benchmark_overhead.py [--smoke]
 """
@@ -70,23 +71,36 @@ def _phases(experiment: str, bench_start: float) -> dict[str, float]:
 
 
 def _tiny_cells(workdir: Path) -> None:
+    """The tiny cell, cold and warm, in a Ray whose workers import nothing ahead (before) and in one whose workers
+    import the training stack as they start (after, `harness.tuning.warm_worker`: the default)."""
+    import ray
+
     from harness.benchmark.cross import run_benchmark
     from harness.tuning.ray_connection import init_local_ray
 
-    start = time.perf_counter()
-    init_local_ray(num_cpus=os.cpu_count() or 1)
-    print(f"Ray start: {time.perf_counter() - start:.1f} s")
     table: dict[str, list[float]] = {}
-    for name in ("cold", "warm"):
-        path = workdir / f"{name}.yaml"
-        path.write_text(STUDY.format(name=name))
-        bench_start = time.time()
-        run_benchmark(path, progress=False)
-        for phase, seconds in _phases(name, bench_start).items():
-            table.setdefault(phase, []).append(seconds)
-    print(f"\n{'phase (seconds)':<44}{'cold':>8}{'warm':>8}")
-    for phase, (cold, warm) in table.items():
-        print(f"{phase:<44}{cold:>8.1f}{warm:>8.1f}")
+    for warm_workers in (False, True):
+        start = time.perf_counter()
+        init_local_ray(num_cpus=os.cpu_count() or 1, warm_workers=warm_workers)
+        table.setdefault("Ray start", []).extend([time.perf_counter() - start, 0.0])
+        for name in ("cold", "warm"):
+            experiment = f"{name}-{'hook' if warm_workers else 'plain'}"
+            path = workdir / f"{experiment}.yaml"
+            path.write_text(STUDY.format(name=experiment))
+            bench_start = time.time()
+            run_benchmark(path, progress=False)
+            for phase, seconds in _phases(experiment, bench_start).items():
+                table.setdefault(phase, []).append(seconds)
+        ray.shutdown()
+    head = ("cold", "warm", "cold+hook", "warm+hook")
+    print(f"\n{'phase (seconds)':<44}" + "".join(f"{h:>11}" for h in head))
+    for phase, values in table.items():
+        print(f"{phase:<44}" + "".join(f"{v:>11.1f}" for v in values))
+    fixed = table["fixed cost (cell wall − data − training)"]
+    print(
+        f"fixed cost per warm cell, before / after the worker hook: {fixed[1]:.1f} / {fixed[3]:.1f} s "
+        f"= {fixed[1] / max(fixed[3], 1e-9):.2f}x"
+    )
 
 
 def _smoke(workdir: Path, repo: Path) -> None:

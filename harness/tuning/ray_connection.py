@@ -55,9 +55,12 @@ def _quiet_env() -> None:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no JSON/CSV/TensorBoard files per trial
 
 
-def init_local_ray(num_cpus: int | None = None) -> None:
-    """Start a single-node Ray on 127.0.0.1 in this process."""
+def init_local_ray(num_cpus: int | None = None, warm_workers: bool = True) -> None:
+    """Start a single-node Ray on 127.0.0.1 in this process; with `warm_workers`, every worker imports the training
+    stack as it starts (`harness.tuning.warm_worker`)."""
     import ray
+
+    from harness.tuning.warm_worker import HOOK
 
     _quiet_env()
     ray.init(
@@ -67,7 +70,10 @@ def init_local_ray(num_cpus: int | None = None) -> None:
         _temp_dir=str(ray_dir()),
         log_to_driver=False,
         logging_level=logging.WARNING,
-        runtime_env={"env_vars": {"PYTHONWARNINGS": _QUIET_WARNINGS}},
+        runtime_env={
+            "env_vars": {"PYTHONWARNINGS": _QUIET_WARNINGS},
+            **({"worker_process_setup_hook": HOOK} if warm_workers else {}),
+        },
     )
 
 
