@@ -13,6 +13,7 @@ whose sequence occurs in it are dropped. Validation is then carved from training
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,11 @@ from typing import Any
 import numpy as np
 
 from harness.config import ConfigError, merge
+from harness.data import encode, readers
+from harness.data import splits as split_rules
 from harness.data.datasets import SeqDataset, Seqs, concat
 from harness.data.readers import Labeled, read_fasta_classes, read_source, read_tsv, require_two_classes
+from harness.data.split_cache import cached_splits
 from harness.data.splits import stratified_holdout
 from harness.paths import require_data
 from harness.plugins import TASKS
@@ -29,11 +33,20 @@ from harness.spec import IOSpec
 from tasks import _gb_intervals as gbi
 from tasks import _genomic_benchmarks as gb
 from tasks._split_task import SplitTask
-from tasks._synthetic_enhancers import SyntheticLoader
+from tasks._synthetic_enhancers import ENSEMBL_MAX, SyntheticLoader
 
 PRIMARY = "auroc"
 COMMON = {"val_fraction": 0.1, "seed": 0}
 _COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)  # A C G T N → T G C A N
+CODE = (*(Path(m.__file__) for m in (encode, readers, split_rules)), Path(__file__))  # in every split-cache key
+
+
+def cached(
+    task: str, opts: Mapping[str, Any], sources: Callable[[], list[Path]], build: Callable[[], Mapping[str, SeqDataset]]
+) -> Callable[[], dict[str, SeqDataset]]:
+    """A `SplitTask.load` through the node's split cache (`harness.data.split_cache`), keyed on the task, its data
+    options, the checksums of `sources()` (resolved at load time, so missing data fails as before) and `CODE`."""
+    return lambda: cached_splits(task, opts, [*sources(), *CODE], build)
 
 
 def binary_task_metrics(y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]:
@@ -162,8 +175,11 @@ def _genomic_benchmarks_factory(task: str) -> Callable[..., SplitTask]:
                     f"{task}: data.root/data.download/data.genome/data.intervals apply to data.source=files, not tsv"
                 )
 
+            def tsv_path() -> Path:
+                return require_data(f"genomic_benchmarks/{tsv}", f"{task} (data.source=tsv)")
+
             def load_tsv() -> dict[str, SeqDataset]:
-                path = require_data(f"genomic_benchmarks/{tsv}", f"{task} (data.source=tsv)")
+                path = tsv_path()
                 ds = to_dataset(read_tsv(path))
                 require_two_classes(ds.labels, str(path))
                 return carve(
@@ -171,7 +187,8 @@ def _genomic_benchmarks_factory(task: str) -> Callable[..., SplitTask]:
                 )
 
             protocol = "dev_tsv_stratified" + _fractions(opts)
-            return _task(task, length, label, protocol, load_tsv, description=f"{dataset}: 80% of official test")
+            load = cached(task, opts, lambda: [tsv_path()], load_tsv)
+            return _task(task, length, label, protocol, load, description=f"{dataset}: 80% of official test")
         if "test_fraction" in options:
             raise ConfigError(f"{task}: data.test_fraction applies to data.source=tsv; files use the official test")
         if opts["genome"] or opts["intervals"]:
@@ -229,13 +246,17 @@ def _ienhancer2l_factory(task: str) -> Callable[..., SplitTask]:
     def factory(**options: Any) -> SplitTask:
         opts = _options(task, {"dir": "", "test_fraction": 0.2}, options)
 
+        def folder() -> Path:
+            return Path(opts["dir"]).expanduser() if opts["dir"] else require_data("ienhancer2l", task)
+
         def load() -> dict[str, SeqDataset]:
-            folder = Path(opts["dir"]).expanduser() if opts["dir"] else require_data("ienhancer2l", task)
-            ds = to_dataset(read_fasta_classes([(y, folder / f) for y, f in files]))
-            return carve(check_length(ds, 200, str(folder)), opts["test_fraction"], opts["val_fraction"], opts["seed"])
+            where = folder()
+            ds = to_dataset(read_fasta_classes([(y, where / f) for y, f in files]))
+            return carve(check_length(ds, 200, str(where)), opts["test_fraction"], opts["val_fraction"], opts["seed"])
 
         protocol = "stratified_holdout" + _fractions(opts)
-        return _task(task, 200, label, protocol, load, description="iEnhancer-2L training set (Liu et al. 2016)")
+        sources = cached(task, opts, lambda: [folder() / f for _, f in files], load)
+        return _task(task, 200, label, protocol, sources, description="iEnhancer-2L training set (Liu et al. 2016)")
 
     return factory
 
@@ -265,21 +286,37 @@ def files_task(**options: Any) -> SplitTask:
     protocol = (
         ("given_test+stratified" + _fractions(opts, False)) if opts["test"] else "stratified_holdout" + _fractions(opts)
     )
-    return _task("enhancers.files", 0, "positive", protocol, load, description=f"files: {opts['train']}")
+    sources = cached("enhancers.files", opts, lambda: source_paths(opts["train"]) + source_paths(opts["test"]), load)
+    return _task("enhancers.files", 0, "positive", protocol, sources, description=f"files: {opts['train']}")
+
+
+def source_paths(spec: str) -> list[Path]:
+    """The files of a `read_source` spec (a TSV path or `label:path` FASTA pairs); `[]` for an empty spec."""
+    items = [item.strip() for item in spec.split(",") if item.strip()]
+    if len(items) == 1 and not re.match(r"^[^:/\\]+:", items[0]):  # as `read_source` tells a TSV from pairs
+        return [Path(items[0])]
+    return [Path(item.partition(":")[2].strip()) for item in items]
 
 
 @TASKS.decorator("enhancers.synthetic", "ETS–AP-1 composite grammar planted in GC-matched background (synthetic)")
 def synthetic_task(**options: Any) -> SplitTask:
-    opts = _options("enhancers.synthetic", {"n": 2000, "length": 200, "test_fraction": 0.2}, options)
+    """`data.lengths=ensembl` draws each length from human_enhancers_ensembl's distribution (mean 270 bp, sd 123,
+    100 to 573 bp; `data.length` then does not apply) and pads to 573; with `data.n=154842` it is that set's size."""
+    defaults = {"n": 2000, "length": 200, "lengths": "fixed", "test_fraction": 0.2}
+    opts = _options("enhancers.synthetic", defaults, options)
     if opts["n"] < 50 or opts["length"] < 100:
         raise ConfigError(
             f"enhancers.synthetic: need data.n >= 50 and data.length >= 100, got {opts['n']}, {opts['length']}"
         )
-    loader = SyntheticLoader(
-        opts["n"],
-        opts["length"],
-        opts["seed"],
-        lambda ds: carve(ds, opts["test_fraction"], opts["val_fraction"], opts["seed"]),
-    )
+    if opts["lengths"] not in ("fixed", "ensembl"):
+        raise ConfigError(f"enhancers.synthetic: data.lengths={opts['lengths']!r}; use fixed or ensembl")
+    if opts["lengths"] == "ensembl" and "length" in options:
+        raise ConfigError("enhancers.synthetic: data.length does not apply with data.lengths=ensembl (100-573 bp)")
+
+    def split(ds: SeqDataset) -> dict[str, SeqDataset]:
+        return carve(ds, opts["test_fraction"], opts["val_fraction"], opts["seed"])
+
+    loader = SyntheticLoader(opts, split, CODE)
     protocol = "synthetic_stratified" + _fractions(opts)
-    return _task("enhancers.synthetic", opts["length"], "enhancer", protocol, loader, synthetic=True)
+    length = ENSEMBL_MAX if opts["lengths"] == "ensembl" else opts["length"]
+    return _task("enhancers.synthetic", length, "enhancer", protocol, loader, synthetic=True)
