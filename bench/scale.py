@@ -117,7 +117,8 @@ def study(fraction: float, model: str, workdir: Path, interval_s: float = 0.5) -
     cmd = [sys.executable, "-m", "harness.cli", "study", "--task", "enhancers.synthetic", "--model", model,
            "--trials", "2", "--concurrency", "2", "--max-epochs", "1", *sets]  # fmt: skip
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
-    marker = str(Path(os.environ.get("REGBENCH_CACHE", Path.home() / ".cache" / "regbench")).resolve() / "splits")
+    cache = Path(os.environ.get("REGBENCH_CACHE", Path.home() / ".cache" / "regbench")).resolve()
+    marker = str(cache / "splits" / "enhancers.synthetic-")  # this task's folders only, not other runs' on the node
     peaks: dict[int, dict[str, float]] = {}
     start = time.perf_counter()
     log = open(workdir / "study.log", "w")  # noqa: SIM115 (closed below, after the process ends)
