@@ -21,6 +21,7 @@ train and test pooled; `enhancers.files` without `data.test`), validation carved
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,12 @@ from typing import Any
 import numpy as np
 
 from harness.config import ConfigError, Setting, Settings, merge
+from harness.data import encode, readers
+from harness.data import splits as split_rules
 from harness.data.datasets import SeqDataset, Seqs, concat
 from harness.data.near_duplicates import keep_one_per_cluster
 from harness.data.readers import Labeled, read_fasta_classes, read_source, read_tsv, require_two_classes
+from harness.data.split_cache import cached_splits
 from harness.data.splits import CvTask, check_folds, cv_protocol, fold_indices, stratified_holdout
 from harness.paths import require_data
 from harness.plugins import TASKS
@@ -38,7 +42,7 @@ from harness.spec import IOSpec, Task
 from tasks import _gb_intervals as gbi
 from tasks import _genomic_benchmarks as gb
 from tasks._split_task import SplitTask
-from tasks._synthetic_enhancers import SyntheticLoader, generate
+from tasks._synthetic_enhancers import ENSEMBL_MAX, SyntheticLoader, ensembl_lengths, generate
 
 PRIMARY = "auroc"
 COMMON = {"val_fraction": Setting(0.1, gt=0, lt=1), "seed": Setting(0, ge=0),
@@ -47,6 +51,15 @@ COMMON = {"val_fraction": Setting(0.1, gt=0, lt=1), "seed": Setting(0, ge=0),
 TEST_FRACTION = Setting(0.2, gt=0, lt=1)
 PATH = Setting("", accepts="a path")
 _COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)  # A C G T N → T G C A N
+CODE = (*(Path(m.__file__) for m in (encode, readers, split_rules)), Path(__file__))  # in every split-cache key
+
+
+def cached(
+    task: str, opts: Mapping[str, Any], sources: Callable[[], list[Path]], build: Callable[[], Mapping[str, SeqDataset]]
+) -> Callable[[], dict[str, SeqDataset]]:
+    """A `SplitTask.load` through the node's split cache (`harness.data.split_cache`), keyed on the task, its data
+    options, the checksums of `sources()` (resolved at load time, so missing data fails as before) and `CODE`."""
+    return lambda: cached_splits(task, opts, [*sources(), *CODE], build)
 
 
 def binary_task_metrics(y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]:
@@ -211,8 +224,11 @@ def _genomic_benchmarks_factory(task: str) -> Callable[..., SplitTask]:
                     f"{task}: data.root/data.download/data.genome/data.intervals apply to data.source=files, not tsv"
                 )
 
+            def tsv_path() -> Path:
+                return require_data(f"genomic_benchmarks/{tsv}", f"{task} (data.source=tsv)")
+
             def pool_tsv() -> SeqDataset:
-                path = require_data(f"genomic_benchmarks/{tsv}", f"{task} (data.source=tsv)")
+                path = tsv_path()
                 ds = to_dataset(read_tsv(path))
                 require_two_classes(ds.labels, str(path))
                 return check_length(ds, length, str(path))
@@ -225,7 +241,8 @@ def _genomic_benchmarks_factory(task: str) -> Callable[..., SplitTask]:
                 return carve(pool_tsv(), opts["test_fraction"], opts["val_fraction"], opts["seed"], opts["dedup"])
 
             protocol = "dev_tsv_stratified" + _fractions(opts)
-            return _task(task, length, label, protocol, load_tsv, description=about, dedup=opts["dedup"])
+            load = cached(task, opts, lambda: [tsv_path()], load_tsv)
+            return _task(task, length, label, protocol, load, description=about, dedup=opts["dedup"])
         if "test_fraction" in options:
             raise ConfigError(f"{task}: data.test_fraction applies to data.source=tsv; files use the official test")
         if opts["genome"] or opts["intervals"]:
@@ -301,17 +318,23 @@ def _ienhancer2l_factory(task: str) -> Callable[..., SplitTask]:
     def factory(**options: Any) -> SplitTask:
         opts = _options(task, {"dir": PATH, "test_fraction": TEST_FRACTION}, options)
 
+        def folder() -> Path:
+            return Path(opts["dir"]).expanduser() if opts["dir"] else require_data("ienhancer2l", task)
+
         def pool() -> SeqDataset:
-            folder = Path(opts["dir"]).expanduser() if opts["dir"] else require_data("ienhancer2l", task)
-            ds = to_dataset(read_fasta_classes([(y, folder / f) for y, f in files]))
-            return check_length(ds, 200, str(folder))
+            where = folder()
+            ds = to_dataset(read_fasta_classes([(y, where / f) for y, f in files]))
+            return check_length(ds, 200, str(where))
+
+        def load() -> dict[str, SeqDataset]:
+            return carve(pool(), opts["test_fraction"], opts["val_fraction"], opts["seed"], opts["dedup"])
 
         about = "iEnhancer-2L training set (Liu et al. 2016)"
         if opts["split"] == "cv":
             return _cv_task(task, 200, label, opts, pool, description=about)
         protocol = "stratified_holdout" + _fractions(opts)
-        return _task(task, 200, label, protocol, lambda: carve(pool(), opts["test_fraction"], opts["val_fraction"],
-                     opts["seed"], opts["dedup"]), description=about, dedup=opts["dedup"])  # fmt: skip
+        sources = cached(task, opts, lambda: [folder() / f for _, f in files], load)
+        return _task(task, 200, label, protocol, sources, description=about, dedup=opts["dedup"])
 
     return factory
 
@@ -348,28 +371,39 @@ def files_task(**options: Any) -> Task:
     protocol = (
         ("given_test+stratified" + _fractions(opts, False)) if opts["test"] else "stratified_holdout" + _fractions(opts)
     )
-    return _task("enhancers.files", 0, "positive", protocol, load, description=about, dedup=opts["dedup"])
+    sources = cached("enhancers.files", opts, lambda: source_paths(opts["train"]) + source_paths(opts["test"]), load)
+    return _task("enhancers.files", 0, "positive", protocol, sources, description=about, dedup=opts["dedup"])
+
+
+def source_paths(spec: str) -> list[Path]:
+    """The files of a `read_source` spec (a TSV path or `label:path` FASTA pairs); `[]` for an empty spec."""
+    items = [item.strip() for item in spec.split(",") if item.strip()]
+    if len(items) == 1 and not re.match(r"^[^:/\\]+:", items[0]):  # as `read_source` tells a TSV from pairs
+        return [Path(items[0])]
+    return [Path(item.partition(":")[2].strip()) for item in items]
 
 
 @TASKS.decorator("enhancers.synthetic", "ETS–AP-1 composite grammar planted in GC-matched background (synthetic)")
 def synthetic_task(**options: Any) -> Task:
-    opts = _options(
-        "enhancers.synthetic",
-        {"n": Setting(2000, ge=50), "length": Setting(200, ge=100, le=100_000), "test_fraction": TEST_FRACTION},
-        options,
-    )
+    """`data.lengths=ensembl` draws each length from human_enhancers_ensembl's distribution (mean 270 bp, sd 123,
+    100 to 573 bp; `data.length` then does not apply) and pads to 573; with `data.n=154842` it is that set's size."""
+    declared = {"n": Setting(2000, ge=50), "length": Setting(200, ge=100, le=100_000),
+                "lengths": Setting("fixed", choices=("fixed", "ensembl")), "test_fraction": TEST_FRACTION}  # fmt: skip
+    opts = _options("enhancers.synthetic", declared, options)
+    if opts["lengths"] == "ensembl" and "length" in options:
+        raise ConfigError("enhancers.synthetic: data.length does not apply with data.lengths=ensembl (100-573 bp)")
+    length = ENSEMBL_MAX if opts["lengths"] == "ensembl" else opts["length"]
     if opts["split"] == "cv":
 
         def pool() -> SeqDataset:
-            return generate(opts["n"], opts["length"], opts["seed"]).dataset
+            sizes = ensembl_lengths(opts["n"], opts["seed"]) if opts["lengths"] == "ensembl" else None
+            return generate(opts["n"], opts["length"], opts["seed"], sizes).dataset
 
-        return _cv_task("enhancers.synthetic", opts["length"], "enhancer", opts, pool, synthetic=True)
-    loader = SyntheticLoader(
-        opts["n"],
-        opts["length"],
-        opts["seed"],
-        lambda ds: carve(ds, opts["test_fraction"], opts["val_fraction"], opts["seed"], opts["dedup"]),
-    )
+        return _cv_task("enhancers.synthetic", length, "enhancer", opts, pool, synthetic=True)
+
+    def split(ds: SeqDataset) -> dict[str, SeqDataset]:
+        return carve(ds, opts["test_fraction"], opts["val_fraction"], opts["seed"], opts["dedup"])
+
+    loader = SyntheticLoader(opts, split, CODE)
     protocol = "synthetic_stratified" + _fractions(opts)
-    return _task("enhancers.synthetic", opts["length"], "enhancer", protocol, loader, synthetic=True,
-                 dedup=opts["dedup"])  # fmt: skip
+    return _task("enhancers.synthetic", length, "enhancer", protocol, loader, synthetic=True, dedup=opts["dedup"])

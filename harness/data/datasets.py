@@ -76,10 +76,10 @@ class SeqDataset:
 
     def digest(self) -> str:
         h = hashlib.sha256()
-        for branch in self.seqs:
-            h.update(branch.codes.tobytes())
-            h.update(branch.lengths.tobytes())
-        h.update(np.ascontiguousarray(self.labels).tobytes())
+        for branch in self.seqs:  # hashed through the buffer, no copy (memory-mapped splits stay shared)
+            h.update(np.ascontiguousarray(branch.codes).data)
+            h.update(np.ascontiguousarray(branch.lengths).data)
+        h.update(np.ascontiguousarray(self.labels).data)
         return h.hexdigest()[:16]
 
 

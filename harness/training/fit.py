@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -51,6 +52,18 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+SMALL_MACHINE_CORES = 2
+
+
+def default_threads() -> int:
+    """Torch intra-op threads when `train.threads=0`: one on machines with at most `SMALL_MACHINE_CORES` cores, else
+    torch's own default. `bench/threads.py` on the 2-core development machine (shared, load 11-15): one thread trains
+    kmer_attention 7.5x, basset 4x and tiny basset 28x faster than two, and scores 2-5x faster; kmer_logreg (sklearn)
+    is unaffected. Larger machines were not measured, so they keep torch's setting. A study's trials pin
+    `train.threads` to `cpus_per_trial` either way."""
+    return 1 if (os.cpu_count() or 1) <= SMALL_MACHINE_CORES else torch.get_num_threads()
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -74,8 +87,7 @@ def fit(
     """
     splits = splits if splits is not None else task.splits()
     seed_everything(cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(cfg.threads or default_threads())
     if not plugin.is_torch:
         return _fit_sklearn(task, plugin, hp, splits, report)
     device = resolve_device(cfg.device)
