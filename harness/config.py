@@ -151,7 +151,7 @@ class TrainConfig:
     class_weight: str = setting("none", choices=("none", "balanced"))  # balanced: positive weight = n_neg / n_pos
     seed: int = setting(0, ge=0)
     device: str = setting("auto", pattern=DEVICE.pattern, accepts="auto, cpu, mps, cuda or cuda:N")
-    threads: int = setting(0, ge=0)  # torch intra-op threads; 0 keeps torch's default
+    threads: int = setting(0, ge=0)  # torch intra-op threads; 0: fit.default_threads()
     progress: bool = setting(True)  # tqdm progress bars
 
     def __post_init__(self) -> None:

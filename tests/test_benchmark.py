@@ -78,6 +78,10 @@ def test_benchmark_hierarchy_leaderboard_failures_and_resume(workdir: Path) -> N
     }
     assert (refits["tags.regbench.benchmark_run_id"] == result.run_id).all() and refits["tags.ray_node_id"].all()
     assert len(runs["trial"]) == 2  # one search per cell, not one per seed
+    for kind in ("trial", "refit"):  # cells run side by side in one Ray job: each trial and refit is its own cell's
+        owner = cells.loc[runs[kind]["tags.mlflow.parentRunId"]]
+        assert (runs[kind]["tags.model"].to_numpy() == owner["tags.model"].to_numpy()).all()
+        assert (runs[kind]["tags.study_name"].to_numpy() == owner["tags.study_name"].to_numpy()).all()
     intervals = sorted(zip(finished["start_time"], finished["end_time"], strict=True))
     assert intervals[1][0] < intervals[0][1], "the two finished cells ran one after the other"
     assert 0 < bench["metrics.slot_utilization"].iloc[0] <= 1 and result.slot_utilization > 0

@@ -18,10 +18,11 @@ refits of the same configuration and seed are reused.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -217,7 +218,7 @@ def _search(
     asha = ASHAScheduler(metric=metric, mode="max", max_t=spec.max_epochs, grace_period=1)
     resources = {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial}
     tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), resources),
+        tune.with_resources(cell_trainable(ctx), resources),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=asha if resolved.plugin.is_torch else None,  # sklearn plugins have no epochs
@@ -233,6 +234,19 @@ def _search(
         ),
     )
     tuner.fit()
+
+
+def cell_trainable(ctx: TrialContext) -> Callable[[dict[str, Any]], None]:
+    """The cell's Tune trainable: `run_trial` bound to `ctx`, under a name unique to the study. Tune registers
+    trainables (and `tune.with_parameters` objects) by name for the whole Ray job, and every cell of a benchmark
+    runs its Tuner in the same job: under a shared name, one cell's trials would run with another cell's context."""
+
+    def trainable(config: dict[str, Any]) -> None:
+        run_trial(config, ctx)
+
+    digest = hashlib.sha256(f"{ctx.experiment}/{ctx.study_name}/{ctx.parent_run_id}".encode()).hexdigest()[:12]
+    trainable.__name__ = trainable.__qualname__ = f"trial_{digest}"
+    return trainable
 
 
 def end_orphans(experiment: str, parent_run_id: str, study: optuna.Study, max_epochs: int,
