@@ -162,7 +162,14 @@ class RunLogger:
     def dataset(self, name: str, digest: str, context: str, source_tags: Mapping[str, str]) -> None:
         """Record a dataset split with `mlflow.log_input` (name, digest and where it came from)."""
         source = CodeDatasetSource(tags={k: str(v) for k, v in source_tags.items()})
-        mlflow.log_input(MetaDataset(source=source, name=name, digest=digest), context=context)
+        dataset = MetaDataset(source=source, name=name, digest=digest)
+        try:
+            mlflow.log_input(dataset, context=context)
+        except mlflow.exceptions.MlflowException as err:  # two runs (a cell's refits) creating the same dataset row
+            if "UNIQUE constraint" not in str(err):  # at once: the loser retries, and finds the row
+                raise
+            time.sleep(0.5)
+            mlflow.log_input(dataset, context=context)
 
     def model(self, predictor: Any, meta: Mapping[str, Any], torch_model: bool) -> None:
         """Log the predictor as an MLflow python_function model named after its task and model

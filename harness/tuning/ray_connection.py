@@ -21,6 +21,9 @@ from pathlib import Path
 from harness.config import ConfigError
 
 _QUIET_WARNINGS = "ignore:The pynvml package is deprecated:FutureWarning"
+# Every worker of the job: a reused trial actor waits up to a minute (Tune's default: 2 s) for the previous trial's
+# thread to close its MLflow run, instead of failing with "runner reuse requires reset_config()" on a busy machine.
+JOB_ENV = {"PYTHONWARNINGS": _QUIET_WARNINGS, "TUNE_FUNCTION_THREAD_TIMEOUT_S": "60"}
 
 
 def ray_dir() -> Path:
@@ -71,7 +74,7 @@ def init_local_ray(num_cpus: int | None = None, warm_workers: bool = True) -> No
         log_to_driver=False,
         logging_level=logging.WARNING,
         runtime_env={
-            "env_vars": {"PYTHONWARNINGS": _QUIET_WARNINGS},
+            "env_vars": JOB_ENV,
             **({"worker_process_setup_hook": HOOK} if warm_workers else {}),
         },
     )
@@ -120,7 +123,8 @@ def ray_connection(address: str | None, num_cpus: int) -> Iterator[None]:
         return
     if address:
         extra = {"_node_ip_address": "127.0.0.1"} if _loopback(address) and not address.startswith("ray://") else {}
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, **extra)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
+                 runtime_env={"env_vars": JOB_ENV}, **extra)  # fmt: skip
     else:
         init_local_ray(num_cpus)
     try:
