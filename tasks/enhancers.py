@@ -35,7 +35,7 @@ from harness.data.datasets import SeqDataset, Seqs, concat
 from harness.data.near_duplicates import keep_one_per_cluster
 from harness.data.readers import Labeled, read_fasta_classes, read_source, read_tsv, require_two_classes
 from harness.data.split_cache import cached_splits
-from harness.data.splits import CvTask, check_folds, cv_protocol, fold_indices, stratified_holdout
+from harness.data.splits import CvTask, check_protocol_options, cv_protocol, fold_indices, stratified_holdout
 from harness.paths import require_data
 from harness.plugins import TASKS
 from harness.spec import IOSpec, Task
@@ -159,12 +159,7 @@ def _options(task: str, declared: dict[str, Setting], options: Mapping[str, Any]
     """The task's `data.*` options: COMMON plus `declared`, each checked against its declared range, and the
     settings that only apply to one split protocol refused under the other."""
     values = merge("data", Settings({**COMMON, **declared}), options)
-    if values["split"] == "cv":
-        check_folds(values["folds"])
-        if "test_fraction" in options:
-            raise ConfigError(f"{task}: data.test_fraction does not apply to data.split=cv (every fold is a test set)")
-    elif "folds" in options:
-        raise ConfigError(f"{task}: data.folds={values['folds']!r} applies to data.split=cv only")
+    check_protocol_options(task, values, options)
     return values
 
 

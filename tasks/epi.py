@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.config import ConfigError, Setting, merge
+from harness.config import Setting, merge
 from harness.data.datasets import SeqDataset, Seqs, concat
-from harness.data.splits import CvTask, check_folds, cv_protocol, fold_indices
+from harness.data.splits import CvTask, check_protocol_options, cv_protocol, fold_indices
 from harness.evaluation.metrics import binary_metrics
 from harness.paths import cache_dir, require_data
 from harness.plugins import TASKS
@@ -230,12 +230,7 @@ def _options(task: str, declared: dict[str, Setting], options: Mapping[str, Any]
     """The task's `data.*` options (split settings with cross-validation, COMMON, `declared`), each checked
     against its range, and the settings that only apply to one split protocol refused under the other."""
     opts = merge("data", split_settings((_shift_needs_shifts,), cv=True, **COMMON, **declared), options)
-    if opts["split"] == "cv":
-        check_folds(opts["folds"])
-        if "test_fraction" in options:
-            raise ConfigError(f"{task}: data.test_fraction does not apply to data.split=cv (every fold is a test set)")
-    elif "folds" in options:
-        raise ConfigError(f"{task}: data.folds={opts['folds']!r} applies to data.split=cv only")
+    check_protocol_options(task, opts, options)
     return opts
 
 

@@ -59,6 +59,7 @@ from harness.tracking.model_registry import register_best
 from harness.tracking.run_names import cell_name
 from harness.training.modeling import IncompatibleError
 from harness.tuning.search import StudyRequest, default_storage, optuna_storage, run_study, validate_study
+from harness.tuning.trial import enter_worker
 
 CONFIG_TAG = "regbench.cell_config"
 STUDY_DIGEST_TAG = "regbench.study_digest"
@@ -373,10 +374,7 @@ def _worker_env() -> dict[str, str]:
 def _cell_task(study: StudyFile, cell: Cell, bench_id: str, ray_address: str | None, storage: str | None,
                env: dict[str, str], cwd: str) -> CellOutcome:  # fmt: skip
     """One cell in a Ray worker (zero CPUs: it only drives the cell's search and refits)."""
-    os.environ.update(env)
-    os.environ.pop("MLFLOW_RUN_ID", None)
-    if os.path.isdir(cwd):
-        os.chdir(cwd)
+    enter_worker(env, cwd)
     return _run_cell(study, cell, bench_id, ray_address, storage)
 
 

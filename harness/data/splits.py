@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
@@ -39,6 +40,17 @@ def check_folds(folds: object) -> int:
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ConfigError(f"data.folds={folds!r}: cross-validation needs an integer number of folds >= 2")
     return folds
+
+
+def check_protocol_options(task: str, values: Mapping[str, Any], given: Mapping[str, Any]) -> None:
+    """Refuse the `data.*` options given (`given`) that the chosen split protocol (`values["split"]`) ignores:
+    `data.test_fraction` under cross-validation (every fold is a test set), `data.folds` without it."""
+    if values["split"] == "cv":
+        check_folds(values["folds"])
+        if "test_fraction" in given:
+            raise ConfigError(f"{task}: data.test_fraction does not apply to data.split=cv (every fold is a test set)")
+    elif "folds" in given:
+        raise ConfigError(f"{task}: data.folds={values['folds']!r} applies to data.split=cv only")
 
 
 def fold_indices(

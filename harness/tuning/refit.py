@@ -62,7 +62,7 @@ def run_refit(ctx: TrialContext, searched: Searched, seed: int) -> RefitResult:
     import ray
 
     start = time.perf_counter()
-    enter_worker(ctx)
+    enter_worker(ctx.env, ctx.cwd)
     run = run_request(dataclasses.replace(ctx, seed=seed), searched, progress=False).resolve()
     folds = isinstance(run.task, CvTask)  # data.split=cv: the refit is K fold runs and their pooled summary
     data = None if folds else load_data(run)

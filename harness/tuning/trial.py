@@ -46,12 +46,12 @@ class TrialContext:
     tags: Mapping[str, str] = field(default_factory=dict)  # on every trial and refit run (the benchmark run's id)
 
 
-def enter_worker(ctx: TrialContext) -> None:
-    """Make a Ray worker process look like the driver: its environment and working directory, and no adopted
-    `mlflow run` run (MLFLOW_RUN_ID names the launched run; a trial or refit must never adopt it)."""
-    os.environ.update(ctx.env)
-    if ctx.cwd and os.path.isdir(ctx.cwd):
-        os.chdir(ctx.cwd)
+def enter_worker(env: Mapping[str, str], cwd: str) -> None:
+    """Make a Ray worker process look like the driver: its environment `env` and working directory `cwd` (where it
+    exists), and no adopted `mlflow run` run (MLFLOW_RUN_ID names the launched run; no task may adopt it)."""
+    os.environ.update(env)
+    if cwd and os.path.isdir(cwd):
+        os.chdir(cwd)
     os.environ.pop("MLFLOW_RUN_ID", None)
 
 
@@ -81,7 +81,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     import ray
     from ray import tune
 
-    enter_worker(ctx)
+    enter_worker(ctx.env, ctx.cwd)
     number = int(config[TRIAL_NUMBER])
     searched = {k: v for k, v in config.items() if k != TRIAL_NUMBER}
     run = run_request(ctx, split_searched(config), progress=False).resolve()
