@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.data.split_cache import locked
 from tasks._synthetic_enhancers import resolve, revcomp
 
 PARTNERS = (  # (enhancer motif, promoter motif): real consensus sites of factors that cooperate across the loop
@@ -50,11 +51,18 @@ def _plant(seq: bytearray, mid: int, motif: str, rng: np.random.Generator) -> No
 
 
 def generate(folder: Path, seed: int) -> tuple[Path, Path]:
-    """Write `genome.fa` and `pairs.csv.gz` into `folder` (reused when present); returns their paths."""
+    """Write `genome.fa` and `pairs.csv.gz` into `folder` (reused when present); returns their paths. One process
+    at a time writes them (`<folder>.lock`): benchmark cells of the same task start side by side."""
     folder.mkdir(parents=True, exist_ok=True)
     fasta, table = folder / "genome.fa", folder / "pairs.csv.gz"
-    if fasta.exists() and table.exists():
-        return fasta, table
+    with locked(folder.with_name(folder.name + ".lock")):
+        if not (fasta.exists() and table.exists()):
+            _write(folder, seed, fasta, table)
+    return fasta, table
+
+
+def _write(folder: Path, seed: int, fasta: Path, table: Path) -> None:
+    """Generate the genome and the pair table through `.tmp` files renamed into place."""
     rng = np.random.default_rng(seed)
     rows: list[tuple[str, str, int]] = []
     with (folder / "genome.fa.tmp").open("w") as out:
@@ -90,4 +98,3 @@ def generate(folder: Path, seed: int) -> tuple[Path, Path]:
         writer.writerows(rows)
     (folder / "genome.fa.tmp").replace(fasta)
     (folder / "pairs.csv.gz.tmp").replace(table)
-    return fasta, table

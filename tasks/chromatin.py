@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 
 from harness.config import Setting, Settings, merge
+from harness.data.split_cache import locked
 from harness.evaluation.metrics import multilabel_metrics
 from harness.paths import DataNotFoundError, cache_dir, data_root, require_data
 from harness.plugins import TASKS
@@ -178,17 +179,18 @@ def basset_task(**options: Any) -> ChromatinTask:
 
 
 def synthetic_files(fmt: str, n: int, length: int, seed: int) -> Path:
-    """The cached synthetic files for these options, generated (atomically) on first use."""
+    """The cached synthetic files for these options, generated (atomically, one process at a time) on first use."""
     name = f"{fmt}_n{n}_L{length}_s{seed}"
     target = cache_dir() / "synthetic_chromatin" / (name if fmt == "deepsea" else f"{name}.h5")
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-        try:
-            written = synthetic.write_synthetic(tmp / target.name, fmt, n, length, seed)
-            os.replace(written, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with locked(target.with_name(name + ".lock")):  # benchmark cells of the same task start side by side
+        if not target.exists():
+            tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+            try:
+                written = synthetic.write_synthetic(tmp / target.name, fmt, n, length, seed)
+                os.replace(written, target)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

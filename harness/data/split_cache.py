@@ -89,7 +89,7 @@ def cached_splits(
     if (hit := load(folder, key)) is not None:
         return hit
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(folder.with_name(folder.name + ".lock")):
+    with locked(folder.with_name(folder.name + ".lock")):
         if (hit := load(folder, key)) is not None:  # another process built it while we waited
             return hit
         write(folder, key, build())
@@ -100,7 +100,8 @@ def cached_splits(
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive `fcntl.flock` on `path` (created if missing): one process at a time builds a cache entry."""
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
