@@ -1,7 +1,7 @@
 # regbench — `make setup` builds .venv with pinned versions.
-# `make test`: the full suite, what CI runs (~4 min on 2 cores).
-# `make test-fast`: the same minus the tests marked `slow` (Ray, or training beyond a few steps), ~1 min; for the
-#   edit-test loop — run `make test` before committing.
+# `make test`: the full suite, what CI runs (about 12 min on 2 cores; prints the 25 slowest tests).
+# `make test-fast`: the same minus the tests marked `slow` (Ray, or training beyond a few steps), about 6 min under
+#   load; for the edit-test loop — run `make test` before committing.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -45,7 +45,8 @@ def test_report_of_two_models_by_two_seeds(tmp_path: Path) -> None:
     means = {m: np.mean([auroc[ids[m, s]] for s in (0, 1)]) for m in ("kmer_logreg", "kmer_attention")}
     best = max(means, key=means.get)
     assert best in table_rows[0] and table_rows[0].split("|")[1].strip() in ("1", "1=")
-    assert f"{means[best]:.3f} ± " in table_rows[0] and "(n=2)" in table_rows[0]
+    low = np.mean([runs.set_index("run_id")["metrics.test_auroc_ci_low"][ids[best, s]] for s in (0, 1)])
+    assert f"{means[best]:.3f} [{low:.3f}, " in table_rows[0] and "(n=2)" in table_rows[0]  # mean [mean CI] ± sd
     board, _ = ranked(cell_runs("rep"))
     ranks = {r.split("|")[2].strip(): r.split("|")[1].strip() for r in table_rows}
     assert ranks == board.set_index("model")["group"].to_dict()  # the terminal's ranking, from the paired tests

@@ -112,10 +112,12 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
 
     Only FINISHED refit and train runs are scored, the newest per seed; cell runs only say why a pair has none.
     One seed: `test_primary` with its bootstrap 95% CI.
-    Several seeds: the mean, `test_primary_sd` (sample sd across seeds) and no CI. `runtime_s` is the whole cell
-    (`study_wall_time_s`: tuning plus refit) where logged, else the run's `wall_time_s`; memory is the maximum over
-    seeds. A pair with no finished run gets `status` "failed" ("unable" when its newest run is a cell that cannot
-    run, run status "UNABLE") and the newest `skip_reason` (or its run status)."""
+    Several seeds: the mean, `test_primary_sd` (sample sd across seeds) and as CI the mean of the seeds' bootstrap
+    95% CI bounds (the test-set uncertainty of a typical seed's model; the sd is the seed-to-seed spread).
+    `runtime_s` is the whole cell (`study_wall_time_s`: tuning plus refit) where logged, else the run's
+    `wall_time_s`; memory is the maximum over seeds. A pair with no finished run gets `status` "failed" ("unable"
+    when its newest run is a cell that cannot run, run status "UNABLE") and the newest `skip_reason` (or its run
+    status)."""
     runs = runs.assign(split_protocol=split_protocols(runs))
     keys = ["task", "split_protocol", "model"]
     rows = [_board_row(*key, group) for key, group in runs.groupby(keys, sort=False)]
@@ -167,8 +169,8 @@ def _board_row(task: str, split: str, model: str, group: pd.DataFrame) -> dict[s
         "n_seeds": len(done),
         "test_primary": float(np.mean(primary)),
         "test_primary_sd": math.nan if single else float(np.std(primary, ddof=1)),
-        "test_primary_ci_low": float(done["test_primary_ci_low"].iloc[0]) if single else math.nan,
-        "test_primary_ci_high": float(done["test_primary_ci_high"].iloc[0]) if single else math.nan,
+        "test_primary_ci_low": float(done["test_primary_ci_low"].mean()),  # NaN when no seed logged one
+        "test_primary_ci_high": float(done["test_primary_ci_high"].mean()),
         "test_auprc": float(done["test_auprc"].mean()),
         "runtime_s": float(runtime.mean()),
         "peak_rss_mb": float(done["peak_rss_mb"].max()),
@@ -181,7 +183,7 @@ def _board_row(task: str, split: str, model: str, group: pd.DataFrame) -> dict[s
 
 
 def display(board: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard for people: the score as `0.871 [0.842, 0.897]` (one seed) or `0.871 ± 0.012 (n=3)`."""
+    """The leaderboard for people: the score as `score_text` writes it."""
     out = pd.DataFrame({
         "task": board["task"],
         "split": board["split_protocol"],
@@ -220,15 +222,22 @@ def _fmt(value: Any, spec: str) -> str:
     return "" if value is None or pd.isna(value) else format(value, spec)
 
 
+def score_text(mean: float, ci_low: float, ci_high: float, sd: float, n_seeds: int) -> str:
+    """`0.871 [0.842, 0.897]` (one seed: value and 95% CI) or `0.871 [0.840, 0.899] ± 0.012 (n=3)` (several: the
+    mean, the mean of the seeds' CI bounds, the sd over seeds); parts that are NaN are left out."""
+    text = _fmt(mean, ".3f")
+    if pd.notna(ci_low) and pd.notna(ci_high):
+        text += f" [{ci_low:.3f}, {ci_high:.3f}]"
+    if n_seeds > 1:
+        text += f" ± {_fmt(sd, '.3f')} (n={n_seeds})"
+    return text
+
+
 def _score(row: pd.Series) -> str:
     if row["status"] != "ok":
         return row["status"]
-    mean = _fmt(row["test_primary"], ".3f")
-    if row["n_seeds"] > 1:
-        return f"{mean} ± {_fmt(row['test_primary_sd'], '.3f')} (n={row['n_seeds']})"
-    if pd.isna(row["test_primary_ci_low"]):
-        return mean
-    return f"{mean} [{_fmt(row['test_primary_ci_low'], '.3f')}, {_fmt(row['test_primary_ci_high'], '.3f')}]"
+    return score_text(row["test_primary"], row["test_primary_ci_low"], row["test_primary_ci_high"],
+                      row["test_primary_sd"], row["n_seeds"])  # fmt: skip
 
 
 def to_markdown(table: pd.DataFrame) -> str:

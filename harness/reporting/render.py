@@ -37,7 +37,7 @@ details { margin: 0.3em 0 1.2em; }
 summary { cursor: pointer; color: #444; }
 pre { background: #f7f7f7; padding: 0.6em; font-size: 0.85em; overflow-x: auto; }
 """
-_CI = re.compile(r"^(\S+) (\[[^\]]+\]|± .+)$")  # "0.871 [0.842, 0.897]" or "0.871 ± 0.012 (n=3)"
+_CI = re.compile(r"^(\S+) (\[[^\]]+\](?: ± .+)?|± .+)$")  # "0.871 [0.842, 0.897]", "… ± 0.012 (n=3)", "0.871 ± …"
 _CODE = re.compile(r"`([^`]+)`")
 
 

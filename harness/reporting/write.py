@@ -2,9 +2,9 @@
 
 A header (study file and settings, date, git sha, machines), then per task a leaderboard of models (built on
 `harness.benchmark.leaderboard`: FINISHED runs, the newest per seed) with the primary test metric and every other
-metric logged with a 95% CI (sd over seeds for several seeds), parameters, wall time, throughput and peak memory;
-run ids, split protocol and dataset digest, and why a model was not scored, in collapsed details; then figures
-(`harness.reporting.figures`).
+metric logged with a 95% CI (for several seeds: the mean of their CI bounds, and the sd over seeds), parameters,
+wall time, throughput and peak memory; run ids, split protocol and dataset digest, and why a model was not scored,
+in collapsed details; then figures (`harness.reporting.figures`).
 
 Ranks: one ranking with the terminal and `leaderboard.md` (`harness.benchmark.leaderboard.ranked`): models that
 the Holm-adjusted paired tests do not distinguish from their group's leader share its rank, "1=" (see
@@ -15,6 +15,7 @@ scored, how far each model is above the best shortcut.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import sys
@@ -74,16 +75,12 @@ def _fmt(value: float, spec: str) -> str:
 
 def _with_ci(values: pd.DataFrame, name: str) -> str:
     """`test_<name>` of a model's runs (rows of the experiment's run metrics): `0.871 [0.842, 0.897]` for one seed,
-    `0.871 ± 0.012 (n=3)` (sd over seeds) for several, "" when not logged."""
+    `0.871 [0.840, 0.899] ± 0.012 (n=3)` for several (`leaderboard.score_text`), "" when not logged."""
     column = f"metrics.test_{name}"
     if column not in values or values[column].isna().all():
         return ""
-    if len(values) > 1:
-        return f"{values[column].mean():.3f} ± {values[column].std(ddof=1):.3f} (n={len(values)})"
-    row = values.iloc[0]
-    low, high = row.get(f"{column}_ci_low"), row.get(f"{column}_ci_high")
-    ci = f" [{low:.3f}, {high:.3f}]" if pd.notna(low) and pd.notna(high) else ""
-    return f"{row[column]:.3f}{ci}"
+    low, high = (values[c].mean() if c in values else math.nan for c in (f"{column}_ci_low", f"{column}_ci_high"))
+    return leaderboard.score_text(values[column].mean(), low, high, values[column].std(ddof=1), len(values))
 
 
 def ci_metrics(table: pd.DataFrame, metrics: pd.DataFrame) -> list[str]:
@@ -113,13 +110,10 @@ def display_table(table: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
         out = {"rank": row["rank"], "model": row["model"]}
         if row["n_seeds"] == 0:
             out[f"test {metric}"] = row["status"]
-        elif row["n_seeds"] > 1:
-            out[f"test {metric}"] = (
-                f"{row['test_primary']:.3f} ± {_fmt(row['test_primary_sd'], '.3f')} (n={row['n_seeds']})"
-            )
         else:
-            low, high = _fmt(row["test_primary_ci_low"], ".3f"), _fmt(row["test_primary_ci_high"], ".3f")
-            out[f"test {metric}"] = f"{row['test_primary']:.3f}" + (f" [{low}, {high}]" if low else "")
+            out[f"test {metric}"] = leaderboard.score_text(row["test_primary"], row["test_primary_ci_low"],
+                                                           row["test_primary_ci_high"], row["test_primary_sd"],
+                                                           int(row["n_seeds"]))  # fmt: skip
         out.update({_label(m, raw): _with_ci(used, m) for m in extra})
         out.update({
             "params": _fmt(row["n_params"], ",.0f"),
@@ -156,8 +150,9 @@ def leaderboard_section(task: str, table: pd.DataFrame, metrics: pd.DataFrame) -
     digests = sorted({d for d in table["dataset_digest"] if d})
     text = (f"Split protocol {', '.join(f'`{p}`' for p in protocols) or 'not recorded'}; dataset digest "
             f"{', '.join(f'`{d}`' for d in digests) or 'not recorded'}. Rank `1=`: the paired test does not tell "
-            "the model from the best (see Paired tests). Metrics: value [95% bootstrap CI] for one seed, mean ± sd "
-            "over seeds for several; F1 and MCC at threshold 0.5; time: tuning and refit.")  # fmt: skip
+            "the model from the best (see Paired tests). Metrics: value [95% bootstrap CI] for one seed; for several, "
+            "the mean [the mean of the seeds' CI bounds] ± the sd over seeds; F1 and MCC at threshold 0.5; time: "
+            "tuning and refit.")  # fmt: skip
     section = Section(f"Leaderboard: {task}", text, [display_table(table, metrics)])
     scored = table[table["n_seeds"] > 0]
     if len(scored):
