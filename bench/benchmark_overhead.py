@@ -1,9 +1,9 @@
 """What a benchmark cell costs besides training, per phase, read back from the MLflow runs it leaves.
 
 Runs one tiny cell (`kmer_attention` tiny on `enhancers.synthetic`, 2 trials × 1 epoch, concurrency 2, one refit)
-as a one-cell benchmark twice in one Ray instance — cold (worker processes start and import) and warm — first in a
-Ray whose workers import nothing ahead, then in one with the worker setup hook (`harness.tuning.warm_worker`, the
-default), and prints, for each of the four, the phases from the run timestamps: Ray start, cell dispatch (submit →
+as a one-cell benchmark twice in one Ray instance — cold (Ray's workers start and import) and warm (a second cell:
+the refit's worker may be reused; Ray starts every trial actor in a fresh process) — and prints, for both, the
+phases from the run timestamps: Ray start, cell dispatch (submit →
 the cell run opens), search setup (cell run open → first trial run open: resolve, data, Optuna, Tune, trial
 actors), trials (their runs, and the part spent training: data load + fit), refits (idem), the cell's closing (last
 refit → cell end: summary, tables, figures) and the leaderboard; `fixed cost` = cell wall time − seconds spent
@@ -71,36 +71,26 @@ def _phases(experiment: str, bench_start: float) -> dict[str, float]:
 
 
 def _tiny_cells(workdir: Path) -> None:
-    """The tiny cell, cold and warm, in a Ray whose workers import nothing ahead (before) and in one whose workers
-    import the training stack as they start (after, `harness.tuning.warm_worker`: the default)."""
+    """The tiny cell, cold and then warm, in one local Ray."""
     import ray
 
     from harness.benchmark.cross import run_benchmark
     from harness.tuning.ray_connection import init_local_ray
 
-    table: dict[str, list[float]] = {}
-    for warm_workers in (False, True):
-        start = time.perf_counter()
-        init_local_ray(num_cpus=os.cpu_count() or 1, warm_workers=warm_workers)
-        table.setdefault("Ray start", []).extend([time.perf_counter() - start, 0.0])
-        for name in ("cold", "warm"):
-            experiment = f"{name}-{'hook' if warm_workers else 'plain'}"
-            path = workdir / f"{experiment}.yaml"
-            path.write_text(STUDY.format(name=experiment))
-            bench_start = time.time()
-            run_benchmark(path, progress=False)
-            for phase, seconds in _phases(experiment, bench_start).items():
-                table.setdefault(phase, []).append(seconds)
-        ray.shutdown()
-    head = ("cold", "warm", "cold+hook", "warm+hook")
-    print(f"\n{'phase (seconds)':<44}" + "".join(f"{h:>11}" for h in head))
+    start = time.perf_counter()
+    init_local_ray(num_cpus=os.cpu_count() or 1)
+    table: dict[str, list[float]] = {"Ray start": [time.perf_counter() - start, 0.0]}
+    for name in ("cold", "warm"):
+        path = workdir / f"{name}.yaml"
+        path.write_text(STUDY.format(name=name))
+        bench_start = time.time()
+        run_benchmark(path, progress=False)
+        for phase, seconds in _phases(name, bench_start).items():
+            table.setdefault(phase, []).append(seconds)
+    ray.shutdown()
+    print(f"\n{'phase (seconds)':<44}" + "".join(f"{h:>11}" for h in ("cold", "warm")))
     for phase, values in table.items():
         print(f"{phase:<44}" + "".join(f"{v:>11.1f}" for v in values))
-    fixed = table["fixed cost (cell wall − data − training)"]
-    print(
-        f"fixed cost per warm cell, before / after the worker hook: {fixed[1]:.1f} / {fixed[3]:.1f} s "
-        f"= {fixed[1] / max(fixed[3], 1e-9):.2f}x"
-    )
 
 
 def _smoke(workdir: Path, repo: Path) -> None:

@@ -58,12 +58,11 @@ def _quiet_env() -> None:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no JSON/CSV/TensorBoard files per trial
 
 
-def init_local_ray(num_cpus: int | None = None, warm_workers: bool = True) -> None:
-    """Start a single-node Ray on 127.0.0.1 in this process; with `warm_workers`, every worker imports the training
-    stack as it starts (`harness.tuning.warm_worker`)."""
+def init_local_ray(num_cpus: int | None = None) -> None:
+    """Start a single-node Ray on 127.0.0.1 in this process. Its workers import the training stack when their first
+    trial or refit arrives; a setup hook importing it as every worker starts bought nothing measurable on 2 cores
+    (`bench/benchmark_overhead.py`, README) since Ray gives every trial actor a fresh process anyway."""
     import ray
-
-    from harness.tuning.warm_worker import HOOK
 
     _quiet_env()
     ray.init(
@@ -73,10 +72,7 @@ def init_local_ray(num_cpus: int | None = None, warm_workers: bool = True) -> No
         _temp_dir=str(ray_dir()),
         log_to_driver=False,
         logging_level=logging.WARNING,
-        runtime_env={
-            "env_vars": JOB_ENV,
-            **({"worker_process_setup_hook": HOOK} if warm_workers else {}),
-        },
+        runtime_env={"env_vars": JOB_ENV},
     )
 
 
