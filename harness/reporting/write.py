@@ -85,7 +85,7 @@ def _with_ci(values: pd.DataFrame, name: str) -> str:
 
 def ci_metrics(table: pd.DataFrame, metrics: pd.DataFrame) -> list[str]:
     """The test metrics beside the primary one that the task's runs log with a 95% CI, in a fixed order: AUROC,
-    AUPRC, F1, MCC for binary tasks, the per-group AUROC medians for multi-label tasks."""
+    AUPRC, accuracy, F1, MCC for binary tasks, the per-group AUROC medians for multi-label tasks."""
     primary = table["metric"].iloc[0] if len(table) else ""
     logged = [c.removeprefix("metrics.test_").removesuffix("_ci_low") for c in metrics.columns
               if c.startswith("metrics.test_") and c.endswith("_ci_low")]  # fmt: skip
@@ -93,7 +93,7 @@ def ci_metrics(table: pd.DataFrame, metrics: pd.DataFrame) -> list[str]:
     present = [
         m for m in logged if f"metrics.test_{m}_ci_low" in used and used[f"metrics.test_{m}_ci_low"].notna().any()
     ]
-    order = ["auroc", "auprc", "f1", "mcc", *sorted(m for m in present if m.startswith(f"{primary}_"))]
+    order = ["auroc", "auprc", "accuracy", "f1", "mcc", *sorted(m for m in present if m.startswith(f"{primary}_"))]
     return [m for m in order if m in present and m != primary]
 
 
@@ -127,7 +127,7 @@ def display_table(table: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=[c for c in ("peak GPU (MB)",) if c in frame and (frame[c] == "").all()])
 
 
-LABELS = {"auroc": "AUROC", "auprc": "AUPRC", "f1": "F1 (t=0.5)", "mcc": "MCC (t=0.5)",
+LABELS = {"auroc": "AUROC", "auprc": "AUPRC", "accuracy": "accuracy (t=0.5)", "f1": "F1 (t=0.5)", "mcc": "MCC (t=0.5)",
           "auroc_median": "median AUROC"}  # fmt: skip
 
 
@@ -151,8 +151,8 @@ def leaderboard_section(task: str, table: pd.DataFrame, metrics: pd.DataFrame) -
     text = (f"Split protocol {', '.join(f'`{p}`' for p in protocols) or 'not recorded'}; dataset digest "
             f"{', '.join(f'`{d}`' for d in digests) or 'not recorded'}. Rank `1=`: the paired test does not tell "
             "the model from the best (see Paired tests). Metrics: value [95% bootstrap CI] for one seed; for several, "
-            "the mean [the mean of the seeds' CI bounds] ± the sd over seeds; F1 and MCC at threshold 0.5; time: "
-            "tuning and refit.")  # fmt: skip
+            "the mean [the mean of the seeds' CI bounds] ± the sd over seeds; accuracy, F1 and MCC at threshold "
+            "0.5; time: tuning and refit.")  # fmt: skip
     section = Section(f"Leaderboard: {task}", text, [display_table(table, metrics)])
     scored = table[table["n_seeds"] > 0]
     if len(scored):
