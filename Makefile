@@ -38,7 +38,7 @@ lm-tiny: setup
 
 demo: setup lm-tiny
 	$(BIN)/regbench benchmark --study studies/smoke.yaml
-	@echo "Open the runs: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then http://127.0.0.1:5000, experiment 'smoke')"
+	@echo "Open the runs: the 'MLflow UI:' address above, after $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1

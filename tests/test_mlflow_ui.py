@@ -26,7 +26,7 @@ def logged_table(experiment: str, run_id: str) -> pd.DataFrame:
     return store.client().load_table(store.ensure_experiment(experiment), "leaderboard.json", run_ids=[run_id])
 
 
-def test_experiments_are_model_training_experiments() -> None:
+def test_experiments_are_model_training_experiments(tracking_uri: str) -> None:
     created = store.client().get_experiment(store.ensure_experiment("fresh"))
     assert created.tags[store.EXPERIMENT_KIND_TAG] == "custom_model_development" == store.EXPERIMENT_KIND
     c = store.client()
@@ -49,6 +49,12 @@ def test_experiments_are_model_training_experiments() -> None:
     assert c.get_experiment(old).tags[view_tag] == "edited in the UI"  # a view the user changed stays theirs
     link = store.leaderboard_link(old)
     assert link.endswith(f"/runs?workflowType=machine_learning&viewStateShareKey={store.LEADERBOARD_VIEW}")
+    assert store.ui_hint(old) == f"http://127.0.0.1:5000/{link} (after: mlflow ui --backend-store-uri {tracking_uri})"
+
+
+def test_ui_hint_on_a_tracking_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999/")  # only the address is built: no server
+    assert store.ui_hint("7") == f"http://127.0.0.1:5999/{store.leaderboard_link('7')}"
 
 
 def test_reopened_run_gets_one_table_and_a_description() -> None:
@@ -78,13 +84,19 @@ def test_train_logs_test_primary_and_prints_a_summary(capsys: pytest.CaptureFixt
     assert main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     run_id = lines[-1].removeprefix("run_id: ")
-    metrics = store.client().get_run(run_id).data.metrics
+    run = store.client().get_run(run_id)
+    metrics = run.data.metrics
     for end in ("", "_ci_low", "_ci_high"):
         assert metrics[f"test_primary{end}"] == metrics[f"test_auroc{end}"]
     low, point, high = (f"{metrics[f'test_auroc{end}']:.3f}" for end in ("_ci_low", "", "_ci_high"))
-    assert lines[-4].startswith(f"test auroc: {point} [{low}, {high}] (95% CI)   (val ")
-    assert lines[-3].startswith(f"time: {metrics['wall_time_s']:.1f} s (")
-    assert lines[-2] == f"params: {metrics['n_params']:,.0f}"
+    assert lines[-6].startswith(f"test auroc: {point} [{low}, {high}] (95% CI)   (val ")
+    assert lines[-5].startswith(f"time: {metrics['wall_time_s']:.1f} s (")
+    assert lines[-4] == f"params: {metrics['n_params']:,.0f}"
+    uri = run.data.tags[store.MODEL_URI_TAG]
+    assert lines[-3] == f"model: {uri}" and uri.startswith("models:/")
+    assert store.client().get_logged_model(uri.removeprefix("models:/")).name == "enhancers-synthetic__kmer_logreg"
+    assert lines[-2] == (f"score with it: regbench export --task {TASK} --split test --out seqs.csv && "
+                         f"mlflow models predict -m {uri} -i seqs.csv -t csv --env-manager local")  # fmt: skip
     assert store.client().get_experiment_by_name("ui").tags[store.EXPERIMENT_KIND_TAG] == store.EXPERIMENT_KIND
 
 

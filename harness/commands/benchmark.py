@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.benchmark.cross import run_benchmark
     from harness.paths import input_file, output_dir
     from harness.reporting.write import write_report
+    from harness.tracking import store
 
     input_file(args.study, "study file")
     if args.report_dir is not None:
@@ -54,5 +55,6 @@ def run(args: argparse.Namespace) -> int:
           f"experiment {result.experiment!r}")  # fmt: skip
     report = write_report(result.experiment, args.report_dir or Path("reports") / result.experiment)
     print(f"report: {report / 'report.html'} (also logged to the benchmark run under report/)")
+    print(f"MLflow UI: {store.ui_hint(store.ensure_experiment(result.experiment))}")
     print(f"run_id: {result.run_id}")
     return 0

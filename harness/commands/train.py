@@ -54,11 +54,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary(run_id: str) -> str:
-    """The logged run in three lines: test primary metric with its 95% CI (and val), time and epochs, parameters."""
+    """The logged run in a few lines: test primary metric with its 95% CI (and val), time and epochs, parameters,
+    then its logged model's `models:/<id>` URI and the `mlflow models predict` line that scores with it."""
     from harness.tracking import store
 
     run = store.client().get_run(run_id)
-    m, metric = run.data.metrics, run.data.tags.get("primary_metric", "primary")
+    metrics = _metric_lines(run.data.metrics, run.data.tags.get("primary_metric", "primary"))
+    uri, task = run.data.tags.get(store.MODEL_URI_TAG), run.data.tags.get("task", "TASK")
+    if uri is None:  # a cross-validated run: its fold runs hold the models
+        return metrics
+    export = f"regbench export --task {task} --split test --out seqs.csv"
+    return "\n".join([metrics, f"model: {uri}",
+                      f"score with it: {export} && mlflow models predict -m {uri} -i seqs.csv -t csv "
+                      "--env-manager local"])  # fmt: skip
+
+
+def _metric_lines(m: dict[str, float], metric: str) -> str:
+    """Test primary metric ± CI (and val), time and epochs, parameters; for a cross-validated run, also per fold."""
 
     def num(name: str, spec: str) -> str:
         return format(m[name], spec) if name in m else "n/a"

@@ -35,8 +35,9 @@ from harness.tracking.run_owner import PROCESS_TAG, process_gone, process_stamp
 
 PARENT_TAG = "mlflow.parentRunId"
 META_ARTIFACT = "regbench_meta.json"
-# The MLflow UI's experiment kind (mlflow/server/js: ExperimentKind.CUSTOM_MODEL_DEVELOPMENT): without it, 3.x opens
-# an experiment on its GenAI overview; "*_inferred" values are the UI's own guesses, which regbench overrides.
+# The MLflow UI's experiment kind (mlflow/server/js: ExperimentKind.CUSTOM_MODEL_DEVELOPMENT); "*_inferred" values are
+# the UI's own guesses, which regbench overrides. MLflow 3.17's UI does not read it to pick an experiment's first page
+# (see `leaderboard_link`), but it is the experiment's declared kind for any client that does.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 NOTE_TAG = MLFLOW_RUN_NOTE  # a run's description, Markdown, on its page in the UI
@@ -47,6 +48,7 @@ MODEL_URI_TAG = "regbench.model_uri"  # its models:/<model_id> URI
 # regbench's shows every scored run flat, best `test_primary` first, with the columns that compare them.
 SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
 LEADERBOARD_VIEW = "regbench-leaderboard"
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told otherwise
 VIEW_COLUMNS = ("tags.`model`", "tags.`task`", "metrics.`test_primary`", "metrics.`test_primary_ci_low`",
                 "metrics.`test_primary_ci_high`", "metrics.`test_primary_sd`", "tags.`primary_metric`",
                 "tags.`seeds`", "metrics.`study_wall_time_s`", "metrics.`wall_time_s`", "metrics.`n_params`",
@@ -105,8 +107,24 @@ def leaderboard_view() -> dict[str, str]:
 
 
 def leaderboard_link(experiment_id: str) -> str:
-    """The UI's address (relative to the server) of the experiment's runs in the leaderboard view."""
+    """The UI's address (relative to the server) of the experiment's runs in the leaderboard view.
+
+    It names the workflow type because MLflow 3.17's UI picks an experiment's first page from that alone: its
+    experiment-kind hook returns the kind of the `workflowType` URL parameter, else of the browser's localStorage
+    `mlflow.workflowType` (default `genai`, written only by the sidebar's GenAI / Model training toggle), whenever
+    workflow-based navigation is on, which the released build hard-codes; the `mlflow.experimentKind` tag is read
+    only when it is off. So the plain `#/experiments/<id>` opens the GenAI overview in a fresh browser whatever the
+    tag, and no server-side setting changes that (bench/ui_check.py shows both)."""
     return f"#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={LEADERBOARD_VIEW}"
+
+
+def ui_hint(experiment_id: str) -> str:
+    """Where a browser finds the experiment's leaderboard view: on the tracking server when MLFLOW_TRACKING_URI is
+    one, else on the address `mlflow ui` serves the store at by default, after the command that starts it."""
+    uri = tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/{leaderboard_link(experiment_id)}"
+    return f"{UI_ADDRESS}/{leaderboard_link(experiment_id)} (after: mlflow ui --backend-store-uri {uri})"
 
 
 def git_sha() -> str:

@@ -81,7 +81,9 @@ def study_figures(study: optuna.Study) -> dict[str, Any]:
 
     figures = {}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # Optuna's matplotlib plots are marked experimental since 2.2; the notice says nothing about this study
+        warnings.filterwarnings("ignore", r"optuna\.visualization\.matplotlib\..* is experimental",
+                                optuna.exceptions.ExperimentalWarning)  # fmt: skip
         if completed(study):
             figures["plots/optuna_history.png"] = ovm.plot_optimization_history(study).figure
         if can_rank_importances(study):

@@ -19,6 +19,7 @@ refits of the same configuration and seed are reused.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import time
@@ -233,7 +234,18 @@ def _search(
             callbacks=[TrialProgress(n_new, metric, spec.name)],
         ),
     )
-    tuner.fit()
+    # Tune's result grid reads each trial's result files, which TUNE_DISABLE_AUTO_CALLBACK_LOGGERS leaves unwritten
+    # (the results are in MLflow): its "Failed to fetch metrics" warning is about files regbench chose not to write
+    analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    analysis_log.addFilter(_no_result_files_notice)
+    try:
+        tuner.fit()
+    finally:
+        analysis_log.removeFilter(_no_result_files_notice)
+
+
+def _no_result_files_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Failed to fetch metrics for")
 
 
 def cell_trainable(ctx: TrialContext) -> Callable[[dict[str, Any]], None]:

@@ -14,6 +14,8 @@ import json
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,7 +156,24 @@ def _instantiate(cls: type, config: Any, folder: Path, random_init: bool, meta: 
     if random_init:
         torch.manual_seed(seed)
         return cls(config)
-    return cls.from_pretrained(folder, config=config, local_files_only=True)
+    with _no_transformers_bars():
+        return cls.from_pretrained(folder, config=config, local_files_only=True)
+
+
+@contextmanager
+def _no_transformers_bars() -> Iterator[None]:
+    """transformers 5 draws a bar ("Loading weights", "Writing model shards") on every `from_pretrained` /
+    `save_pretrained`, a sub-second part of a step that has its own bar or line; its switch is global, so it is
+    turned off for the call only (and left off if it was off)."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
 
 
 def save_backbone(backbone: Backbone, out: Path) -> Path:
@@ -166,7 +185,8 @@ def save_backbone(backbone: Backbone, out: Path) -> Path:
         if path.is_file() and path.name not in WEIGHT_FILES:
             shutil.copyfile(path, out / path.name)
     with tempfile.TemporaryDirectory() as tmp:
-        backbone.model.save_pretrained(tmp)
+        with _no_transformers_bars():
+            backbone.model.save_pretrained(tmp)
         for name in WEIGHT_FILES:
             if (Path(tmp) / name).is_file():
                 shutil.copyfile(Path(tmp) / name, out / name)

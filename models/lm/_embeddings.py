@@ -225,7 +225,9 @@ class Encoder:
         """Last hidden states `(B, T, D)` float32."""
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
         with torch.inference_mode(), autocast:
-            out = self.model(input_ids=ids, attention_mask=attention)
+            # return_dict given: remote code that defaults it from `config.use_return_dict` (NT-v2's) would make
+            # transformers 5 warn that the attribute is deprecated; DNABERT-2's forward takes and ignores it
+            out = self.model(input_ids=ids, attention_mask=attention, return_dict=True)
         return out[0].float()  # a ModelOutput's or DNABERT-2's tuple's first item: (B, T, D)
 
     def embed(self, seqs: Sequence[str], desc: str = "embedding") -> np.ndarray:

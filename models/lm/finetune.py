@@ -197,7 +197,8 @@ class LMEncoder(nn.Module, Encoder):
         win = self.tokens.windows(seqs)
         ids, attention, real = self.tokens.batch(win, range(len(win.ids)))  # (W, T) each
         device = codes.device
-        out = self.backbone(input_ids=ids.to(device), attention_mask=attention.to(device))
+        # return_dict given for the reason in `_embeddings.Encoder._hidden` (no use_return_dict deprecation notice)
+        out = self.backbone(input_ids=ids.to(device), attention_mask=attention.to(device), return_dict=True)
         hidden = out[0].float()  # (W, T, D): a ModelOutput's or DNABERT-2's tuple's first item; pooled in fp32
         weighted, n_real = self.tokens.pool(hidden, real.to(device))  # (W, D), (W,)
         owner = torch.from_numpy(win.owner).to(device)
