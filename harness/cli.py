@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 import textwrap
+import threading
 
 # Each module registers its subcommands; it must import heavy libraries (torch, mlflow, ...) only inside the
 # functions that run a command, so that `regbench --help` stays fast (tests/test_cli_startup.py).
@@ -73,12 +75,20 @@ def user_errors() -> tuple[type[BaseException], ...]:
             ValueError)  # fmt: skip
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. SIGTERM (`kill PID`, a batch scheduler, `timeout`) ends it as Ctrl-C does: the open runs end
+    KILLED and finished work is kept; a background job started by a shell ignores Ctrl-C (SIGINT), not SIGTERM."""
     args = build_parser().parse_args(argv)
     if getattr(args, "ray_address", "") is None and "ray" not in sys.modules:  # a command that starts a local Ray
         from harness.tuning.ray_connection import local_ray_auth
 
         local_ray_auth()
+    in_main = threading.current_thread() is threading.main_thread()  # only there may a signal handler be set
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
     try:
         return int(args.func(args) or 0)
     except user_errors() as err:
@@ -87,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"regbench {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Runs left RUNNING by a process that died (SIGKILL) are ended KILLED, with their nested runs, when the next
-top-level run starts in the experiment; live runs and runs of other hosts are left alone."""
+top-level run starts in the experiment; live runs and runs of other hosts are left alone. SIGTERM ends a command as
+Ctrl-C does."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from harness.tracking import store
 from harness.tracking.run_owner import PROCESS_TAG, process_gone, process_stamp
@@ -16,6 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 CRASHING_STUDY = """
 import os, signal
+import pytest
+
 from harness.tracking import store
 with store.client_run("exp", "crashed-study") as parent:
     with store.run("exp", "trial-0", parent_run_id=parent.run_id) as child:
@@ -56,3 +62,23 @@ def test_runs_of_a_killed_process_end_killed_with_their_children() -> None:
         assert run.data.tags["regbench.ended_by"].startswith("abandoned")
     assert client.get_run(live.run_id).info.status == "FINISHED"
     assert client.get_run(foreign.info.run_id).info.status == "RUNNING"
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_command_like_ctrl_c(tmp_path: Path) -> None:
+    """`kill PID` on a training `regbench train`: exit 130, "interrupted", its run KILLED (not left RUNNING)."""
+    argv = [sys.executable, "-m", "harness.cli", "train", "--task", "enhancers.synthetic", "--model", "kmer_attention",
+            "--max-epochs", "1000", "--sets", "data.n=300 model.k=3 model.d_model=16 model.head_dim=16"]  # fmt: skip
+    proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        runs = store.search_runs("regbench")
+        if len(runs) and (runs["status"] == "RUNNING").any():
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "regbench train: interrupted" in err, err[-2000:]
+    assert store.search_runs("regbench")["status"].tolist() == ["KILLED"]
