@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 STUDY = """\
 name: killed
 tasks: [enhancers.synthetic]
-models: [kmer_logreg, kmer_attention, basset]
+models: [kmer_logreg, kmer_attention]
 seeds: [0, 1]
 trials: 3
 max_epochs: 2
@@ -58,7 +58,7 @@ def test_sigkill_mid_benchmark_then_resume(tmp_path: Path, monkeypatch: pytest.M
     driver = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 400
-        while _finished("cell") < 1 or _finished("trial") < 5:  # a cell done, others mid-search or refitting
+        while _finished("cell") < 1 or _finished("trial") < 4:  # a cell done, the other mid-search or refitting
             assert driver.poll() is None, "the benchmark ended before it could be killed"
             assert time.monotonic() < deadline, "no cell finished in time"
             time.sleep(0.5)
@@ -77,10 +77,10 @@ def test_sigkill_mid_benchmark_then_resume(tmp_path: Path, monkeypatch: pytest.M
     runs = store.search_runs("killed")
     assert not (runs["status"] == "RUNNING").any()
     cells = runs[(runs["tags.regbench.kind"] == "cell") & (runs["status"] == "FINISHED")]
-    assert len(cells) == 3 >= before["cell"]
+    assert len(cells) == 2 >= before["cell"]
     trials = runs[(runs["tags.regbench.kind"] == "trial") & (runs["status"] == "FINISHED")]
-    assert trials.groupby("tags.study_name").size().tolist() == [3, 3, 3]  # no finished trial ran twice
+    assert trials.groupby("tags.study_name").size().tolist() == [3, 3]  # no finished trial ran twice
     refits = runs[(runs["tags.regbench.kind"] == "refit") & (runs["status"] == "FINISHED")]
-    assert refits.groupby(["tags.study_name", "tags.seed"]).size().eq(1).all() and len(refits) == 6
+    assert refits.groupby(["tags.study_name", "tags.seed"]).size().eq(1).all() and len(refits) == 4
     assert set(refits["tags.mlflow.parentRunId"]) == set(cells["run_id"])  # reused refits moved under their cell
     assert len(trials) >= before["trial"] and len(refits) >= before["refit"]

@@ -1,5 +1,6 @@
 """Runs a worker left RUNNING when a search returns: a trial the scheduler stopped (Optuna holds its result) ends
-FINISHED even when its worker has not closed its run yet — the race of issue 18 forced here — a lost one KILLED."""
+FINISHED even when its worker has not closed its run yet — the race of issue 18 forced here — a lost one KILLED; a
+finished trial whose worker was killed ends FINISHED when its study reopens."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import optuna
 
 from harness.tracking import store
-from harness.tuning.search import end_orphans
+from harness.tuning.search import _finish_abandoned_trial_runs, end_orphans
 
 
 def _running_run(cell: str, name: str) -> str:
@@ -43,3 +44,25 @@ def test_stopped_trials_end_finished_and_lost_ones_killed(tmp_path: Path) -> Non
     assert runs["stopped"].info.status == "FINISHED" and runs["stopped"].data.tags["regbench.stopped_by"] == "scheduler"
     assert runs["closing"].info.status == "FINISHED" and "regbench.ended_by" not in runs["closing"].data.tags
     assert runs["lost"].info.status == "KILLED" and runs["lost"].data.tags["regbench.ended_by"] == "study driver"
+
+
+def test_a_finished_trial_whose_worker_was_killed_ends_finished_when_the_study_reopens(tmp_path: Path) -> None:
+    """SIGKILL between a trial's last report (Optuna: COMPLETE) and its worker closing the run: the next run ends the
+    run KILLED as abandoned; reopening the study makes it FINISHED (it is not run again). A FAIL trial's stays
+    KILLED."""
+    cell = store.record_run("orphans", "cell", {"regbench.kind": "cell"}, None, status="FINISHED")
+    done, failed = (_running_run(cell, n) for n in ("done", "failed"))
+    for run_id in (done, failed):  # what store.close_abandoned_runs leaves of a dead process's runs
+        store.client().set_tag(run_id, "regbench.ended_by", store.ABANDONED)
+        store.client().set_terminated(run_id, "KILLED")
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}", direction="maximize")
+    for run_id, state in ((done, optuna.trial.TrialState.COMPLETE), (failed, optuna.trial.TrialState.FAIL)):
+        trial = study.ask()
+        trial.set_user_attr("mlflow_run_id", run_id)
+        trial.set_user_attr("epochs", 3)
+        study.tell(trial, 0.7 if state == optuna.trial.TrialState.COMPLETE else None, state=state)
+    _finish_abandoned_trial_runs(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)), max_epochs=3)
+    runs = {r.info.run_name: r for r in store.client().search_runs([store.ensure_experiment("orphans")])}
+    assert runs["done"].info.status == "FINISHED" and "regbench.stopped_by" not in runs["done"].data.tags
+    assert runs["done"].data.tags["regbench.ended_by"].startswith("study driver")
+    assert runs["failed"].info.status == "KILLED"

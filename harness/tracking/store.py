@@ -245,6 +245,9 @@ def _requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in ("torch", "scikit-learn", "numpy", "mlflow", "safetensors", "skops")]
 
 
+ABANDONED = "abandoned: the process that ran it is gone"  # tag `regbench.ended_by` of a run ended by the next one
+
+
 def close_abandoned_runs(experiment_id: str) -> list[str]:
     """End KILLED every RUNNING run of the experiment whose process (`regbench.process`) is gone from this host,
     and the RUNNING runs nested under it at any depth; returns their ids. Called before a top-level run starts, so
@@ -260,7 +263,7 @@ def close_abandoned_runs(experiment_id: str) -> list[str]:
         run_id = pending.pop()
         if run_id in closed:
             continue
-        c.set_tag(run_id, "regbench.ended_by", "abandoned: the process that ran it is gone")
+        c.set_tag(run_id, "regbench.ended_by", ABANDONED)
         c.set_terminated(run_id, "KILLED")
         closed.append(run_id)
         pending.extend(children.get(run_id, []))

@@ -199,6 +199,25 @@ def _open_study(spec: StudyRequest, resolved: _ResolvedStudy) -> tuple[optuna.st
     return storage, len(study.get_trials(deepcopy=False, states=_FINISHED))
 
 
+def _finish_abandoned_trial_runs(trials: list[optuna.trial.FrozenTrial], max_epochs: int) -> None:
+    """A trial Optuna holds as finished whose worker was killed (SIGKILL with the driver) between reporting its last
+    epoch and closing its MLflow run: the next run ended that run KILLED as abandoned (`store.close_abandoned_runs`).
+    It ran to its end, so it is FINISHED, tagged `regbench.ended_by` = study driver; it is not run again."""
+    client = store.client()
+    for trial in trials:
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        try:
+            run = store.get_run(run_id) if run_id else None
+        except LookupError:  # deleted, or logged to another store
+            continue
+        if run is None or run.info.status != "KILLED" or run.data.tags.get("regbench.ended_by") != store.ABANDONED:
+            continue
+        client.set_tag(run_id, "regbench.ended_by", "study driver: Optuna holds the trial finished")
+        if trial.user_attrs.get("epochs", 0) < max_epochs:
+            client.set_tag(run_id, "regbench.stopped_by", "scheduler")
+        client.set_terminated(run_id, "FINISHED")
+
+
 def _search(
     spec: StudyRequest, resolved: _ResolvedStudy, storage: optuna.storages.RDBStorage, n_new: int, ctx: TrialContext
 ) -> None:
@@ -310,6 +329,9 @@ def run_study(spec: StudyRequest) -> StudyResult:
         log.params({"study.trials": spec.trials, "study.concurrency": spec.concurrency, "study.name": spec.name,
                     "study.searched": ",".join(resolved.searched), "study.resumed_from": n_done,
                     "study.seeds": ",".join(map(str, seeds))})  # fmt: skip
+        if n_done:  # the top-level run is open, so runs of a killed earlier attempt have been ended
+            _finish_abandoned_trial_runs(optuna.load_study(study_name=spec.name, storage=storage).get_trials(
+                deepcopy=False, states=_FINISHED), spec.max_epochs)  # fmt: skip
         ctx = _context(spec, resolved.plugin, log.run_id, run_name)
         cpus = max(os.cpu_count() or 1, math.ceil(spec.concurrency * spec.cpus_per_trial))
         with ray_connection(spec.ray_address, cpus):
