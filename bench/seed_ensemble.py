@@ -1,7 +1,8 @@
 """Is averaging a model's evaluation seeds worth it? Decided on validation data, reported on test, from the logged
 predictions of a finished benchmark (no training).
 
-For every model × task of the experiment scored with two or more seeds (binary tasks), from the refits'
+For every model × task of the experiment scored with two or more seeds that score differently (binary tasks; the
+deterministic ones, e.g. the k-mer logistic regression, are only the baseline), from the refits'
 `predictions/{val,test}.tsv`: the mean single-seed AUROC and the AUROC of the seed ensemble (per-example scores
 averaged over seeds), on validation and on test (with its bootstrap 95% CI); `choose` is "ensemble" when the
 ensemble's validation AUROC beats the mean single seed's — the only split a default may be chosen on. On test: the
@@ -71,6 +72,8 @@ def rows(experiment: str) -> list[dict]:
             (y_val, val), (y_test, test) = scores["val"], scores["test"]
             ensemble = test.mean(axis=0)
             ensembles[row["task"], row["model"]] = (y_test, ensemble)
+            if np.ptp(np.concatenate([val, test], axis=1), axis=0).max() == 0:
+                continue  # a deterministic model (k-mer LR, shortcuts): every seed scores alike
             low, high = bootstrap_binary(y_test, ensemble, n_boot=2000)["auroc"]
             out.append({
                 "task": row["task"], "model": row["model"], "seeds": int(row["n_seeds"]),
