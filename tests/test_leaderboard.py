@@ -70,7 +70,8 @@ def test_leaderboard_keeps_newest_finished_run_per_seed_and_ranks() -> None:
     runs = frame([
         {"run_id": "a0", "model": "a", "seed": 0, "test_primary": 0.6, "start_time": t},
         {"run_id": "a0new", "model": "a", "seed": 0, "test_primary": 0.9, "start_time": later,
-         "study_wall_time_s": 12.0, "wall_time_s": 2.0, "test_primary_ci_low": 0.85, "test_primary_ci_high": 0.95},
+         "study_wall_time_s": 12.0, "compute_time_s": 10.0, "wall_time_s": 2.0, "test_primary_ci_low": 0.85,
+         "test_primary_ci_high": 0.95},
         {"run_id": "a1", "model": "a", "seed": 1, "test_primary": 0.7, "start_time": t, "wall_time_s": 4.0,
          "test_primary_ci_low": 0.65, "test_primary_ci_high": 0.75},
         {"run_id": "a2", "model": "a", "seed": 2, "test_primary": 0.1, "start_time": t, "status": "FAILED"},
@@ -86,7 +87,7 @@ def test_leaderboard_keeps_newest_finished_run_per_seed_and_ranks() -> None:
     assert a["n_seeds"] == 2 and a["test_primary"] == pytest.approx(0.8)
     assert a["test_primary_sd"] == pytest.approx(np.std([0.9, 0.7], ddof=1))
     assert (a["test_primary_ci_low"], a["test_primary_ci_high"]) == pytest.approx((0.75, 0.85))  # mean of the seeds'
-    assert a["runtime_s"] == pytest.approx((12.0 + 4.0) / 2)  # a cell's whole study time, else the run's own
+    assert a["runtime_s"] == pytest.approx((10.0 + 4.0) / 2)  # a cell's compute (not its wall), else the run's own
     assert a["run_ids"] == "a0new,a1"
     c = board.set_index("model").loc["c"]
     assert c["status"] == "failed" and c["skip_reason"] == "run c0 ended KILLED"

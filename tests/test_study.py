@@ -119,6 +119,8 @@ def test_layout_seeds_and_resume(tmp_path: Path, local_ray: None) -> None:
     assert metrics["test_primary"] == pytest.approx(metrics["test_auroc_mean"])
     assert metrics["trial_epochs"] == first.trial_epochs >= 2 and metrics["n_params"] == first.n_params > 0
     assert {"study_wall_time_s", "peak_rss_mb"} <= set(metrics)
+    refit_seconds = sum(r.data.metrics["wall_time_s"] for r in refits)  # + the trials' own: the cell's compute
+    assert refit_seconds < metrics["compute_time_s"] <= metrics["study_wall_time_s"]
     assert parent.data.params["study.seeds"] == "0,1" and first.n_trials == 2
     assert set(first.best_params) <= searched and 0.0 <= first.best_val <= 1.0
 

@@ -26,8 +26,8 @@ UNABLE = "unable"  # tag `regbench.status` of a cell that cannot run; its run en
 CELL_COLUMNS = (
     "run_id", "kind", "task", "model", "seed", "split_protocol", "dataset_digest", "primary_metric", "test_primary",
     "test_primary_ci_low", "test_primary_ci_high", "test_auprc", "test_f1", "test_mcc", "n_params", "wall_time_s",
-    "study_wall_time_s", "train_throughput_seq_per_s", "peak_gpu_mb", "peak_rss_mb", "status", "skip_reason",
-    "parent_run_id", "start_time",
+    "study_wall_time_s", "compute_time_s", "train_throughput_seq_per_s", "peak_gpu_mb", "peak_rss_mb", "status",
+    "skip_reason", "parent_run_id", "start_time",
 )  # fmt: skip
 BOARD_COLUMNS = (
     "task", "split_protocol", "model", "rank", "group", "primary_metric", "n_seeds", "test_primary", "test_primary_sd",
@@ -42,6 +42,7 @@ SOURCES = {
     "n_params": ("n_params",),
     "wall_time_s": ("wall_time_s",),
     "study_wall_time_s": ("study_wall_time_s",),
+    "compute_time_s": ("compute_time_s",),
     "train_throughput_seq_per_s": ("train_throughput_seq_per_s",),
     "peak_gpu_mb": ("peak_gpu_mem_mb", "gpu_peak_used_mb", "cuda_peak_allocated_mb"),
     "peak_rss_mb": ("peak_rss_mb",),
@@ -59,10 +60,11 @@ def cell_runs(experiment: str) -> pd.DataFrame:
         return pd.DataFrame(columns=list(CELL_COLUMNS))
     found = found[found["tags.regbench.kind"].isin(LISTED_KINDS)]
     rows = pd.DataFrame([_cell_row(row) for _, row in found.iterrows()], columns=list(CELL_COLUMNS))
-    cell_time = rows[rows["kind"] == "cell"].set_index("run_id")["study_wall_time_s"]
     refits = rows["kind"] == "refit"
-    if refits.any():
-        rows.loc[refits, "study_wall_time_s"] = rows.loc[refits, "parent_run_id"].map(cell_time).astype(float)
+    for column in ("study_wall_time_s", "compute_time_s"):  # a refit carries its cell's
+        cell_time = rows[rows["kind"] == "cell"].set_index("run_id")[column]
+        if refits.any():
+            rows.loc[refits, column] = rows.loc[refits, "parent_run_id"].map(cell_time).astype(float)
     return rows
 
 
@@ -114,10 +116,10 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     One seed: `test_primary` with its bootstrap 95% CI.
     Several seeds: the mean, `test_primary_sd` (sample sd across seeds) and as CI the mean of the seeds' bootstrap
     95% CI bounds (the test-set uncertainty of a typical seed's model; the sd is the seed-to-seed spread).
-    `runtime_s` is the whole cell (`study_wall_time_s`: tuning plus refit) where logged, else the run's
-    `wall_time_s`; memory is the maximum over seeds. A pair with no finished run gets `status` "failed" ("unable"
-    when its newest run is a cell that cannot run, run status "UNABLE") and the newest `skip_reason` (or its run
-    status)."""
+    `runtime_s` is the cell's compute (`compute_time_s`: its trials' and refits' own wall seconds, not the time it
+    waited for a slot), else its `study_wall_time_s` (runs logged before it existed), else the run's `wall_time_s`;
+    memory is the maximum over seeds. A pair with no finished run gets `status` "failed" ("unable" when its newest
+    run is a cell that cannot run, run status "UNABLE") and the newest `skip_reason` (or its run status)."""
     runs = runs.assign(split_protocol=split_protocols(runs))
     keys = ["task", "split_protocol", "model"]
     rows = [_board_row(*key, group) for key, group in runs.groupby(keys, sort=False)]
@@ -163,7 +165,7 @@ def _board_row(task: str, split: str, model: str, group: pd.DataFrame) -> dict[s
         return {**base, "n_seeds": 0, "status": status, "skip_reason": reason, "run_ids": latest["run_id"]}
     primary = done["test_primary"].to_numpy(dtype=float)
     single = len(done) == 1
-    runtime = done["study_wall_time_s"].where(done["study_wall_time_s"].notna(), done["wall_time_s"])
+    runtime = done["compute_time_s"].fillna(done["study_wall_time_s"]).fillna(done["wall_time_s"])
     return {
         **base,
         "n_seeds": len(done),

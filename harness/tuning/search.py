@@ -369,8 +369,10 @@ def run_study(spec: StudyRequest) -> StudyResult:
                 log.metrics({"test_primary_by_seed": r.metrics["test_primary"]}, step=r.seed)
         trial_epochs = int(table["epochs"].fillna(0).sum())
         wall = time.perf_counter() - start
+        # the cell's cost: its trials' and refits' own seconds (its wall time also counts waiting for a free slot)
+        compute = float(table["wall_time_s"].fillna(0).sum()) + sum(r.metrics.get("wall_time_s", 0.0) for r in refits)
         trial_peak = _peak(table, "peak_rss_mb", summary.get("peak_rss_mb"))
-        log.metrics({**summary, "study_wall_time_s": wall, "search_wall_time_s": search_s,
+        log.metrics({**summary, "study_wall_time_s": wall, "search_wall_time_s": search_s, "compute_time_s": compute,
                      "trial_epochs": trial_epochs, "n_trials": len(table) - n_failed, "n_trials_failed": n_failed,
                      "n_new_trials": n_new, f"best_trial_val_{resolved.task.primary_metric}": best.value,
                      **({"peak_rss_mb": trial_peak} if trial_peak is not None else {})})  # fmt: skip
