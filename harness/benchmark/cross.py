@@ -289,15 +289,18 @@ def slot_utilization(experiment: str, bench_id: str, since_ms: int, slots: int) 
 
 
 def _longest_first(study: StudyFile, cells: dict[int, Cell]) -> list[int]:
-    """The keys of `cells` by expected duration, longest first: the mean `study_wall_time_s` of earlier finished
-    runs of the same task and model in the experiment, else first the torch models (unknown, possibly long), then
-    the rest."""
+    """The keys of `cells` by expected duration, longest first: the mean `compute_time_s` (else, for runs logged
+    before it, `study_wall_time_s`, which also counts waiting for a slot) of earlier finished runs of the same task
+    and model in the experiment, else first the torch models (unknown, possibly long), then the rest."""
     from harness.plugins import get_model
 
     runs = store.search_runs(study.name, "attributes.status = 'FINISHED' AND tags.`regbench.kind` = 'cell'")
     known: dict[tuple[str, str], float] = {}
     if not runs.empty and "metrics.study_wall_time_s" in runs:
-        means = runs.groupby(["tags.task", "tags.model"])["metrics.study_wall_time_s"].mean()
+        cost = runs["metrics.study_wall_time_s"]
+        if "metrics.compute_time_s" in runs:
+            cost = runs["metrics.compute_time_s"].fillna(cost)
+        means = cost.groupby([runs["tags.task"], runs["tags.model"]]).mean()
         known = {key: float(v) for key, v in means.items() if math.isfinite(v)}
 
     def expected(cell: Cell) -> float:

@@ -51,7 +51,7 @@ LEADERBOARD_VIEW = "regbench-leaderboard"
 UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told otherwise
 VIEW_COLUMNS = ("tags.`model`", "tags.`task`", "metrics.`test_primary`", "metrics.`test_primary_ci_low`",
                 "metrics.`test_primary_ci_high`", "metrics.`test_primary_sd`", "tags.`primary_metric`",
-                "tags.`seeds`", "metrics.`study_wall_time_s`", "metrics.`wall_time_s`", "metrics.`n_params`",
+                "tags.`seeds`", "metrics.`compute_time_s`", "metrics.`wall_time_s`", "metrics.`n_params`",
                 "metrics.`peak_rss_mb`")  # fmt: skip
 
 

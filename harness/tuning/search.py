@@ -183,8 +183,10 @@ def optuna_storage(url: str) -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
-def _open_study(spec: StudyRequest, resolved: _ResolvedStudy) -> tuple[optuna.storages.RDBStorage, int]:
-    """Create or reopen the Optuna study; returns its storage and the number of finished trials."""
+def _open_study(
+    spec: StudyRequest, resolved: _ResolvedStudy
+) -> tuple[optuna.storages.RDBStorage, list[optuna.trial.FrozenTrial]]:
+    """Create or reopen the Optuna study; returns its storage and its finished trials."""
     storage = optuna_storage(resolved.storage)
     study = optuna.create_study(study_name=spec.name, storage=storage, direction="maximize", load_if_exists=True)
     for key, value in {"task": resolved.task.name, "model": resolved.plugin.name, "seed": spec.seed}.items():
@@ -196,7 +198,7 @@ def _open_study(spec: StudyRequest, resolved: _ResolvedStudy) -> tuple[optuna.st
         study.set_user_attr(key, value)
     for trial in study.get_trials(deepcopy=False, states=_STALE):  # left behind by a crashed driver
         storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-    return storage, len(study.get_trials(deepcopy=False, states=_FINISHED))
+    return storage, study.get_trials(deepcopy=False, states=_FINISHED)
 
 
 def _finish_abandoned_trial_runs(trials: list[optuna.trial.FrozenTrial], max_epochs: int) -> None:
@@ -210,12 +212,19 @@ def _finish_abandoned_trial_runs(trials: list[optuna.trial.FrozenTrial], max_epo
             run = store.get_run(run_id) if run_id else None
         except LookupError:  # deleted, or logged to another store
             continue
-        if run is None or run.info.status != "KILLED" or run.data.tags.get("regbench.ended_by") != store.ABANDONED:
-            continue
-        client.set_tag(run_id, "regbench.ended_by", "study driver: Optuna holds the trial finished")
-        if trial.user_attrs.get("epochs", 0) < max_epochs:
-            client.set_tag(run_id, "regbench.stopped_by", "scheduler")
-        client.set_terminated(run_id, "FINISHED")
+        abandoned = run is not None and run.data.tags.get("regbench.ended_by") == store.ABANDONED
+        if abandoned and run.info.status == "KILLED":
+            _finish_trial_run(client, run_id, trial, max_epochs, "study driver: Optuna holds the trial finished")
+
+
+def _finish_trial_run(client: Any, run_id: str, trial: optuna.trial.FrozenTrial, max_epochs: int,
+                      ended_by: str) -> None:  # fmt: skip
+    """End FINISHED the run of a trial Optuna holds as finished, tagged who ended it; one stopped before
+    `max_epochs` is tagged `regbench.stopped_by=scheduler`."""
+    client.set_tag(run_id, "regbench.ended_by", ended_by)
+    if trial.user_attrs.get("epochs", 0) < max_epochs:
+        client.set_tag(run_id, "regbench.stopped_by", "scheduler")
+    client.set_terminated(run_id, "FINISHED")
 
 
 def _search(
@@ -301,11 +310,11 @@ def end_orphans(experiment: str, parent_run_id: str, study: optuna.Study, max_ep
         running = client.search_runs([experiment_id], query)
     for run in running:
         trial = trials.get(run.info.run_id)
-        done = trial is not None and trial.state in _FINISHED
-        client.set_tag(run.info.run_id, "regbench.ended_by", "study driver")
-        if done and trial.user_attrs.get("epochs", 0) < max_epochs:
-            client.set_tag(run.info.run_id, "regbench.stopped_by", "scheduler")
-        client.set_terminated(run.info.run_id, "FINISHED" if done else "KILLED")
+        if trial is not None and trial.state in _FINISHED:
+            _finish_trial_run(client, run.info.run_id, trial, max_epochs, "study driver")
+        else:
+            client.set_tag(run.info.run_id, "regbench.ended_by", "study driver")
+            client.set_terminated(run.info.run_id, "KILLED")
 
 
 def _peak(table: Any, column: str, *extra: float | None) -> float | None:
@@ -317,7 +326,8 @@ def run_study(spec: StudyRequest) -> StudyResult:
     """Search, refit the best configuration once per evaluation seed and log everything; see the module docstring."""
     start = time.perf_counter()
     resolved = _resolve(spec)
-    storage, n_done = _open_study(spec, resolved)
+    storage, finished = _open_study(spec, resolved)
+    n_done = len(finished)
     n_new = max(0, spec.trials - n_done)
     experiment = spec.experiment or spec.name
     digest, _ = load_task_data(resolved.task)  # the cell run is tagged with its data's digest before any trial
@@ -329,9 +339,8 @@ def run_study(spec: StudyRequest) -> StudyResult:
         log.params({"study.trials": spec.trials, "study.concurrency": spec.concurrency, "study.name": spec.name,
                     "study.searched": ",".join(resolved.searched), "study.resumed_from": n_done,
                     "study.seeds": ",".join(map(str, seeds))})  # fmt: skip
-        if n_done:  # the top-level run is open, so runs of a killed earlier attempt have been ended
-            _finish_abandoned_trial_runs(optuna.load_study(study_name=spec.name, storage=storage).get_trials(
-                deepcopy=False, states=_FINISHED), spec.max_epochs)  # fmt: skip
+        # the top-level run is open, so the runs of a killed earlier attempt have been ended
+        _finish_abandoned_trial_runs(finished, spec.max_epochs)
         ctx = _context(spec, resolved.plugin, log.run_id, run_name)
         cpus = max(os.cpu_count() or 1, math.ceil(spec.concurrency * spec.cpus_per_trial))
         with ray_connection(spec.ray_address, cpus):
