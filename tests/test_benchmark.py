@@ -82,6 +82,10 @@ def test_benchmark_hierarchy_leaderboard_failures_and_resume(workdir: Path) -> N
         owner = cells.loc[runs[kind]["tags.mlflow.parentRunId"]]
         assert (runs[kind]["tags.model"].to_numpy() == owner["tags.model"].to_numpy()).all()
         assert (runs[kind]["tags.study_name"].to_numpy() == owner["tags.study_name"].to_numpy()).all()
+    # one Tune run for the benchmark: its trial processes (tag regbench.process) outlive a cell and serve the next
+    work = pd.concat([runs["trial"], runs["refit"]])
+    cells_per_process = work.groupby("tags.regbench.process")["tags.mlflow.parentRunId"].nunique()
+    assert len(cells_per_process) < len(work) and cells_per_process.max() == 2, cells_per_process
     intervals = sorted(zip(finished["start_time"], finished["end_time"], strict=True))
     assert intervals[1][0] < intervals[0][1], "the two finished cells ran one after the other"
     assert 0 < bench["metrics.slot_utilization"].iloc[0] <= 1 and result.slot_utilization > 0

@@ -1,10 +1,11 @@
 """A benchmark: every (task, split, model) cell of a study file, all in flight together as Ray work.
 
 Scheduling: each cell is a zero-CPU Ray task (`_cell_task`) that runs the cell's study
-(`harness.tuning.search.run_study`): one Ray Tune + Optuna search seeded with the first seed, then one refit per
-evaluation seed in `seeds`, each refit a Ray task. Every trial and refit holds `cpus_per_trial`/`gpus_per_trial`,
-so Ray's own scheduler packs the trials and refits of all cells onto whichever node has room; the driver only
-submits cells (longest expected first, at most `cells_in_flight` at once: the slots plus one, so a cell between
+(`harness.tuning.search.run_study`): one Optuna (TPE) search with ASHA seeded with the first seed, then one refit
+per evaluation seed in `seeds`. The trials and refits of every cell are trials of one Ray Tune run, the benchmark's
+`harness.tuning.trial_service.TrialService`, so a trial process outlives its cell (no import per cell) and every
+trial and refit holds `cpus_per_trial`/`gpus_per_trial`: Ray packs them onto whichever node has room; the driver
+only submits cells (longest expected first, at most `cells_in_flight` at once: the slots plus one, so a cell between
 its search and its refits never leaves a slot idle) and records what comes back. `cells_in_flight=1` keeps the
 old cell-after-cell order (trials and refits of one cell still run in parallel).
 
@@ -126,8 +127,9 @@ def cell_run_name(cell: Cell) -> str:
 
 
 def study_spec(
-    study: StudyFile, cell: Cell, benchmark_run_id: str | None, ray_address: str | None, storage: str | None
-) -> StudyRequest:
+    study: StudyFile, cell: Cell, benchmark_run_id: str | None, ray_address: str | None, storage: str | None,
+    service: str | None = None,
+) -> StudyRequest:  # fmt: skip
     return StudyRequest(
         task=cell.task, model=cell.model, overrides=cell.overrides, seed=cell.seed, seeds=cell.seeds,
         trials=study.trials,
@@ -136,6 +138,7 @@ def study_spec(
         ray_address=ray_address, cpus_per_trial=study.cpus_per_trial, gpus_per_trial=study.gpus_per_trial,
         benchmark_run_id=benchmark_run_id, run_name=cell_run_name(cell), tags={CONFIG_TAG: cell_config(study, cell)},
         child_tags={BENCHMARK_TAG: benchmark_run_id} if benchmark_run_id else {},
+        trial_service=service, progress=service is None,
     )  # fmt: skip
 
 
@@ -319,17 +322,22 @@ def _run_cells(
     benchmark-run metrics."""
     import ray
 
+    from harness.tuning.trial_service import closing_service, driver_env, start_service
+
     remote = ray.remote(_cell_task).options(num_cpus=0, max_retries=0)
-    env, cwd = _worker_env(), str(Path.cwd())
+    env, cwd = driver_env(), str(Path.cwd())
+    name, service = start_service(env, study.cpus_per_trial, study.gpus_per_trial, slots, study.name)
     queue, running, out = list(cells), {}, {}  # keys of `cells`; ref → key; key → outcome
     start = time.perf_counter()
     total = len(cells) + reused
-    with tqdm(total=total, initial=reused, desc=study.name, unit="cell", disable=not progress) as bar:
+    with tqdm(total=total, initial=reused, desc=study.name, unit="cell", disable=not progress) as bar, \
+            closing_service(service):  # fmt: skip
         try:
             while queue or running:
                 while queue and len(running) < in_flight:
                     key = queue.pop(0)
-                    running[remote.remote(study, cells[key], bench.run_id, ray_address, storage, env, cwd)] = key
+                    args = (study, cells[key], bench.run_id, ray_address, storage, name, env, cwd)
+                    running[remote.remote(*args)] = key
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=2.0)
                 for ref in ready:
                     key = running.pop(ref)
@@ -343,9 +351,10 @@ def _run_cells(
                     bench.metrics({"cells_done": len(out) + reused, "cells_running": len(running),
                                    "cells_failed": failed, "cells_reused": reused, "slots_busy": busy},
                                   step=int(time.perf_counter() - start))  # fmt: skip
-        except BaseException:  # Ctrl-C: stop every cell; their runs are ended KILLED by `_end_running`
+        except BaseException:  # Ctrl-C: stop every cell and trial; their runs are ended KILLED by `_end_running`
             for ref in running:
                 ray.cancel(ref, force=True, recursive=True)
+            ray.get(service.close.remote(abort=True), timeout=90)
             _end_running(study.name, bench.run_id)
             raise
     return out
@@ -360,25 +369,12 @@ def _busy_slots(cpus_per_trial: float, gpus_per_trial: float) -> int:
     return max(0, round((total.get(key, 0) - free.get(key, 0)) / share))
 
 
-def _worker_env() -> dict[str, str]:
-    """The driver's settings a cell task needs on any node: tracking URI, data and cache roots, Ray's quiet flags."""
-    keys = ("REGBENCH_DATA", "REGBENCH_CACHE", "REGBENCH_LM_CHECKPOINTS", "RAY_TMPDIR",
-            "TUNE_DISABLE_SIGINT_HANDLER", "RAY_AIR_NEW_OUTPUT", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS",
-            "RAY_USAGE_STATS_ENABLED",
-            "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")  # fmt: skip
-    env = {k: os.environ[k] for k in keys if k in os.environ}
-    env["MLFLOW_TRACKING_URI"] = store.tracking_uri()
-    for key in ("REGBENCH_DATA", "REGBENCH_CACHE", "RAY_TMPDIR"):
-        if key in env:
-            env[key] = str(Path(env[key]).resolve())
-    return env
-
-
 def _cell_task(study: StudyFile, cell: Cell, bench_id: str, ray_address: str | None, storage: str | None,
-               env: dict[str, str], cwd: str) -> CellOutcome:  # fmt: skip
-    """One cell in a Ray worker (zero CPUs: it only drives the cell's search and refits)."""
+               service: str, env: dict[str, str], cwd: str) -> CellOutcome:  # fmt: skip
+    """One cell in a Ray worker (zero CPUs: it only drives the cell's search and refits on the `TrialService`
+    called `service`)."""
     enter_worker(env, cwd)
-    return _run_cell(study, cell, bench_id, ray_address, storage)
+    return _run_cell(study, cell, bench_id, ray_address, storage, service)
 
 
 def _collect(study: StudyFile, cell: Cell, bench_id: str, ref: object) -> CellOutcome:
@@ -409,11 +405,12 @@ def _end_running(experiment: str, bench_id: str) -> None:
         c.set_terminated(run.info.run_id, "KILLED")
 
 
-def _run_cell(study: StudyFile, cell: Cell, bench_id: str, ray_address: str | None, storage: str | None) -> CellOutcome:
+def _run_cell(study: StudyFile, cell: Cell, bench_id: str, ray_address: str | None, storage: str | None,
+              service: str) -> CellOutcome:  # fmt: skip
     """Run one cell; record a cell that cannot run (`_record_unable`), or on any other error a FAILED cell run with
     the reason, and return what happened."""
     try:
-        result = run_study(study_spec(study, cell, bench_id, ray_address, storage))
+        result = run_study(study_spec(study, cell, bench_id, ray_address, storage, service))
     except IncompatibleError as err:
         reason = str(err).splitlines()[0][:500]
         print(f"\n{study.name}: cell {cell.label} cannot run: {reason}", file=sys.stderr)

@@ -105,11 +105,12 @@ def summary(result: StudyResult) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from harness.tuning.search import StudyFailedError, run_study
+    from harness.tuning.trial_service import TrialServiceError
 
     spec = spec_from(args)
     try:
         result = run_study(spec)
-    except StudyFailedError as err:
+    except (StudyFailedError, TrialServiceError) as err:
         print(f"regbench study: {err}", file=sys.stderr)
         return 1
     print(summary(result))

@@ -146,6 +146,14 @@ class RunLogger:
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
+        self.ended = False  # `end` was called: nothing may be logged through this logger any more
+
+    def end(self, status: str = "FINISHED", end_time_ms: int | None = None) -> None:
+        """End the run now (or as of `end_time_ms`) instead of when its `run` block exits."""
+        mlflow.end_run(status=status)
+        if end_time_ms is not None:
+            client().set_terminated(self.run_id, status, end_time=end_time_ms)
+        self.ended = True
 
     def params(self, values: Mapping[str, Any]) -> None:
         mlflow.log_params({k: str(v)[:6000] for k, v in values.items()})
@@ -280,7 +288,8 @@ def run(
     tags: Mapping[str, Any] | None = None,
     parent_run_id: str | None = None,
 ) -> Iterator[RunLogger]:
-    """Start a run (nested under `parent_run_id` if given); it ends FINISHED, or FAILED/KILLED on error."""
+    """Start a run (nested under `parent_run_id` if given); it ends FINISHED, or FAILED/KILLED on error, unless its
+    body ended it (`RunLogger.end`)."""
     experiment_id = ensure_experiment(experiment)
     all_tags = {"git_sha": git_sha(), PROCESS_TAG: process_stamp(), **(tags or {})}
     if parent_run_id:
@@ -295,15 +304,16 @@ def run(
         mlflow.set_tags({**str_tags, "mlflow.runName": run_name})
     else:
         active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=str_tags)
-    status = "FAILED"
+    status, logger = "FAILED", RunLogger(active.info.run_id)
     try:
-        yield RunLogger(active.info.run_id)
+        yield logger
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
-        mlflow.end_run(status=status)
+        if not logger.ended:
+            mlflow.end_run(status=status)
 
 
 def get_run(run_id: str) -> Any:

@@ -45,6 +45,15 @@ class RecordingOptunaSearch(OptunaSearch):
         """Skip Tune's searcher checkpoint: the study already lives in its RDB storage, where resume reopens it."""
 
 
+def optuna_storage(url: str) -> optuna.storages.RDBStorage:
+    """The Optuna RDB storage at `url`, its tables created if new. A SQLite file waits up to a minute for a lock,
+    since every cell of a benchmark and its searcher write to the same file from their own processes; the
+    benchmark opens it once before the cells start, so they never race to create the tables."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+
 def trials_table(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: number, state, best val, epochs, wall time, peaks, node, MLflow run, params."""
     rows = []

@@ -60,8 +60,7 @@ def _quiet_env() -> None:
 
 def init_local_ray(num_cpus: int | None = None) -> None:
     """Start a single-node Ray on 127.0.0.1 in this process. Its workers import the training stack when their first
-    trial or refit arrives; a setup hook importing it as every worker starts bought nothing measurable on 2 cores
-    (`bench/benchmark_overhead.py`, README) since Ray gives every trial actor a fresh process anyway."""
+    trial or refit arrives; the trial processes then serve every later cell (`harness.tuning.trial_service`)."""
     import ray
 
     _quiet_env()

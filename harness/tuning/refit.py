@@ -1,9 +1,12 @@
-"""A cell's refits: its best configuration trained once per evaluation seed, each as a Ray task holding the trials'
-resources (`cpus_per_trial`, `gpus_per_trial`), so refits run in parallel on whichever node has room.
+"""A cell's refits: its best configuration trained once per evaluation seed, each a trial of the benchmark's
+`TrialService` holding the trials' resources (`cpus_per_trial`, `gpus_per_trial`), placed by Ray on whichever node
+has room, in the trial processes the searches already warmed (Tune starts a pending refit on whichever comes first: a
+warm process freed by another trial, or a new one — so refits shorter than a process start may run one after the
+other in one process rather than in parallel).
 
 Each refit is an MLflow run nested under the cell run (`regbench.kind=refit`, named `<cell> · sSEED`, tags `seed`,
-`ray_node_id`) logged by the same `fit_and_log` as a `regbench train` run: params, test metrics with CIs,
-predictions, curves, resources and the model. Under `data.split=cv` a refit is what a cross-validated
+`ray_node_id`, `ray_trial_id`) logged by the same `fit_and_log` as a `regbench train` run: params, test metrics
+with CIs, predictions, curves, resources and the model. Under `data.split=cv` a refit is what a cross-validated
 `regbench train` run is (`harness.training.cross_validation.fit_and_log_folds`): one fold run per fold nested under
 it, fold mean ± sd and pooled out-of-fold metrics on it; the search then tuned on fold 1's train/val.
 The cell run then carries `seed_summary` of its refits.
@@ -20,7 +23,7 @@ import json
 import math
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +32,9 @@ from harness.tracking import store
 from harness.tracking.run_names import refit_name
 from harness.training.cross_validation import fit_and_log_folds
 from harness.training.run import fit_and_log, load_data, load_task_data, run_tags
-from harness.tuning.trial import TrialContext, enter_worker, run_request
+from harness.tuning.trial import Searched, TrialContext, enter_worker, run_request
 
 REFIT_CONFIG_TAG = "regbench.refit_config"
-Searched = Mapping[str, Mapping[str, Any]]  # {"model": {...}, "train": {...}}: the best trial's hyperparameters
 
 
 class RefitFailedError(RuntimeError):
@@ -58,8 +60,10 @@ def refit_config(ctx: TrialContext, searched: Searched) -> str:
 
 
 def run_refit(ctx: TrialContext, searched: Searched, seed: int) -> RefitResult:
-    """Train and log one seed's refit into a new run under the cell run (`ctx.parent_run_id`): the Ray task body."""
+    """Train and log one seed's refit into a new run under the cell run (`ctx.parent_run_id`), in a trial actor of
+    the `TrialService`; the result's `metrics` are left empty (the cell reads them from the run)."""
     import ray
+    from ray import tune
 
     start = time.perf_counter()
     enter_worker(ctx.env, ctx.cwd)
@@ -69,16 +73,15 @@ def run_refit(ctx: TrialContext, searched: Searched, seed: int) -> RefitResult:
     digest = load_task_data(run.task)[0] if data is None else data.digest
     node_id = ray.get_runtime_context().get_node_id()
     tags = {**run_tags(run.task, run.plugin.name, seed, digest), "regbench.kind": "refit",
-            "study_name": ctx.study_name, "ray_node_id": node_id, REFIT_CONFIG_TAG: refit_config(ctx, searched),
-            **ctx.tags}  # fmt: skip
+            "study_name": ctx.study_name, "ray_node_id": node_id, "ray_trial_id": tune.get_context().get_trial_id(),
+            REFIT_CONFIG_TAG: refit_config(ctx, searched), **ctx.tags}  # fmt: skip
     with store.run(ctx.experiment, refit_name(ctx.cell_name, seed), tags, parent_run_id=ctx.parent_run_id) as log:
         if data is None:
             fit_and_log_folds(log, run, epoch_metrics=False)
         else:
             fit_and_log(log, run, data, epoch_metrics=False)
         run_id = log.run_id
-    metrics = dict(store.client().get_run(run_id).data.metrics)
-    return RefitResult(seed, run_id, node_id, metrics, time.perf_counter() - start)
+    return RefitResult(seed, run_id, node_id, {}, time.perf_counter() - start)
 
 
 def finished_refits(ctx: TrialContext, searched: Searched) -> dict[int, RefitResult]:
@@ -98,33 +101,30 @@ def finished_refits(ctx: TrialContext, searched: Searched) -> dict[int, RefitRes
 
 
 def refit_seeds(
-    ctx: TrialContext, searched: Searched, seeds: Sequence[int], cpus: float, gpus: float,
+    ctx: TrialContext, searched: Searched, seeds: Sequence[int], service: Any,
     meanwhile: Callable[[], None] = lambda: None,
 ) -> list[RefitResult]:  # fmt: skip
     """Refit `searched` once per seed (in seed order): finished refits are reused and moved under the cell run
-    (`ctx.parent_run_id`); the rest run at once as Ray tasks of `cpus`/`gpus` each, while this process runs
-    `meanwhile` (the cell's own logging). RefitFailedError names the first seed that failed, after every other
-    refit has ended."""
-    import ray
+    (`ctx.parent_run_id`); the rest run at once as trials of the benchmark's `TrialService` (each holding
+    `cpus_per_trial`/`gpus_per_trial`), while this process runs `meanwhile` (the cell's own logging).
+    RefitFailedError names the first seed that failed, after every other refit has ended."""
+    from harness.tuning.jobs import RefitJob
+    from harness.tuning.trial_service import run_job
 
     done = {s: r for s, r in finished_refits(ctx, searched).items() if s in seeds}
     for result in done.values():
         store.set_tags(result.run_id, {store.PARENT_TAG: ctx.parent_run_id, **ctx.tags})
-    remote = ray.remote(run_refit).options(num_cpus=cpus, num_gpus=gpus, max_retries=0, name="refit")
-    pending = {seed: remote.remote(ctx, searched, seed) for seed in seeds if seed not in done}
+    todo = tuple(seed for seed in seeds if seed not in done)
+    job = RefitJob(f"{ctx.study_name}/{ctx.parent_run_id}/refits", ctx, searched, todo)
+    status = run_job(service, job, meanwhile=meanwhile)
     errors: dict[int, str] = {}
-    try:
-        meanwhile()
-        for seed, ref in pending.items():
-            try:
-                done[seed] = ray.get(ref)
-            except ray.exceptions.RayTaskError as err:
-                cause = err.cause if err.cause is not None else err
-                errors[seed] = f"{type(cause).__name__}: {cause}".splitlines()[0]
-    except BaseException:  # Ctrl-C: stop the refits still running; their runs are ended by the caller
-        for ref in pending.values():
-            ray.cancel(ref, force=True)
-        raise
+    client = store.client()
+    for seed, outcome in status.refits.items():
+        if "error" in outcome:
+            errors[seed] = outcome["error"]
+        else:
+            metrics = dict(client.get_run(outcome["run_id"]).data.metrics)
+            done[seed] = RefitResult(seed, outcome["run_id"], outcome["node_id"], metrics, outcome["busy_s"])
     if errors:
         seed = min(errors)
         raise RefitFailedError(f"refit with seed {seed} failed: {errors[seed]}")

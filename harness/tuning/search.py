@@ -1,10 +1,11 @@
-"""One study cell (task × model): Ray Tune + OptunaSearch (seeded TPE) + ASHA, then the best configuration refit
-once per evaluation seed.
+"""One study cell (task × model): OptunaSearch (seeded TPE) + ASHA under Ray Tune, then the best configuration
+refit once per evaluation seed; both run as trials of a `harness.tuning.trial_service.TrialService` (the
+benchmark's, or one started for this study).
 
 MLflow layout: one cell run per invocation (`model · task`, tag `regbench.kind=cell`, nested under
 `benchmark_run_id` when given) created before any trial; under it one run per trial (`… · tN`, created in the
 worker, see `harness.tuning.trial`) and one run per evaluation seed's refit (`… · sSEED`, `regbench.kind=refit`,
-see `harness.tuning.refit`): Ray tasks with the trials' resources, in parallel, each logged by the same
+see `harness.tuning.refit`): Tune trials with the trials' resources, each logged by the same
 `fit_and_log` as a `regbench train` run (full settings as params, test metrics with CIs, predictions, curves, the
 model). The cell run holds the search (`trials.csv`, Optuna plots, the best trial's hyperparameters as `model.*` /
 `train.*` params), the seeds' summary (`test_<m>_mean`, `test_<m>_sd`, `test_primary`, `seeds.csv`,
@@ -18,12 +19,11 @@ refits of the same configuration and seed are reused.
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,12 +40,14 @@ from harness.spec import ModelPlugin, Task
 from harness.tracking import store
 from harness.tracking.run_names import cell_name
 from harness.training.run import load_task_data, run_tags
-from harness.tuning.optuna_tables import RecordingOptunaSearch, close_figures, completed, study_figures, trials_table
+from harness.tuning.jobs import SearchJob
+from harness.tuning.optuna_tables import close_figures, completed, optuna_storage, study_figures, trials_table
 from harness.tuning.progress import TrialProgress
-from harness.tuning.ray_connection import ray_connection, ray_dir, require_resources, require_tracking_server
+from harness.tuning.ray_connection import ray_connection, require_resources, require_tracking_server
 from harness.tuning.refit import per_seed_table, refit_seeds, seed_summary
-from harness.tuning.search_space import searched_names, study_space
-from harness.tuning.trial import BEST_VAL, TRIAL_NUMBER, TrialContext, run_request, run_trial, split_searched
+from harness.tuning.search_space import searched_names
+from harness.tuning.trial import TrialContext, run_request, split_searched
+from harness.tuning.trial_service import driver_env, run_job, trial_service
 
 if TYPE_CHECKING:
     from harness.tracking.store import RunLogger
@@ -80,6 +82,8 @@ class StudyRequest:
     run_name: str | None = None  # of the cell's parent run; default "task/model/sSEED"
     tags: Mapping[str, str] = field(default_factory=dict)  # extra tags of the cell's parent run
     child_tags: Mapping[str, str] = field(default_factory=dict)  # extra tags of its trial and refit runs
+    trial_service: str | None = None  # the benchmark's `TrialService` actor; None: start one for this study
+    progress: bool = True  # a progress bar over the trials
 
     @property
     def evaluation_seeds(self) -> tuple[int, ...]:
@@ -174,15 +178,6 @@ def _context(spec: StudyRequest, plugin: ModelPlugin, parent_run_id: str, cell: 
     )  # fmt: skip
 
 
-def optuna_storage(url: str) -> optuna.storages.RDBStorage:
-    """The Optuna RDB storage at `url`, its tables created if new. A SQLite file waits up to a minute for a lock,
-    since every cell of a benchmark and its searcher write to the same file from their own processes; the
-    benchmark opens it once before the cells start, so they never race to create the tables."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-
-
 def _open_study(
     spec: StudyRequest, resolved: _ResolvedStudy
 ) -> tuple[optuna.storages.RDBStorage, list[optuna.trial.FrozenTrial]]:
@@ -227,81 +222,32 @@ def _finish_trial_run(client: Any, run_id: str, trial: optuna.trial.FrozenTrial,
     client.set_terminated(run_id, "FINISHED")
 
 
-def _search(
-    spec: StudyRequest, resolved: _ResolvedStudy, storage: optuna.storages.RDBStorage, n_new: int, ctx: TrialContext
-) -> None:
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-
-    space = study_space(resolved.plugin, spec.overrides)
-
-    def define(trial: Any) -> dict[str, Any]:
-        space(trial)
-        return {TRIAL_NUMBER: trial.number}
-
-    sampler = optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=max(2, min(10, spec.trials // 3)))
-    searcher = RecordingOptunaSearch(
-        space=define, metric=BEST_VAL, mode="max", sampler=sampler, study_name=spec.name, storage=storage
-    )
-    metric = f"val_{resolved.task.primary_metric}"
-    asha = ASHAScheduler(metric=metric, mode="max", max_t=spec.max_epochs, grace_period=1)
-    resources = {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial}
-    tuner = tune.Tuner(
-        tune.with_resources(cell_trainable(ctx), resources),
-        tune_config=tune.TuneConfig(
-            search_alg=searcher,
-            scheduler=asha if resolved.plugin.is_torch else None,  # sklearn plugins have no epochs
-            num_samples=n_new,
-            max_concurrent_trials=spec.concurrency,
-            reuse_actors=True,  # a warm worker process per slot: no torch/mlflow import per trial
-        ),
-        run_config=tune.RunConfig(
-            name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-            storage_path=str(ray_dir() / "ray_results"),
-            verbose=0,
-            callbacks=[TrialProgress(n_new, metric, spec.name)],
-        ),
-    )
-    # Tune's result grid reads each trial's result files, which TUNE_DISABLE_AUTO_CALLBACK_LOGGERS leaves unwritten
-    # (the results are in MLflow): its "Failed to fetch metrics" warning is about files regbench chose not to write
-    analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
-    analysis_log.addFilter(_no_result_files_notice)
-    try:
-        tuner.fit()
-    finally:
-        analysis_log.removeFilter(_no_result_files_notice)
-
-
-def _no_result_files_notice(record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith("Failed to fetch metrics for")
-
-
-def cell_trainable(ctx: TrialContext) -> Callable[[dict[str, Any]], None]:
-    """The cell's Tune trainable: `run_trial` bound to `ctx`, under a name unique to the study. Tune registers
-    trainables (and `tune.with_parameters` objects) by name for the whole Ray job, and every cell of a benchmark
-    runs its Tuner in the same job: under a shared name, one cell's trials would run with another cell's context."""
-
-    def trainable(config: dict[str, Any]) -> None:
-        run_trial(config, ctx)
-
-    digest = hashlib.sha256(f"{ctx.experiment}/{ctx.study_name}/{ctx.parent_run_id}".encode()).hexdigest()[:12]
-    trainable.__name__ = trainable.__qualname__ = f"trial_{digest}"
-    return trainable
+def _search(spec: StudyRequest, resolved: _ResolvedStudy, n_new: int, ctx: TrialContext, service: Any) -> None:
+    """Run `n_new` more trials of the cell's Optuna study on `service`, with a progress bar unless `spec.progress`
+    is off."""
+    job = SearchJob(
+        key=f"{spec.name}/{ctx.parent_run_id}/search", ctx=ctx, storage=resolved.storage, n_new=n_new,
+        concurrency=spec.concurrency, n_startup_trials=max(2, min(10, spec.trials // 3)),
+        metric=f"val_{resolved.task.primary_metric}", early_stopping=resolved.plugin.is_torch,
+    )  # fmt: skip
+    with TrialProgress(n_new, job.metric, spec.name, enabled=spec.progress) as progress:
+        run_job(service, job, on_status=progress.show)
 
 
 def end_orphans(experiment: str, parent_run_id: str, study: optuna.Study, max_epochs: int,
                 grace_s: float = 5.0) -> None:  # fmt: skip
     """End the runs under the cell run that a worker left RUNNING: FINISHED when Optuna holds the trial's result
     (COMPLETE or PRUNED — a trial the scheduler stopped early is one, tagged `regbench.stopped_by=scheduler`), else
-    KILLED (lost workers, Ctrl-C, refits). A trial Optuna holds as finished gets `grace_s` to end its run itself
-    first: Tune can return while the stopped trial's worker is still closing it."""
+    KILLED (lost workers, Ctrl-C, refits). A finished trial that ran all `max_epochs` gets `grace_s` to end its run
+    itself (it does at its last report, which Tune may see first); one ASHA stopped earlier waits in Tune's report
+    until its process's next trial, so its run is ended at once."""
     client = store.client()
     trials = {t.user_attrs.get("mlflow_run_id"): t for t in study.get_trials(deepcopy=False)}
     query = f"tags.`{store.PARENT_TAG}` = '{parent_run_id}' and attributes.status = 'RUNNING'"
     experiment_id = store.ensure_experiment(experiment)
 
-    def closing(runs: list) -> bool:  # a finished trial whose worker may still be ending its run
-        return any(trials.get(r.info.run_id) is not None and trials[r.info.run_id].state in _FINISHED for r in runs)
+    def closing(runs: list) -> bool:  # a trial that ran all its epochs, whose worker may still be ending its run
+        return any(_ran_to_end(trials.get(r.info.run_id), max_epochs) for r in runs)
 
     running = client.search_runs([experiment_id], query)
     deadline = time.monotonic() + grace_s
@@ -315,6 +261,22 @@ def end_orphans(experiment: str, parent_run_id: str, study: optuna.Study, max_ep
         else:
             client.set_tag(run.info.run_id, "regbench.ended_by", "study driver")
             client.set_terminated(run.info.run_id, "KILLED")
+
+
+@contextmanager
+def _service(spec: StudyRequest) -> Iterator[Any]:
+    """The benchmark's `TrialService` (`spec.trial_service`), else one for this study alone, after checking that
+    some node can hold a trial."""
+    if not spec.trial_service:
+        require_resources(spec.cpus_per_trial, spec.gpus_per_trial)
+    with trial_service(spec.trial_service, driver_env(), spec.cpus_per_trial, spec.gpus_per_trial,
+                       spec.concurrency, spec.name) as service:  # fmt: skip
+        yield service
+
+
+def _ran_to_end(trial: optuna.trial.FrozenTrial | None, max_epochs: int) -> bool:
+    """Optuna holds the trial finished after all `max_epochs` (its worker ends the run itself, at that report)."""
+    return trial is not None and trial.state in _FINISHED and trial.user_attrs.get("epochs", 0) >= max_epochs
 
 
 def _peak(table: Any, column: str, *extra: float | None) -> float | None:
@@ -343,11 +305,10 @@ def run_study(spec: StudyRequest) -> StudyResult:
         _finish_abandoned_trial_runs(finished, spec.max_epochs)
         ctx = _context(spec, resolved.plugin, log.run_id, run_name)
         cpus = max(os.cpu_count() or 1, math.ceil(spec.concurrency * spec.cpus_per_trial))
-        with ray_connection(spec.ray_address, cpus):
-            require_resources(spec.cpus_per_trial, spec.gpus_per_trial)
+        with ray_connection(spec.ray_address, cpus), _service(spec) as service:
             try:
                 if n_new:
-                    _search(spec, resolved, storage, n_new, ctx)
+                    _search(spec, resolved, n_new, ctx, service)
             finally:
                 end_orphans(experiment, log.run_id, optuna.load_study(study_name=spec.name, storage=storage),
                              spec.max_epochs)  # fmt: skip
@@ -367,8 +328,7 @@ def run_study(spec: StudyRequest) -> StudyResult:
             log.params({"study.best_trial": best.number, **store.flatten_params("model", searched["model"]),
                         **store.flatten_params("train", searched["train"])})  # fmt: skip
             try:
-                refits = refit_seeds(ctx, searched, seeds, spec.cpus_per_trial, spec.gpus_per_trial,
-                                     meanwhile=lambda: _log_search(log, study, table))  # fmt: skip
+                refits = refit_seeds(ctx, searched, seeds, service, meanwhile=lambda: _log_search(log, study, table))
             finally:
                 end_orphans(experiment, log.run_id, study, spec.max_epochs)
         summary = seed_summary(refits)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from harness.training.run import RunRequest, load_data
 TRIAL_NUMBER = "trial_number"  # config key carrying the Optuna trial number (not a hyperparameter)
 BEST_VAL = "best_val"  # running best of val_<primary metric> over the epochs so far: what Optuna maximises
 _MB = 2**20
+Searched = Mapping[str, Mapping[str, Any]]  # one configuration's hyperparameters: {"model": {...}, "train": {...}}
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,8 @@ def run_request(ctx: TrialContext, searched: Mapping[str, Mapping[str, Any]], pr
 
 
 def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
-    """The Ray Tune trainable (wrapped with `tune.with_parameters(run_trial, ctx=...)`)."""
+    """One search trial of `ctx`'s study with the searched `config`, in a trial actor of the `TrialService`. Its run
+    ends at the report of its last epoch, or (stopped early by ASHA) as of its last report."""
     import ray
     from ray import tune
 
@@ -94,17 +97,22 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     device = resolve_device(cfg.device)
     with store.run(ctx.experiment, trial_name(ctx.cell_name, number), tags, parent_run_id=ctx.parent_run_id) as log:
         log.params(searched)
-        best, epochs, stopped = -math.inf, 0, False
+        best, epochs, stopped, last_report_ms = -math.inf, 0, False, 0
+        start = time.perf_counter()
 
         def report(row: dict[str, float]) -> None:
-            nonlocal best, epochs
+            nonlocal best, epochs, last_report_ms
             epochs = int(row["epoch"])
             if math.isfinite(row.get(primary, math.nan)):
                 best = max(best, row[primary])
             peaks = {"peak_rss_mb": peak_rss_mb()}
             if device.type == "cuda":
                 peaks["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(device) / _MB
-            log.metrics({**{k: v for k, v in row.items() if k != "epoch"}, **peaks}, step=epochs)
+            wall = {"wall_time_s": time.perf_counter() - start}  # data load + fit so far
+            log.metrics({**{k: v for k, v in row.items() if k != "epoch"}, **peaks, **wall}, step=epochs)
+            if epochs >= cfg.max_epochs:  # ASHA stops every trial here, and Tune's report then waits for the
+                log.end()  # process's next trial: the run ends now, not then
+            last_report_ms = int(time.time() * 1000)
             tune.report({**row, BEST_VAL: best if math.isfinite(best) else math.nan, **peaks,
                          "mlflow_run_id": log.run_id, "ray_node_id": node_id})  # fmt: skip
 
@@ -117,8 +125,10 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
             except Exception:
                 log.text(traceback.format_exc(), "error.txt")
                 raise
-        log.metrics(monitor.summary())
-        if stopped and epochs < cfg.max_epochs:
+        if stopped and not log.ended:  # stopped early by ASHA: it ended at its last report
             log.tags({"regbench.stopped_by": "scheduler"})
+            log.end(end_time_ms=last_report_ms)
+        elif not log.ended:
+            log.metrics(monitor.summary())
     if stopped:
         raise SystemExit(0)  # let Ray end the trial's thread as it intended
