@@ -4,8 +4,8 @@ Starts, on loopback and with token auth, a Ray head and a worker node (`--cpus-p
 `ray start`, and an `mlflow server`; runs the same 12-cell study file (3 tasks × 4 small real models — no `tiny`
 variants — 2 trials, 2 evaluation seeds) twice through `regbench benchmark --ray-address`: with the scheduler's
 default (every cell in flight, trials and refits packed by Ray) and with `--cells-in-flight 1` (the old cell after
-cell order); prints each one's `slot_utilization` and `benchmark_wall_time_s` (read back from its benchmark run) and
-the ratios. Everything it starts is stopped by PID at the end.
+cell order); prints each one's `slot_utilization` and `benchmark_wall_time_s` (read back from its benchmark run), on
+how many nodes its refits ran, and the ratios. Everything it starts is stopped by PID at the end.
 
     REGBENCH_DATA=../shared/data .venv/bin/python bench/cluster_benchmark.py [--trials 2] [--max-epochs 2]
 """
@@ -98,7 +98,9 @@ def _benchmark_metrics(uri: str, experiment: str) -> dict[str, float]:
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     (run,) = client.search_runs([exp.experiment_id], "tags.`regbench.kind` = 'benchmark'")
-    return run.data.metrics
+    refits = client.search_runs([exp.experiment_id], "tags.`regbench.kind` = 'refit'", max_results=5000)
+    nodes = {r.data.tags.get("ray_node_id") for r in refits}
+    return {**run.data.metrics, "refits": len(refits), "refit_nodes": len(nodes)}
 
 
 def main() -> int:
@@ -127,7 +129,8 @@ def main() -> int:
             used = metrics.get("slot_utilization", float("nan"))
             print(
                 f"{label:>16}: wall {metrics['benchmark_wall_time_s']:.0f} s, slot utilization {used:.0%}, "
-                f"cells finished {metrics.get('n_finished', 0):.0f}, failed {metrics.get('n_failed', 0):.0f}"
+                f"cells finished {metrics.get('n_finished', 0):.0f}, failed {metrics.get('n_failed', 0):.0f}, "
+                f"{metrics['refits']:.0f} refits on {metrics['refit_nodes']:.0f} nodes"
             )
         new, old = results["scheduler"], results["cell after cell"]
         print(f"wall time old / new: {old['benchmark_wall_time_s'] / new['benchmark_wall_time_s']:.2f}x; "

@@ -84,3 +84,47 @@ def test_sigkill_mid_benchmark_then_resume(tmp_path: Path, monkeypatch: pytest.M
     assert refits.groupby(["tags.study_name", "tags.seed"]).size().eq(1).all() and len(refits) == 4
     assert set(refits["tags.mlflow.parentRunId"]) == set(cells["run_id"])  # reused refits moved under their cell
     assert len(trials) >= before["trial"] and len(refits) >= before["refit"]
+
+
+LONG_TRIAL = """\
+name: stopped
+tasks: [enhancers.synthetic]
+models: [kmer_attention]
+seeds: [0]
+trials: 1
+max_epochs: 500
+tiny: true
+shortcuts: false
+task_set:
+  enhancers.synthetic: {data.n: 300}
+"""
+
+
+def test_ctrl_c_mid_trial_ends_every_run_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM (what the CLI treats as Ctrl-C) while a trial trains: exit 130, the trial, its cell and the benchmark
+    run end KILLED — not FINISHED by Tune stopping the trial afterwards — and nothing stays RUNNING."""
+    ray_tmp = tempfile.mkdtemp(prefix="rc", dir="/tmp")
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "stopped.yaml").write_text(LONG_TRIAL)
+    argv = [str(Path(sys.executable).parent / "regbench"), "benchmark", "--study", "stopped.yaml", "--no-progress"]
+    driver = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            trials = store.search_runs("stopped", "tags.`regbench.kind` = 'trial'")
+            if len(trials) and "metrics.train_loss" in trials and trials["metrics.train_loss"].notna().any():
+                break  # an epoch done: the trial is training
+            assert driver.poll() is None and time.monotonic() < deadline, "no trial started in time"
+            time.sleep(0.5)
+        driver.send_signal(signal.SIGTERM)
+        _, err = driver.communicate(timeout=180)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(driver.pid, signal.SIGKILL)
+        _kill_naming(ray_tmp)
+    assert driver.returncode == 130 and "interrupted" in err, err[-3000:]
+    runs = store.search_runs("stopped").set_index("tags.regbench.kind")
+    assert runs.loc["trial", "status"] == "KILLED" and "tags.regbench.stopped_by" not in runs.dropna(axis=1)
+    assert runs.loc["cell", "status"] == "KILLED" and runs.loc["benchmark", "status"] == "KILLED"

@@ -351,10 +351,9 @@ def _run_cells(
                     bench.metrics({"cells_done": len(out) + reused, "cells_running": len(running),
                                    "cells_failed": failed, "cells_reused": reused, "slots_busy": busy},
                                   step=int(time.perf_counter() - start))  # fmt: skip
-        except BaseException:  # Ctrl-C: stop every cell and trial; their runs are ended KILLED by `_end_running`
+        except BaseException:  # Ctrl-C: stop every cell; their runs end KILLED, then `closing_service` stops the trials
             for ref in running:
                 ray.cancel(ref, force=True, recursive=True)
-            ray.get(service.close.remote(abort=True), timeout=90)
             _end_running(study.name, bench.run_id)
             raise
     return out

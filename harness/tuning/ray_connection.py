@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,6 +109,19 @@ def _loopback(address: str) -> bool:
 
 
 @contextmanager
+def _own_sigterm_handler() -> Iterator[None]:
+    """Keep this process's SIGTERM handler across `ray.init`, which replaces it with `sys.exit` (the CLI's handler
+    ends a command as Ctrl-C does, closing its runs KILLED; Ray's exit aborted the driver instead)."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if in_main else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
 def ray_connection(address: str | None, num_cpus: int) -> Iterator[None]:
     """Ray for the duration of a study: attach to `address`, reuse an instance already initialised in this
     process, or start a local one (`num_cpus`); disconnects / shuts down only what it started."""
@@ -116,12 +131,14 @@ def ray_connection(address: str | None, num_cpus: int) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    if address:
-        extra = {"_node_ip_address": "127.0.0.1"} if _loopback(address) and not address.startswith("ray://") else {}
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
-                 runtime_env={"env_vars": JOB_ENV}, **extra)  # fmt: skip
-    else:
-        init_local_ray(num_cpus)
+    with _own_sigterm_handler():
+        if address:
+            local = _loopback(address) and not address.startswith("ray://")
+            extra = {"_node_ip_address": "127.0.0.1"} if local else {}
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
+                     runtime_env={"env_vars": JOB_ENV}, **extra)  # fmt: skip
+        else:
+            init_local_ray(num_cpus)
     try:
         yield
     finally:

@@ -125,9 +125,11 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
             except Exception:
                 log.text(traceback.format_exc(), "error.txt")
                 raise
-        if stopped and not log.ended:  # stopped early by ASHA: it ended at its last report
-            log.tags({"regbench.stopped_by": "scheduler"})
-            log.end(end_time_ms=last_report_ms)
+        if stopped and not log.ended:  # stopped before its last epoch, at its last report: by ASHA, or by Tune
+            killed = store.get_run(log.run_id).info.status == "KILLED"  # ending an interrupted benchmark's trials
+            if not killed:
+                log.tags({"regbench.stopped_by": "scheduler"})
+            log.end("KILLED" if killed else "FINISHED", end_time_ms=last_report_ms)
         elif not log.ended:
             log.metrics(monitor.summary())
     if stopped:
