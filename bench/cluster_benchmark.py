@@ -69,6 +69,8 @@ def _cluster(tmp: Path, cpus: int) -> tuple[str, str, dict[str, str]]:
         handle.write(secrets.token_hex(32))
     env = {**os.environ, "RAY_TMPDIR": str(tmp), "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
            "RAY_AUTH_TOKEN_PATH": str(token)}  # fmt: skip
+    if env.get("REGBENCH_DATA"):  # the benchmarks run in `tmp`: a relative data root would point elsewhere
+        env["REGBENCH_DATA"] = str(Path(env["REGBENCH_DATA"]).resolve())
     port, mlflow_port = _free_port(), _free_port()
     subprocess.Popen(
         [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db", "--artifacts-destination",

@@ -23,6 +23,7 @@ import json
 import math
 import statistics
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,10 +77,14 @@ def run_refit(ctx: TrialContext, searched: Searched, seed: int) -> RefitResult:
             "study_name": ctx.study_name, "ray_node_id": node_id, "ray_trial_id": tune.get_context().get_trial_id(),
             REFIT_CONFIG_TAG: refit_config(ctx, searched), **ctx.tags}  # fmt: skip
     with store.run(ctx.experiment, refit_name(ctx.cell_name, seed), tags, parent_run_id=ctx.parent_run_id) as log:
-        if data is None:
-            fit_and_log_folds(log, run, epoch_metrics=False)
-        else:
-            fit_and_log(log, run, data, epoch_metrics=False)
+        try:
+            if data is None:
+                fit_and_log_folds(log, run, epoch_metrics=False)
+            else:
+                fit_and_log(log, run, data, epoch_metrics=False)
+        except Exception:
+            log.text(traceback.format_exc(), "error.txt")
+            raise
         run_id = log.run_id
     return RefitResult(seed, run_id, node_id, {}, time.perf_counter() - start)
 

@@ -40,7 +40,7 @@ class TrialServiceError(RuntimeError):
 
 def run_call(config: dict[str, Any]) -> None:
     """The one Tune trainable of a service: run the trial's `TrialCall`. A refit reports its run, node and busy
-    seconds, or its error (its run ends FAILED with `error.txt`), as its only result."""
+    seconds, or its error (a refit run that opened ends FAILED with `error.txt`), as its only result."""
     call: TrialCall = config[JOB]
     if call.seed is None:
         run_trial({k: v for k, v in config.items() if k != JOB}, call.ctx)
@@ -50,7 +50,7 @@ def run_call(config: dict[str, Any]) -> None:
     try:
         result = run_refit(call.ctx, call.searched or {}, call.seed)
     except Exception as err:
-        traceback.print_exc()
+        traceback.print_exc()  # to the trial's Ray log
         tune.report({"refit_error": f"{type(err).__name__}: {err}".splitlines()[0][:500]})
         return
     tune.report({"refit_run_id": result.run_id, "refit_node_id": result.node_id, "refit_busy_s": result.busy_s})
