@@ -9,6 +9,7 @@ from pathlib import Path
 import optuna
 
 from harness.tuning.jobs import JOB, JobScheduler, JobSearcher, RefitJob, SearchJob, add_job
+from harness.tuning.refit import RefitResult
 from harness.tuning.trial import BEST_VAL, TrialContext
 
 
@@ -48,8 +49,8 @@ def test_jobs_are_served_apart_refits_first_and_finished_only_when_closed(tmp_pa
     searcher.on_trial_complete("r0", {"refit_run_id": "x0", "refit_node_id": "n", "refit_busy_s": 1.0})
     searcher.on_trial_complete("r1", {"refit_error": "ValueError: boom"})
     refits = searcher.wait("c/refits", 0)
-    assert refits.done and refits.refits == {0: {"run_id": "x0", "node_id": "n", "busy_s": 1.0},
-                                             1: {"error": "ValueError: boom"}}  # fmt: skip
+    assert refits.done and refits.refits == {0: RefitResult(0, "x0", "n", {}, 1.0)}
+    assert refits.refit_errors == {1: "ValueError: boom"}
     searcher.on_trial_complete("t2", error=True)
     assert searcher.wait("b/search", 0).failed == 1 and searcher.suggest("t6") == JobSearcher.FINISHED
 

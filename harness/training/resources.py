@@ -271,6 +271,10 @@ class ResourceMonitor:
             return peak
         return _lifetime_peak_mb()
 
+    def elapsed_s(self) -> float:
+        """Wall seconds since the block began (while it runs)."""
+        return time.perf_counter() - self._t0
+
     def summary(self) -> dict[str, float]:
         """Measurements of the last completed block (empty before the block has ended)."""
         return dict(self._summary)

@@ -23,6 +23,7 @@ from ray.tune.search import Searcher
 
 from harness.plugins import get_model
 from harness.tuning.optuna_tables import RecordingOptunaSearch, optuna_storage
+from harness.tuning.refit import RefitResult
 from harness.tuning.search_space import study_space
 from harness.tuning.trial import BEST_VAL, TRIAL_NUMBER, Searched, TrialContext
 
@@ -70,13 +71,14 @@ class RefitJob:
 @dataclass
 class JobStatus:
     """Where a job stands: trials ended (completed, stopped early or failed), the best `best_val` so far, and per
-    refit seed `{"run_id", "node_id", "busy_s"}` or `{"error": "..."}`."""
+    refit seed its `RefitResult` (its `metrics` left to the caller, who reads them from the run) or its error."""
 
     done: bool = False
     ended: int = 0
     failed: int = 0
     best: float = -math.inf
-    refits: dict[int, dict[str, Any]] = field(default_factory=dict)
+    refits: dict[int, RefitResult] = field(default_factory=dict)
+    refit_errors: dict[int, str] = field(default_factory=dict)
     error: str = ""  # the job failed (its Optuna storage), or the service's Tune run did
 
 
@@ -155,7 +157,8 @@ class JobSearcher(Searcher):
         """The job's status once it is done, or after `timeout_s`."""
         with self._lock:
             self._lock.wait_for(lambda: self._statuses[key].done, timeout_s)
-            return replace(self._statuses[key], refits=dict(self._statuses[key].refits))
+            status = self._statuses[key]
+            return replace(status, refits=dict(status.refits), refit_errors=dict(status.refit_errors))
 
     def close(self) -> None:
         with self._lock:
@@ -215,10 +218,10 @@ class JobSearcher(Searcher):
             elif seed is not None:
                 last = result or {}
                 if error or "refit_run_id" not in last:
-                    status.refits[seed] = {"error": last.get("refit_error", "the refit's Ray actor failed")}
+                    status.refit_errors[seed] = last.get("refit_error", "the refit's Ray actor failed")
                 else:
-                    status.refits[seed] = {"run_id": last["refit_run_id"], "node_id": last["refit_node_id"],
-                                           "busy_s": last["refit_busy_s"]}  # fmt: skip
+                    status.refits[seed] = RefitResult(seed, last["refit_run_id"], last["refit_node_id"], {},
+                                                      last["refit_busy_s"])  # fmt: skip
             status.ended += 1
             status.failed += int(error)
             if not active.left and not active.running:

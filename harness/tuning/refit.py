@@ -122,14 +122,10 @@ def refit_seeds(
     todo = tuple(seed for seed in seeds if seed not in done)
     job = RefitJob(f"{ctx.study_name}/{ctx.parent_run_id}/refits", ctx, searched, todo)
     status = run_job(service, job, meanwhile=meanwhile)
-    errors: dict[int, str] = {}
     client = store.client()
-    for seed, outcome in status.refits.items():
-        if "error" in outcome:
-            errors[seed] = outcome["error"]
-        else:
-            metrics = dict(client.get_run(outcome["run_id"]).data.metrics)
-            done[seed] = RefitResult(seed, outcome["run_id"], outcome["node_id"], metrics, outcome["busy_s"])
+    for seed, ran in status.refits.items():
+        done[seed] = dataclasses.replace(ran, metrics=dict(client.get_run(ran.run_id).data.metrics))
+    errors = status.refit_errors
     if errors:
         seed = min(errors)
         raise RefitFailedError(f"refit with seed {seed} failed: {errors[seed]}")

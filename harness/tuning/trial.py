@@ -98,7 +98,6 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     with store.run(ctx.experiment, trial_name(ctx.cell_name, number), tags, parent_run_id=ctx.parent_run_id) as log:
         log.params(searched)
         best, epochs, stopped, last_report_ms = -math.inf, 0, False, 0
-        start = time.perf_counter()
 
         def report(row: dict[str, float]) -> None:
             nonlocal best, epochs, last_report_ms
@@ -108,7 +107,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
             peaks = {"peak_rss_mb": peak_rss_mb()}
             if device.type == "cuda":
                 peaks["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(device) / _MB
-            wall = {"wall_time_s": time.perf_counter() - start}  # data load + fit so far
+            wall = {"wall_time_s": monitor.elapsed_s()}  # data load + fit so far
             log.metrics({**{k: v for k, v in row.items() if k != "epoch"}, **peaks, **wall}, step=epochs)
             if epochs >= cfg.max_epochs:  # ASHA stops every trial here, and Tune's report then waits for the
                 log.end()  # process's next trial: the run ends now, not then

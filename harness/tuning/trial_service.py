@@ -31,6 +31,7 @@ from ray import tune
 from harness.tracking import store
 from harness.tuning.jobs import JOB, JobScheduler, JobSearcher, JobStatus, RefitJob, SearchJob, TrialCall, add_job
 from harness.tuning.ray_connection import ray_dir
+from harness.tuning.refit import run_refit
 from harness.tuning.trial import enter_worker, run_trial
 
 
@@ -45,8 +46,6 @@ def run_call(config: dict[str, Any]) -> None:
     if call.seed is None:
         run_trial({k: v for k, v in config.items() if k != JOB}, call.ctx)
         return
-    from harness.tuning.refit import run_refit
-
     try:
         result = run_refit(call.ctx, call.searched or {}, call.seed)
     except Exception as err:
