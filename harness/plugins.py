@@ -42,3 +42,8 @@ def shortcut_models() -> tuple[str, ...]:
 
 def register_model(plugin: ModelPlugin) -> ModelPlugin:
     return MODELS.register(plugin.name, plugin, plugin.description)
+
+
+def register_task(name: str, factory: TaskFactory, description: str) -> TaskFactory:
+    """Register a task family: `factory(**data_options) -> Task`, options from `--set data.*`."""
+    return TASKS.register(name, factory, description)

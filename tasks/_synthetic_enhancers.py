@@ -21,8 +21,8 @@ import numpy as np
 
 from harness.data.datasets import SeqDataset, Seqs
 from harness.data.split_cache import cached_splits
+from harness.data.split_task import SplitTask
 from harness.spec import Task
-from tasks._split_task import SplitTask
 
 MOTIFS = {  # IUPAC consensus; degenerate letters are resolved at random per planting
     "ETS": "CCGGAAGT",

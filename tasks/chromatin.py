@@ -24,6 +24,7 @@ import numpy as np
 
 from harness.config import Setting, Settings, merge
 from harness.data.split_cache import locked
+from harness.data.split_task import SplitTask
 from harness.evaluation.metrics import multilabel_metrics
 from harness.paths import DataNotFoundError, cache_dir, data_root, require_data
 from harness.plugins import TASKS
@@ -31,7 +32,6 @@ from harness.spec import Dataset, IOSpec
 from tasks import _synthetic_chromatin as synthetic
 from tasks._chromatin_cache import MemmapSeqDataset, cached_split
 from tasks._chromatin_formats import BASSET, BASSET_SPLITS, DEEPSEA_SPLITS, HDF5Blocks, check_basset, deepsea_blocks
-from tasks._split_task import SplitTask
 
 PRIMARY = "auroc_median"
 DEEPSEA_URL = "http://deepsea.princeton.edu/media/code/deepsea_train_bundle.v0.9.tar.gz"

@@ -35,13 +35,13 @@ from harness.data.datasets import SeqDataset, Seqs, concat
 from harness.data.near_duplicates import keep_one_per_cluster
 from harness.data.readers import Labeled, read_fasta_classes, read_source, read_tsv, require_two_classes
 from harness.data.split_cache import cached_splits
+from harness.data.split_task import SplitTask
 from harness.data.splits import CvTask, check_protocol_options, cv_protocol, fold_indices, stratified_holdout
 from harness.paths import require_data
 from harness.plugins import TASKS
 from harness.spec import IOSpec, Task
 from tasks import _gb_intervals as gbi
 from tasks import _genomic_benchmarks as gb
-from tasks._split_task import SplitTask
 from tasks._synthetic_enhancers import ENSEMBL_MAX, SyntheticLoader, ensembl_lengths, generate
 
 PRIMARY = "auroc"

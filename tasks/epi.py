@@ -31,6 +31,7 @@ import numpy as np
 
 from harness.config import Setting, merge
 from harness.data.datasets import SeqDataset, Seqs, concat
+from harness.data.split_task import splits_digest
 from harness.data.splits import CvTask, check_protocol_options, cv_protocol, fold_indices
 from harness.evaluation.metrics import binary_metrics
 from harness.paths import cache_dir, require_data
@@ -38,7 +39,6 @@ from harness.plugins import TASKS
 from harness.spec import IOSpec, Task
 from tasks._epi_splits import SPLITS, dedupe_pairs, leakage_lines, split_pairs, split_settings, window_overlap_lines
 from tasks._genome import cached_windows, cut_windows, require_genome, window_starts
-from tasks._split_task import splits_digest
 from tasks._synthetic_epi import VERSION, generate
 from tasks._targetfinder_pairs import Elements, PairTable, read_pairs
 

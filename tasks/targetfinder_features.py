@@ -20,12 +20,12 @@ import pandas as pd
 
 from harness.config import merge
 from harness.data.datasets import FeatureDataset
+from harness.data.split_task import splits_digest
 from harness.evaluation.metrics import binary_metrics
 from harness.paths import require_data
 from harness.plugins import TASKS
 from harness.spec import IOSpec, Task
 from tasks._epi_splits import SPLITS, dedupe_pairs, leakage_lines, split_pairs, split_settings, window_overlap_lines
-from tasks._split_task import splits_digest
 from tasks._targetfinder_pairs import Elements, PairTableError, parse_name
 
 SUFFIXES = (" (enhancer)", " (promoter)", " (window)")

@@ -8,11 +8,11 @@ import torch
 
 from harness.config import TrainConfig
 from harness.data.datasets import SeqDataset, Seqs
+from harness.data.split_task import SplitTask
 from harness.evaluation.metrics import binary_metrics
 from harness.plugins import get_model
 from harness.spec import IOSpec
 from harness.training.fit import _lr_lambda, _pos_weight, fit
-from tasks._split_task import SplitTask
 from tests.conftest import random_seqs
 
 TINY_ATTENTION = {"k": 3, "d_model": 16, "head_dim": 16}
