@@ -51,6 +51,23 @@ def _use_formatter(parser: argparse.ArgumentParser) -> None:
                 _use_formatter(child)
 
 
+def _add_plugins_option(parser: argparse.ArgumentParser) -> None:
+    """`--plugins PATH` (repeatable) on `parser`, or on each command below it: outside plugins loaded before the
+    command resolves any task or model name (`harness.plugins.load_plugins`)."""
+    children = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for action in children:
+        for child in action.choices.values():
+            _add_plugins_option(child)
+    if not children and "--plugins" not in parser._option_string_actions:
+        parser.add_argument(
+            "--plugins",
+            action="append",
+            default=[],
+            metavar="PATH",
+            help="a plugin: a .py file or a package folder (repeatable; also $REGBENCH_PLUGINS)",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="regbench",
@@ -60,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"harness.commands.{name}").register(sub)
+    _add_plugins_option(parser)
     _use_formatter(parser)
     return parser
 
@@ -90,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     in_main = threading.current_thread() is threading.main_thread()  # only there may a signal handler be set
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
     try:
+        if args.plugins:
+            from harness.plugins import load_plugins
+
+            load_plugins(args.plugins)
         return int(args.func(args) or 0)
     except user_errors() as err:
         print(f"regbench {args.command}: error: {err}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """One small registry type, used for tasks and for models.
 
-Duplicate names raise; unknown names raise with the closest registered names.
-Discovery is by explicit imports in `tasks/__init__.py` and `models/__init__.py`.
+Duplicate names raise; unknown names raise with the closest registered names. Each entry records its origin:
+"built-in", or where an outside plugin came from (`harness.plugin_sources`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,12 @@ class Entry(Generic[T]):
     name: str
     description: str
     obj: T
+    origin: str = "built-in"
+
+    @property
+    def outside(self) -> bool:
+        """Registered by a plugin from outside the repository."""
+        return self.origin != "built-in"
 
 
 class Registry(Generic[T]):
@@ -35,11 +41,16 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
 
-    def register(self, name: str, obj: T, description: str) -> T:
+    def register(self, name: str, obj: T, description: str, origin: str = "built-in") -> T:
         if name in self._entries:
-            raise ValueError(f"{self.kind} {name!r} is already registered; pick another name")
-        self._entries[name] = Entry(name, description, obj)
+            taken = self._entries[name].origin
+            raise ValueError(f"{self.kind} {name!r} is already registered ({taken}); pick another name")
+        self._entries[name] = Entry(name, description, obj, origin)
         return obj
+
+    def remove_origin(self, origin: str) -> None:
+        """Forget every entry of `origin` (a plugin that failed half-way through its registrations)."""
+        self._entries = {n: e for n, e in self._entries.items() if e.origin != origin}
 
     def decorator(self, name: str, description: str) -> Callable[[T], T]:
         """`@registry.decorator("name", "what it is")` on a factory."""

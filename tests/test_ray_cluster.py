@@ -23,6 +23,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness.tracking import store
+from tests.outside_plugin import write_model
 
 pytestmark = pytest.mark.slow
 
@@ -156,3 +157,22 @@ def test_local_ray_token_file_is_private(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == [str(tmp_path / "auth_token"), "0o600", "token"], done.stderr[-2000:]
     assert (tmp_path / "auth_token").read_text() != "readable"
+
+
+def test_a_plugin_file_reaches_the_worker_node(tmp_path: Path, cluster: str) -> None:
+    """An outside model given as a file on the driver's disk trains on both nodes: Ray ships it (the plugin itself
+    refuses to build from any copy but the shipped one inside a Ray worker)."""
+    plugin = write_model(tmp_path / "plug", "outside_cluster")
+    argv = [str(BIN / "regbench"), "study", "--plugins", str(plugin), "--task", "enhancers.synthetic", "--model",
+            "outside_cluster", "--trials", "2", "--concurrency", "2", "--cpus-per-trial", "1", "--max-epochs", "1",
+            "--ray-address", cluster, "--storage", f"sqlite:///{tmp_path / 'optuna.db'}",
+            "--set", "data.n=200"]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=400, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(store.tracking_uri())
+    experiment = client.get_experiment_by_name("enhancers.synthetic__outside_cluster__s0")
+    runs = client.search_runs([experiment.experiment_id])
+    trials = [r for r in runs if r.data.tags["regbench.kind"] == "trial"]
+    assert len(trials) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.data.tags["ray_node_id"] for r in trials}) == 2  # the worker node built the model too
+    assert all(r.data.tags["regbench.plugin_source"].startswith(f"{plugin} sha256:") for r in runs)

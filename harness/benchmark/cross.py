@@ -54,7 +54,7 @@ from tqdm.auto import tqdm
 from harness.benchmark import comparisons
 from harness.benchmark.leaderboard import UNABLE, cell_runs, display, ranked, split_comparison, to_markdown
 from harness.benchmark.study_file import Cell, StudyFile, StudyFileError, load_study
-from harness.plugins import make_task
+from harness.plugins import make_task, source_tags
 from harness.tracking import store
 from harness.tracking.model_registry import register_best
 from harness.tracking.run_names import cell_name
@@ -109,15 +109,17 @@ def study_digest(study: StudyFile) -> str:
 
 
 def cell_config(study: StudyFile, cell: Cell) -> str:
-    """Digest of everything that defines a cell's result besides task and model (the resume key)."""
+    """Digest of everything that defines a cell's result besides task and model names (the resume key): an outside
+    plugin's origin (its version or source digest) included, so a changed plugin does not reuse old cells."""
     return _digest({"overrides": cell.overrides, "trials": study.trials, "max_epochs": study.max_epochs,
-                    "seeds": list(cell.seeds)})  # fmt: skip
+                    "seeds": list(cell.seeds), **source_tags(cell.task, cell.model)})  # fmt: skip
 
 
 def optuna_study_name(study: StudyFile, cell: Cell) -> str:
     """The cell's Optuna study: unique per benchmark, cell and trial-defining settings, but not per trial budget,
     so raising `trials` extends the earlier search instead of starting over."""
-    key = _digest({"overrides": cell.overrides, "max_epochs": study.max_epochs})[:8]
+    key = _digest({"overrides": cell.overrides, "max_epochs": study.max_epochs,
+                   **source_tags(cell.task, cell.model)})[:8]  # fmt: skip
     return f"{study.name}__{cell.where}__{cell.model}__s{cell.seed}__{key}"
 
 
@@ -439,7 +441,8 @@ def _record_failure(study: StudyFile, cell: Cell, bench_id: str, reason: str, de
         store.set_tags(run_id, {SKIP_TAG: reason})
     else:
         tags = {"regbench.kind": "cell", "task": cell.task, "model": cell.model, "seed": cell.seed, SKIP_TAG: reason,
-                CONFIG_TAG: digest, "split_protocol": _split_protocol(cell)}  # fmt: skip
+                CONFIG_TAG: digest, "split_protocol": _split_protocol(cell),
+                **source_tags(cell.task, cell.model)}  # fmt: skip
         run_id = store.record_run(study.name, cell_run_name(cell), tags, bench_id)
     store.ClientRun(run_id).text(details, "error.txt")
     return run_id, reason
@@ -451,7 +454,8 @@ def _record_unable(study: StudyFile, cell: Cell, bench_id: str, reason: str) -> 
     no runs), else a new one. Returns its id."""
     digest = cell_config(study, cell)
     tags = {"regbench.kind": "cell", "task": cell.task, "model": cell.model, "seed": cell.seed, SKIP_TAG: reason,
-            CONFIG_TAG: digest, "split_protocol": _split_protocol(cell), STATUS_TAG: UNABLE}  # fmt: skip
+            CONFIG_TAG: digest, "split_protocol": _split_protocol(cell), STATUS_TAG: UNABLE,
+            **source_tags(cell.task, cell.model)}  # fmt: skip
     earlier = store.search_runs(
         study.name,
         f"tags.`regbench.kind` = 'cell' AND tags.`{STATUS_TAG}` = '{UNABLE}' AND tags.task = '{cell.task}' "

@@ -27,12 +27,12 @@ CELL_COLUMNS = (
     "run_id", "kind", "task", "model", "seed", "split_protocol", "dataset_digest", "primary_metric", "test_primary",
     "test_primary_ci_low", "test_primary_ci_high", "test_auprc", "test_f1", "test_mcc", "n_params", "wall_time_s",
     "study_wall_time_s", "compute_time_s", "train_throughput_seq_per_s", "peak_gpu_mb", "peak_rss_mb", "status",
-    "skip_reason", "parent_run_id", "start_time",
+    "skip_reason", "parent_run_id", "start_time", "plugin_source",
 )  # fmt: skip
 BOARD_COLUMNS = (
     "task", "split_protocol", "model", "rank", "group", "primary_metric", "n_seeds", "test_primary", "test_primary_sd",
     "test_primary_ci_low", "test_primary_ci_high", "test_auprc", "runtime_s", "peak_rss_mb", "peak_gpu_mb",
-    "n_params", "status", "skip_reason", "run_ids",
+    "n_params", "status", "skip_reason", "run_ids", "plugin_source",
 )  # fmt: skip
 # Where each metric column comes from, first present wins (multi-label tasks log `*_median` summaries).
 SOURCES = {
@@ -97,6 +97,7 @@ def _cell_row(row: pd.Series) -> dict[str, Any]:
         "skip_reason": _value(row, "tags.regbench.skip_reason") or "",
         "parent_run_id": _value(row, "tags.mlflow.parentRunId") or "",
         "start_time": row["start_time"],
+        "plugin_source": _value(row, "tags.regbench.plugin_source") or "",
     }
     out.update({column: _metric(row, *names) for column, names in SOURCES.items()})
     return out
@@ -157,6 +158,7 @@ def _board_row(task: str, split: str, model: str, group: pd.DataFrame) -> dict[s
         "split_protocol": split,
         "model": model,
         "primary_metric": metric.iloc[0] if len(metric) else "",
+        "plugin_source": group["plugin_source"].iloc[0],  # the newest run's: an outside plugin's origin
     }
     if done.empty:
         latest = group.iloc[0]
@@ -198,9 +200,18 @@ def display(board: pd.DataFrame) -> pd.DataFrame:
         "peak RSS (MB)": board["peak_rss_mb"].map(lambda v: _fmt(v, ".0f")),
         "peak GPU (MB)": board["peak_gpu_mb"].map(lambda v: _fmt(v, ".0f")),
         "params": board["n_params"].map(lambda v: _fmt(v, ",.0f")),
-        "note": [r if s != "ok" else "" for s, r in zip(board["status"], board["skip_reason"], strict=True)],
+        "note": [note(row) for _, row in board.iterrows()],
     })  # fmt: skip
     return out
+
+
+def note(row: pd.Series) -> str:
+    """Why a pair has no score; an outside plugin's origin (`regbench.plugin_source`)."""
+    parts = [row["skip_reason"]] if row["status"] != "ok" else []
+    source = row.get("plugin_source")
+    if isinstance(source, str) and source:
+        parts.append(f"plugin from {source}")
+    return "; ".join(parts)
 
 
 def split_comparison(board: pd.DataFrame) -> pd.DataFrame:

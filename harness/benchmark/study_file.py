@@ -36,12 +36,13 @@ from typing import Any
 import yaml
 
 from harness.config import NAMESPACES, ConfigError, merge, parse_value, train_config
+from harness.plugin_sources import PluginError
 from harness.plugins import MODELS, TASKS, load_plugins, make_task, shortcut_models
 from harness.registry import Registry, UnknownNameError
 from harness.tuning.search_space import searched_names
 
 KEYS = ("name", "description", "tasks", "models", "seeds", "splits", "trials", "max_epochs", "concurrency",
-        "cpus_per_trial", "gpus_per_trial", "tiny", "shortcuts", "set", "task_set", "model_set")  # fmt: skip
+        "cpus_per_trial", "gpus_per_trial", "tiny", "shortcuts", "set", "task_set", "model_set", "plugins")  # fmt: skip
 RESERVED = {"train.max_epochs": "the top-level max_epochs", "train.seed": "the top-level seeds list"}
 SPLIT_KEY = "data.split"
 
@@ -118,6 +119,7 @@ class StudyFile:
     splits: tuple[Override, ...] = ()  # one `data.split` override per `splits` entry, in file order
     tiny: bool = False  # apply each model's `tiny` overrides under the file's own settings
     shortcuts: bool = True  # add the shortcut baselines that accept each task to its board
+    plugins: tuple[str, ...] = ()  # outside plugin files or folders, resolved against the study file's folder
 
     def tiny_overrides(self, model: str) -> tuple[Override, ...]:
         """The model's `tiny` settings as `model.*` overrides on the `tiny` key's line; none unless `tiny: true`."""
@@ -236,6 +238,20 @@ class _Parser:
             raise self.fail(node, f"{what}={node.value!r}: must be a number {'> 0' if positive else '>= 0'}")
         return float(value)
 
+    def plugins(self, node: yaml.Node) -> tuple[str, ...]:
+        """Load each listed plugin (a path relative to the study file) before any name is resolved."""
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, "plugins must be a list of .py files or package folders (relative to this file)")
+        out = []
+        for item in node.value:
+            path = self.path.parent / str(self.scalar(item, "plugins entry"))
+            try:
+                load_plugins([str(path)])
+            except PluginError as err:
+                raise self.fail(item, str(err)) from None
+            out.append(str(path))
+        return tuple(out)
+
     def names(self, node: yaml.Node, what: str, registry: Registry[Any]) -> tuple[str, ...]:
         if not isinstance(node, yaml.SequenceNode) or not node.value:
             raise self.fail(node, f"{what} must be a non-empty list of {registry.kind} names")
@@ -290,9 +306,10 @@ class _Parser:
         for required in ("tasks", "models"):
             if required not in nodes:
                 raise self.fail(root, f"missing required key {required!r}")
+        plugins = self.plugins(nodes["plugins"]) if "plugins" in nodes else ()
         tasks = self.names(nodes["tasks"], "tasks", TASKS)
         models = self.names(nodes["models"], "models", MODELS)
-        values: dict[str, Any] = {"tasks": tasks, "models": models, "seeds": (0,)}
+        values: dict[str, Any] = {"tasks": tasks, "models": models, "seeds": (0,), "plugins": plugins}
         if "seeds" in nodes:
             values["seeds"] = self.seeds(nodes["seeds"])
         for key in ("trials", "max_epochs", "concurrency"):

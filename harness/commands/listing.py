@@ -1,4 +1,5 @@
-"""`regbench tasks` and `regbench models`: the registries with one-line descriptions."""
+"""`regbench tasks` and `regbench models`: the registries with one-line descriptions, outside plugins with their
+origin, and installed plugins that failed to load."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _print(kind: str) -> int:
-    """Print the TASKS or MODELS registry (`kind` = "tasks" | "models"), one `name  description` line each."""
-    from harness.plugins import MODELS, TASKS, load_plugins
+    """Print the TASKS or MODELS registry (`kind` = "tasks" | "models"), one `name  description` line each (an
+    outside plugin's line ends with `[from ORIGIN]`), then one `broken plugin:` line per entry point that failed."""
+    from harness.plugins import MODELS, TASKS, broken_plugins, load_plugins
 
     load_plugins()
     registry = TASKS if kind == "tasks" else MODELS
     width = max(len(e.name) for e in registry)
     for entry in registry:
-        print(f"{entry.name:<{width}}  {entry.description}")
+        origin = f"  [from {entry.origin}]" if entry.outside else ""
+        print(f"{entry.name:<{width}}  {entry.description}{origin}")
+    for line in broken_plugins():
+        print(f"broken {line}")
     return 0

@@ -55,10 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def check_input_lengths(ids: np.ndarray, seqs: list[str], meta: dict[str, Any], source: str) -> None:
     """Refuse, naming the record and its length, a sequence longer than the run's model takes (`max_length`)."""
     from harness.data.encode import check_lengths
-    from harness.plugins import get_model
+    from harness.plugins import recorded_model
     from harness.tracking.logged_model import io_spec
 
-    plugin = get_model(meta["model"])
+    plugin = recorded_model(meta)
     limit = plugin.max_length(meta["hp"], io_spec(meta)) if plugin.max_length is not None else None
     check_lengths(ids, [len(s) for s in seqs], limit, plugin.name, source)
 

@@ -63,7 +63,7 @@ def task_table(runs: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
                 "dataset_digest": ", ".join(sorted(set(used["dataset_digest"].dropna()))),
                 "run_ids": row["run_ids"],
                 "status": row["status"],
-                "note": row["skip_reason"],
+                "note": leaderboard.note(row),
             }
         )
     return pd.DataFrame(rows)

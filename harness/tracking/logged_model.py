@@ -42,8 +42,8 @@ class UnsafeModelError(LookupError):
 
 def save(predictor: Any, meta: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     """Write `predictor` (a TorchPredictor or a sklearn plugin's predictor) and its metadata into `folder`;
-    returns the metadata written (with `kind` and `format`)."""
-    from harness.plugins import get_model
+    returns the metadata written (with `kind`, `format` and, for an outside plugin, where it came from)."""
+    from harness.plugins import get_model, plugin_provenance
 
     plugin = get_model(meta["model"])
     folder.mkdir(parents=True, exist_ok=True)
@@ -60,7 +60,7 @@ def save(predictor: Any, meta: Mapping[str, Any], folder: Path) -> dict[str, Any
 
         skops.io.dump(dict(plugin.save_state(predictor)), folder / STATE_FILE)
         kind = "sklearn"
-    full = {**meta, "kind": kind, "format": FORMAT}
+    full = {**meta, "kind": kind, "format": FORMAT, **plugin_provenance(plugin.name)}
     (folder / META_FILE).write_text(json.dumps(full, indent=2))
     return full
 
@@ -102,11 +102,12 @@ def io_spec(meta: Mapping[str, Any]) -> Any:
 
 def load(folder: Path) -> Any:
     """The model stored in `folder` (on CPU): the torch classifier (an nn.Module), or the sklearn plugin's
-    predictor. Reads only safetensors and skops files; anything else is refused."""
-    from harness.plugins import get_model
+    predictor. Reads only safetensors and skops files; anything else is refused. An outside plugin's model needs the
+    plugin: installed, given with --plugins / $REGBENCH_PLUGINS, or unchanged at its recorded path."""
+    from harness.plugins import recorded_model
 
     meta = read_meta(folder)
-    plugin = get_model(meta["model"])
+    plugin = recorded_model(meta)
     if meta["kind"] == "torch":
         return _load_torch(plugin, meta, folder / WEIGHTS_FILE)
     return _load_sklearn(plugin, meta, folder / STATE_FILE)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.plugin_sources import PluginError
 from harness.spec import Encoder, IOSpec, ModelPlugin
 
 
@@ -74,9 +75,9 @@ def build_model(plugin: ModelPlugin, io: IOSpec, hp: Mapping[str, Any]) -> Seque
     branch_io = IOSpec("seq", io.lengths[:1], io.n_outputs, io.target, io.label_names) if siamese else io
     encoder = plugin.build(branch_io, **hp)
     if not isinstance(encoder, Encoder) or not isinstance(encoder.out_dim, int):
-        raise TypeError(
+        raise PluginError(
             f"model {plugin.name!r}: build() returned {type(encoder).__name__}, which does not follow "
-            "harness.spec.Encoder (subclass it beside nn.Module and set an integer out_dim)"
+            "harness.api.Encoder (subclass it beside nn.Module and set an integer out_dim)"
         )
     return SequenceClassifier(encoder, io, siamese)
 

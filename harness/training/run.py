@@ -22,7 +22,7 @@ from harness.config import TrainConfig, merge, train_config
 from harness.data.encode import check_lengths
 from harness.data.splits import CvTask
 from harness.evaluation.scoring import Evaluation, evaluate
-from harness.plugins import get_model, make_task
+from harness.plugins import get_model, make_task, source_tags
 from harness.spec import ModelPlugin, Splits, Task
 from harness.training.fit import FitResult, fit, resolve_device
 from harness.training.modeling import check_compatible
@@ -121,7 +121,8 @@ def run_tags(task: Task, model: str, seed: int, digest: str) -> dict[str, Any]:
 
     tags = {"task": task.name, "model": model, "seed": seed, "split_protocol": task.split_protocol,
             "dataset_digest": digest, "primary_metric": task.primary_metric,
-            "near_duplicate_test_fraction": near_duplicate_tag(task, digest)}  # fmt: skip
+            "near_duplicate_test_fraction": near_duplicate_tag(task, digest),
+            **source_tags(task.name, model)}  # fmt: skip
     if task.synthetic:
         tags["synthetic"] = "true"
     return tags

@@ -62,8 +62,12 @@ def _quiet_env() -> None:
 
 def init_local_ray(num_cpus: int | None = None) -> None:
     """Start a single-node Ray on 127.0.0.1 in this process. Its workers import the training stack when their first
-    trial or refit arrives; the trial processes then serve every later cell (`harness.tuning.trial_service`)."""
+    trial or refit arrives; the trial processes then serve every later cell (`harness.tuning.trial_service`).
+    Outside plugins loaded from files travel to the workers in the job's runtime environment
+    (`harness.plugins.ray_runtime_env`)."""
     import ray
+
+    from harness.plugins import ray_runtime_env
 
     _quiet_env()
     ray.init(
@@ -73,7 +77,7 @@ def init_local_ray(num_cpus: int | None = None) -> None:
         _temp_dir=str(ray_dir()),
         log_to_driver=False,
         logging_level=logging.WARNING,
-        runtime_env={"env_vars": JOB_ENV},
+        runtime_env=ray_runtime_env(JOB_ENV),
     )
 
 
@@ -127,6 +131,8 @@ def ray_connection(address: str | None, num_cpus: int) -> Iterator[None]:
     process, or start a local one (`num_cpus`); disconnects / shuts down only what it started."""
     import ray
 
+    from harness.plugins import ray_runtime_env
+
     _quiet_env()
     if ray.is_initialized():
         yield
@@ -136,7 +142,7 @@ def ray_connection(address: str | None, num_cpus: int) -> Iterator[None]:
             local = _loopback(address) and not address.startswith("ray://")
             extra = {"_node_ip_address": "127.0.0.1"} if local else {}
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
-                     runtime_env={"env_vars": JOB_ENV}, **extra)  # fmt: skip
+                     runtime_env=ray_runtime_env(JOB_ENV), **extra)  # fmt: skip
         else:
             init_local_ray(num_cpus)
     try:

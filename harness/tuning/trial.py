@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from harness.plugins import source_tags
 from harness.tracking import store
 from harness.tracking.run_names import trial_name
 from harness.training.fit import fit, resolve_device
@@ -93,7 +94,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     primary = f"val_{task.primary_metric}"
     tags = {"regbench.kind": "trial", "study_name": ctx.study_name, "optuna_trial": number, "ray_node_id": node_id,
             "ray_trial_id": tune.get_context().get_trial_id(), "task": task.name, "model": run.plugin.name,
-            "seed": ctx.seed, **ctx.tags}  # fmt: skip
+            "seed": ctx.seed, **ctx.tags, **source_tags(task.name, run.plugin.name)}  # fmt: skip
     device = resolve_device(cfg.device)
     with store.run(ctx.experiment, trial_name(ctx.cell_name, number), tags, parent_run_id=ctx.parent_run_id) as log:
         log.params(searched)
