@@ -41,6 +41,37 @@ register_model(ModelPlugin(name="NAME", description="outside CNN", native_inputs
                            tiny={"width": 4}))
 '''
 
+TASK = '''
+"""An outside task: random 100-bp sequences, positive when they hold GATA."""
+import numpy as np
+
+from harness.api import IOSpec, SeqDataset, Seqs, SplitTask, binary_metrics, register_task
+
+
+def _split(n, seed):
+    rng = np.random.default_rng(seed)
+    seqs = ["".join(rng.choice(list("ACGT"), 100)) for _ in range(n)]
+    labels = np.array([float("GATA" in s) for s in seqs], dtype=np.float32)
+    return SeqDataset((Seqs.from_strings(seqs),), labels, np.array([f"s{seed}_{i}" for i in range(n)]))
+
+
+def factory(**options):
+    return SplitTask(name="NAME", io=IOSpec("seq", (100,), 1, "binary"), primary_metric="auroc",
+                     split_protocol="seeded_draws", synthetic=True, metric_fn=binary_metrics,
+                     load=lambda: {"train": _split(200, 0), "val": _split(60, 1), "test": _split(60, 2)})
+
+
+register_task("NAME", factory, "outside GATA task")
+'''
+
+
+def write_task(folder: Path, name: str) -> Path:
+    """`folder/gata_task.py` registering task `name`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "gata_task.py"
+    path.write_text(TASK.replace('"NAME"', repr(name)))
+    return path
+
 
 def write_model(folder: Path, name: str, file: str = "", replace: dict[str, str] | None = None) -> Path:
     """`folder/FILE.py` (default: the model's name) registering model `name`; `replace` edits the source first."""

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from harness import plugins
 from harness.tracking import store
-from tests.outside_plugin import write_model
+from tests.outside_plugin import write_model, write_task
 from tests.test_bad_inputs import assert_clean_error, run
 
 BIN = Path(sys.executable).parent
@@ -49,6 +49,18 @@ def test_listed_with_origin_from_option_and_env(tmp_path: Path, capsys: pytest.C
     monkeypatch.setenv("REGBENCH_PLUGINS", f"{other}{os.pathsep}")
     listed = run(["models"], capsys)
     assert "outside_b " in listed.text and "outside_a " in listed.text  # the earlier --plugins stays loaded
+
+
+def test_an_outside_task_lists_and_trains(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_task(tmp_path, "outside.gata")
+    listed = run(["tasks", "--plugins", str(path)], capsys)
+    assert f"outside GATA task  [from {path} sha256:" in listed.text, listed.text
+    done = run(["train", "--plugins", str(path), "--task", "outside.gata", "--model", "kmer_logreg",
+                "--set", "train.progress=false"], capsys)  # fmt: skip
+    assert done.code == 0, done.text
+    run_id = re.search(r"^run_id: (\w+)$", done.text, re.M).group(1)
+    tags = MlflowClient(store.tracking_uri()).get_run(run_id).data.tags
+    assert tags["regbench.plugin_source"] == plugins.origin_of("task", "outside.gata")
 
 
 def _package(folder: Path) -> Path:
