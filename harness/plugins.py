@@ -6,13 +6,16 @@ models as `ModelPlugin`s.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.registry import Registry
-from harness.spec import ModelPlugin, Task
 
-TaskFactory = Callable[..., Task]
+if TYPE_CHECKING:  # harness.spec imports numpy; command modules import this one to build the parser
+    from harness.spec import ModelPlugin, Task
+
+TaskFactory = Callable[..., "Task"]
 
 TASKS: Registry[TaskFactory] = Registry("task")
 MODELS: Registry[ModelPlugin] = Registry("model")
@@ -47,3 +50,9 @@ def register_model(plugin: ModelPlugin) -> ModelPlugin:
 def register_task(name: str, factory: TaskFactory, description: str) -> TaskFactory:
     """Register a task family: `factory(**data_options) -> Task`, options from `--set data.*`."""
     return TASKS.register(name, factory, description)
+
+
+def add_plugins_option(parser: argparse.ArgumentParser) -> None:
+    """`--plugins PATH` (repeatable) on a command that resolves task or model names."""
+    parser.add_argument("--plugins", action="append", default=[], metavar="PATH",
+                        help="a plugin .py file or package folder to load first (repeatable)")  # fmt: skip
