@@ -25,7 +25,6 @@ from harness.config import Settings, merge, train_config
 from harness.contract import Check, CheckSkipped, expect
 from harness.data.datasets import SeqDataset, Seqs
 from harness.data.encode import N_CODE
-from harness.paths import cache_root
 from harness.plugins import make_task
 from harness.spec import Dataset, IOSpec, ModelPlugin, Task
 from harness.training.modeling import SequenceClassifier, build_model, check_compatible
@@ -307,16 +306,11 @@ class Trained:
     predictor: Any
 
 
-@functools.cache
-def _synthetic_task(name: str, cache: Path) -> Task:
-    """The tiny synthetic task `name`, splits loaded (cached per cache folder)."""
+def synthetic_task(name: str) -> Task:
+    """The tiny synthetic task `name` (`SYNTHETIC_TASKS`), splits loaded."""
     task = make_task(name, SYNTHETIC_TASKS[name])
     task.splits()
     return task
-
-
-def synthetic_task(name: str) -> Task:
-    return _synthetic_task(name, cache_root())
 
 
 def tiny_splits(task: Task, seed: int = 0) -> dict[str, Dataset]:
@@ -330,16 +324,17 @@ def tiny_splits(task: Task, seed: int = 0) -> dict[str, Dataset]:
     return out
 
 
-def tiny_train(plugin: ModelPlugin, task_name: str) -> Trained:
-    """Fit the tiny variant for one epoch (batch 32, CPU) on the synthetic task; CheckSkipped when the model cannot
-    run on it (input kind, `check_io`, a missing prerequisite such as a checkpoint)."""
+def tiny_train(plugin: ModelPlugin, task: Task | str) -> Trained:
+    """Fit the tiny variant for one epoch (batch 32, CPU) on a synthetic task (built, or its name: built here with
+    `SYNTHETIC_TASKS`' options); CheckSkipped when the model cannot run on it (input kind, `check_io`, a missing
+    prerequisite such as a checkpoint)."""
     from harness.training.fit import fit
     from harness.training.modeling import IncompatibleError
 
     hp = tiny_hp(plugin)
     if plugin.native_inputs == "features":
         raise CheckSkipped(f"{NEEDS_FEATURES.split(':')[0]}: no synthetic task gives a feature table")
-    task = synthetic_task(task_name)
+    task = synthetic_task(task) if isinstance(task, str) else task
     try:
         check_compatible(plugin, task.io, hp, task.name)
     except IncompatibleError as err:
