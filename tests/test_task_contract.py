@@ -267,7 +267,7 @@ def test_a_broken_task_fails_the_check_at_fault(builds: Builds) -> None:
     broken = SimpleNamespace(name=task.name, io=task.io, split_protocol=task.split_protocol,
                              splits=lambda: {**splits, "test": leaked})  # fmt: skip
     whole = tc.whole_batches(broken)
-    with pytest.raises(ContractError, match=re.escape(f"{train.ids[0]}  ==  {test.ids[0]}")):
+    with pytest.raises(ContractError, match=re.escape(f"train ∩ test: 1 shared, e.g. {train.ids[0]} == {test.ids[0]}")):
         tc.check_disjoint(broken, whole)
     renamed = test.subset(np.arange(len(test)))
     renamed.ids[1] = renamed.ids[0]
