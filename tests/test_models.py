@@ -1,90 +1,56 @@
 """Contract tests every registered model must pass (timm-style: one parametrised test over all plugins).
 
-Torch models: each plugin's `tiny` variant × four task shapes, built through `harness.training.modeling.build_model`:
-logits shape, finiteness, gradients on every parameter, padding invariance. Sklearn baselines: they find a
-planted motif, use both branches of a pair task, handle multi-label targets and survive pickling.
+The checks themselves live in `harness.contract.model_checks`, shared with `regbench plugin check`. Torch models:
+each plugin's `tiny` variant × four task shapes, built through `harness.training.modeling.build_model`: logits
+shape, finiteness, gradients on every parameter, padding invariance. Every model: settings and search space inside
+their declared ranges, a 1-epoch tiny train on each synthetic task and a stored model that scores the same.
+Sklearn baselines: they find a planted motif, use both branches of a pair task, handle multi-label targets and
+survive pickling.
 """
 
 from __future__ import annotations
 
 import pickle
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
-import torch
 from sklearn.metrics import roc_auc_score
 
+from harness.contract import CheckSkipped
+from harness.contract import model_checks as mc
 from harness.data.datasets import SeqDataset, Seqs
-from harness.data.encode import N_CODE, decode
+from harness.data.encode import decode
 from harness.plugins import MODELS, load_plugins
-from harness.spec import IOSpec, ModelPlugin
-from harness.training.modeling import build_model
+from harness.spec import IOSpec, ModelPlugin, Task
 from models._kmer_features import kmer_spectrum
 
 load_plugins()
 PLUGINS = [e.obj for e in MODELS]
-NEEDS_CHECKPOINT = "language model (probe or fine-tune) needs a checkpoint: tested in its own test files"
-NEEDS_FEATURES = "feature-table model (no sequence input): tested on its feature task in its own test file"
-SHORTCUT = "shortcut baseline (reads no motif by design, binary only): tested in tests/test_shortcuts.py"
-
-
-def skip_reason(plugin: ModelPlugin) -> str | None:
-    """Why a plugin cannot run on the random sequence batches of these tests, or None."""
-    if plugin.featurize is not None or "checkpoint" in plugin.defaults:
-        return NEEDS_CHECKPOINT
-    if plugin.native_inputs == "features":
-        return NEEDS_FEATURES
-    if plugin.shortcut:
-        return SHORTCUT
-    return None
+IO_SPECS = mc.IO_SPECS
+MOTIFS = ("TGACTCA", "CCAATCG", "GGGCGGG")  # AP-1-like, and two arbitrary 7-mers
+tiny_hp = mc.tiny_hp
+T = TypeVar("T")
 
 
 def contract(plugins: list[ModelPlugin]) -> list[Any]:
     """Plugins for the contract tests; those that need a checkpoint or a feature table are skipped with a reason."""
-    return [pytest.param(p, id=p.name, marks=pytest.mark.skip(reason=skip_reason(p))) if skip_reason(p) else p
+    reason = mc.sequence_skip_reason
+    return [pytest.param(p, id=p.name, marks=pytest.mark.skip(reason=reason(p))) if reason(p) else p
             for p in plugins]  # fmt: skip
 
 
 TORCH = contract([p for p in PLUGINS if p.is_torch])
 SKLEARN = contract([p for p in PLUGINS if p.fit_sklearn is not None])
 
-IO_SPECS = {
-    "seq200": IOSpec("seq", (200,), 1, "binary"),
-    "seq_variable": IOSpec("seq", (0,), 1, "binary"),
-    "pair300x200": IOSpec("seq_pair", (300, 200), 1, "binary"),
-    "multilabel5": IOSpec("seq", (200,), 5, "multilabel"),
-}
-VARIABLE_WIDTH = 180  # longest sequence in the variable-length batch
-MOTIFS = ("TGACTCA", "CCAATCG", "GGGCGGG")  # AP-1-like, and two arbitrary 7-mers
 
-
-def tiny_hp(plugin: ModelPlugin) -> dict[str, Any]:
-    return {**plugin.defaults, **plugin.tiny}
-
-
-def random_inputs(io: IOSpec, rng: np.random.Generator, batch: int = 3) -> tuple[torch.Tensor, ...]:
-    """Random codes/masks per branch: full length for fixed-length specs, lengths 50..180 for variable ones."""
-    inputs: list[torch.Tensor] = []
-    for length in io.lengths:
-        width = length or VARIABLE_WIDTH
-        lengths = np.full(batch, width) if length else np.r_[width, rng.integers(50, width, size=batch - 1)]
-        codes = rng.integers(0, 4, size=(batch, width)).astype(np.uint8)
-        mask = np.arange(width)[None, :] < lengths[:, None]
-        codes[~mask] = N_CODE
-        inputs += [torch.from_numpy(codes), torch.from_numpy(mask)]
-    return tuple(inputs)
-
-
-def build_or_skip(plugin: ModelPlugin, io: IOSpec, hp: dict[str, Any]) -> torch.nn.Module:
-    """Build; a fixed-length model may refuse a variable-length task, but only with a clear error."""
+def checked(check: Callable[..., T], *args: Any) -> T:
+    """Run one check of `harness.contract.model_checks`; a check that does not apply skips the test."""
     try:
-        return build_model(plugin, io, hp)
-    except ValueError as err:
-        if 0 not in io.lengths:
-            raise
-        assert "length" in str(err).lower(), f"{plugin.name}: unclear error for variable length: {err}"
-        pytest.skip(f"{plugin.name} needs fixed-length input: {err}")
+        return check(*args)
+    except CheckSkipped as skip:
+        pytest.skip(str(skip))
 
 
 def test_plugins_are_discovered() -> None:
@@ -95,93 +61,47 @@ def test_plugins_are_discovered() -> None:
 @pytest.mark.parametrize("io_name", list(IO_SPECS))
 @pytest.mark.parametrize("plugin", TORCH, ids=lambda p: p.name)
 def test_forward_backward(plugin: ModelPlugin, io_name: str, rng: np.random.Generator) -> None:
-    io = IO_SPECS[io_name]
-    model = build_or_skip(plugin, io, tiny_hp(plugin))
-    model.train()
-    inputs = random_inputs(io, rng)
-    logits = model(*inputs)  # (B, n_outputs)
-    assert logits.shape == (3, io.n_outputs)
-    assert torch.isfinite(logits).all()
-    loss = logits.square().mean()
-    aux = model.aux_loss()
-    if aux is not None:
-        loss = loss + aux
-    loss.backward()
-    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    missing = [n for n, p in trainable.items() if p.grad is None]
-    assert not missing, f"{plugin.name}: parameters without gradient (unused?): {missing}"
-    bad = [n for n, p in trainable.items() if not torch.isfinite(p.grad).all()]
-    assert not bad, f"{plugin.name}: non-finite gradients in {bad}"
-    assert any(p.grad.abs().sum() > 0 for n, p in trainable.items() if n.startswith("encoder."))
+    """Logits `(B, n_outputs)` and encoder features `(B, out_dim)`, finite; gradients on every trainable parameter,
+    finite, some of the encoder's non-zero."""
+    checked(mc.check_forward, plugin, IO_SPECS[io_name], rng)
+    checked(mc.check_gradients, plugin, IO_SPECS[io_name], rng)
 
 
 @pytest.mark.parametrize("plugin", TORCH, ids=lambda p: p.name)
 def test_padding_does_not_change_predictions(plugin: ModelPlugin, rng: np.random.Generator) -> None:
-    io = IO_SPECS["seq_variable"]
-    model = build_or_skip(plugin, io, tiny_hp(plugin)).eval()
-    codes, mask = random_inputs(io, rng, batch=4)
-    pad = 37
-    wider_codes = torch.cat([codes, torch.full((4, pad), N_CODE, dtype=codes.dtype)], dim=1)
-    wider_mask = torch.cat([mask, torch.zeros(4, pad, dtype=torch.bool)], dim=1)
-    with torch.no_grad():
-        torch.testing.assert_close(model(wider_codes, wider_mask), model(codes, mask), atol=1e-5, rtol=1e-5)
+    checked(mc.check_padding, plugin, rng)
 
 
 @pytest.mark.parametrize("plugin", PLUGINS, ids=lambda p: p.name)
 def test_tiny_overrides_known_hyperparameters(plugin: ModelPlugin) -> None:
-    assert set(plugin.tiny) <= set(plugin.defaults), (
-        f"tiny keys not in defaults: {set(plugin.tiny) - set(plugin.defaults)}"
-    )
+    mc.check_settings(plugin)  # tiny keys in defaults, of the default's type, inside the declared ranges
     assert plugin.paper, f"{plugin.name}: name the paper"
-
-
-class FakeTrial:
-    """Optuna's define-by-run `suggest_*` API, always picking the lowest (or highest) value."""
-
-    def __init__(self, high: bool) -> None:
-        self.high = high
-        self.names: list[str] = []
-
-    def _record(self, name: str) -> None:
-        assert name not in self.names, f"parameter {name!r} suggested twice"
-        self.names.append(name)
-
-    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False) -> int:
-        self._record(name)
-        assert low <= high and (step == 1 or not log)
-        return low + (high - low) // step * step if self.high else low
-
-    def suggest_float(
-        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
-    ) -> float:
-        self._record(name)
-        assert low <= high and (low > 0 or not log)
-        return high if self.high else low
-
-    def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
-        self._record(name)
-        return choices[-1] if self.high else choices[0]
 
 
 @pytest.mark.parametrize("high", [False, True], ids=["low", "high"])
 @pytest.mark.parametrize("plugin", PLUGINS, ids=lambda p: p.name)
 def test_search_space_extremes_build(plugin: ModelPlugin, high: bool, rng: np.random.Generator) -> None:
-    trial = FakeTrial(high)
-    space = plugin.search_space(trial)
-    assert set(space) <= set(plugin.defaults), f"unknown keys {set(space) - set(plugin.defaults)}"
-    assert sorted(space) == sorted(trial.names)
-    if skip_reason(plugin):
-        pytest.skip(skip_reason(plugin))
-    hp = {**plugin.defaults, **space}
-    if plugin.is_torch:
-        io = IO_SPECS["seq200"]
-        model = build_model(plugin, io, hp).eval()
-        with torch.no_grad():
-            assert model(*random_inputs(io, rng, batch=2)).shape == (2, 1)
-    else:
-        data, _ = motif_dataset(rng, 60, (MOTIFS[0],))
-        estimator = plugin.fit_sklearn(data, data, IO_SPECS["seq_variable"], **hp)
-        assert estimator.score(data).shape == (60,)
+    space = mc.suggest(plugin, high)  # keys in defaults, each suggested once, values inside the declared ranges
+    if mc.sequence_skip_reason(plugin):
+        pytest.skip(mc.sequence_skip_reason(plugin))
+    mc.check_builds_with(plugin, {**plugin.defaults, **space}, rng)
+
+
+@pytest.fixture(scope="module")
+def synthetic_tasks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Task]:
+    """The tiny synthetic tasks of `mc.SYNTHETIC_TASKS`, built once for this module."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REGBENCH_CACHE", str(tmp_path_factory.mktemp("synthetic")))
+        return {name: mc.synthetic_task(name) for name in mc.SYNTHETIC_TASKS}
+
+
+@pytest.mark.parametrize("task", list(mc.SYNTHETIC_TASKS))
+@pytest.mark.parametrize("plugin", PLUGINS, ids=lambda p: p.name)
+def test_tiny_train_and_stored_state(plugin: ModelPlugin, task: str, synthetic_tasks: dict[str, Task]) -> None:
+    """One epoch of the tiny variant on the synthetic task; the model stored as a run logs it scores the same."""
+    trained = checked(mc.tiny_train, plugin, synthetic_tasks[task])
+    mc.check_train(trained)
+    mc.check_state(plugin, trained)
 
 
 # ---------------------------------------------------------------- sklearn baselines

@@ -2,7 +2,8 @@
 
 `build(io, *, ...)` / `fit_sklearn(train, val, io, *, ...)` take exactly the keys of `defaults` as keyword-only
 parameters without default values (a `**name` catch-all only where the function's docstring explains `**name`), and
-`tiny` overrides only keys of `defaults`, with values of the default's type.
+`tiny` overrides only keys of `defaults`, with values of the default's type. The checks are
+`harness.contract.model_checks`' (shared with `regbench plugin check`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from harness.contract.model_checks import check_settings
 from harness.plugin_validation import hooks, model_plugin_problems, signature_problems
 from harness.plugins import MODELS, load_plugins
 from harness.spec import ModelPlugin
@@ -27,9 +29,7 @@ def test_signature_takes_exactly_the_defaults(plugin: ModelPlugin) -> None:
 
 @pytest.mark.parametrize("plugin", PLUGINS, ids=lambda p: p.name)
 def test_tiny_overrides_defaults_with_their_types(plugin: ModelPlugin) -> None:
-    assert sorted(set(plugin.tiny) - set(plugin.defaults)) == [], "tiny keys that are not in defaults"
-    wrong = {k: (v, plugin.defaults[k]) for k, v in plugin.tiny.items() if type(v) is not type(plugin.defaults[k])}
-    assert wrong == {}, "tiny value vs default of a different type"
+    check_settings(plugin)  # tiny keys in defaults, values of the default's type, inside the declared ranges
 
 
 def test_a_plugin_breaking_the_rule_is_reported() -> None:

@@ -11,10 +11,11 @@ from a fresh cache, and once more with another `data.seed`.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -23,21 +24,15 @@ from conftest import random_seqs
 from test_enhancer_tasks import write_gb_layout
 
 from harness.config import ConfigError
-from harness.data.datasets import SeqDataset, Seqs
-from harness.data.encode import N_CODE
-from harness.data.splits import duplicate_report
+from harness.contract import ContractError
+from harness.contract import task_checks as tc
 from harness.paths import DataNotFoundError
 from harness.plugins import TASKS, load_plugins, make_task
-from harness.spec import Batch, Dataset, IOSpec, Task
+from harness.spec import Batch, IOSpec, Task
 from tasks import epi
 from tasks._chromatin_formats import write_deepsea_bundle
 from tasks._synthetic_chromatin import write_synthetic
 from tasks._synthetic_enhancers import revcomp
-
-SPLITS = ("train", "val", "test")
-COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)  # A C G T N → T G C A N
-BATCH = 32  # rows per checked batch
-SINGLE_ROWS = 8  # rows of that batch also taken one at a time
 
 Inputs = Callable[[Path], dict[str, Any]]  # writes a case's input files into a folder → the data options naming them
 
@@ -186,8 +181,7 @@ class Builds:
     def whole(self, case: Case) -> dict[str, Batch]:
         """Every row of every split, as one batch per split."""
         if case.id not in self._whole:
-            splits = self.task(case).splits()
-            self._whole[case.id] = {name: ds.take(np.arange(len(ds))) for name, ds in splits.items()}
+            self._whole[case.id] = tc.whole_batches(self.task(case))
         return self._whole[case.id]
 
 
@@ -208,127 +202,40 @@ def task(case: Case, builds: Builds) -> Task:
     return builds.task(case)
 
 
-def branches(batch: Batch) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`(codes, mask)` per branch of a sequence batch."""
-    return list(zip(batch.inputs[0::2], batch.inputs[1::2], strict=True))
-
-
 def require_sequences(task: Task) -> None:
     if task.io.inputs == "features":
         pytest.skip(f"{task.name} is a feature task: it has no sequences")
 
 
-# --- the contract -----------------------------------------------------------------------------------------------------
+# --- the contract (checks in harness.contract.task_checks, shared with `regbench plugin check`) -----------------------
 
 
 def test_declared_attributes(case: Case, task: Task) -> None:
     assert (task.name, task.split_protocol, task.synthetic) == (case.task, case.protocol, case.synthetic)
-    assert isinstance(task.primary_metric, str) and task.primary_metric
-    io = task.io
-    assert isinstance(io, IOSpec)
-    assert len(io.lengths) == {"seq": 1, "seq_pair": 2, "features": 1}[io.inputs]
-    assert io.inputs != "features" or io.lengths == (0,)
-    assert all(isinstance(n, int) and n >= 0 for n in io.lengths)
-    assert io.target in ("binary", "multilabel")
-    assert io.n_outputs == 1 or (io.target == "multilabel" and io.n_outputs > 1)
-    assert len(io.label_names) in (0, io.n_outputs)
+    tc.check_declared(task)
 
 
 def test_splits_are_train_val_test_and_non_empty(task: Task) -> None:
-    splits = task.splits()
-    assert sorted(splits) == sorted(SPLITS)
-    for name, ds in splits.items():
-        assert isinstance(ds, Dataset), name
-        assert len(ds) > 0, f"{name} is empty"
-        assert ds.ids.shape == (len(ds),) and len(ds.labels) == len(ds), name
-
-
-def check_sequence_batch(ds: Dataset, idx: np.ndarray, batch: Batch, io: IOSpec) -> None:
-    """Codes uint8 in 0..4, masks bool prefixes of each row's own length (a row taken alone), fixed widths kept."""
-    assert len(batch.inputs) == 2 * io.n_branches
-    singles = {int(i): branches(ds.take(np.array([i]))) for i in idx[:SINGLE_ROWS]}
-    for b, ((codes, mask), fixed) in enumerate(zip(branches(batch), io.lengths, strict=True)):
-        assert codes.dtype == np.uint8 and mask.dtype == np.bool_, f"branch {b}: {codes.dtype}, {mask.dtype}"
-        assert codes.ndim == 2 and mask.shape == codes.shape == (len(idx), codes.shape[1]), f"branch {b}"
-        assert codes.max(initial=0) <= N_CODE
-        lengths = mask.sum(axis=1)
-        assert (mask == (np.arange(codes.shape[1]) < lengths[:, None])).all(), f"branch {b}: mask is not a prefix"
-        assert (codes[~mask] == N_CODE).all(), f"branch {b}: padding is not N"
-        assert codes.shape[1] == (fixed or lengths.max()), f"branch {b}: width {codes.shape[1]}, io {fixed}"
-        if fixed:
-            assert (lengths == fixed).all(), f"branch {b}: lengths {set(lengths.tolist())} != io.lengths {fixed}"
-        for row, i in enumerate(idx[:SINGLE_ROWS]):
-            one_codes, one_mask = singles[int(i)][b]
-            assert one_mask.all() and lengths[row] == one_codes.shape[1], f"branch {b}, row {i}"
-            assert (codes[row, : lengths[row]] == one_codes[0]).all(), f"branch {b}, row {i}: codes differ"
+    tc.check_splits(task)
 
 
 def test_take_matches_io(task: Task, rng: np.random.Generator) -> None:
-    io, widths = task.io, set()
-    for name, ds in task.splits().items():
-        idx = rng.permutation(len(ds))[:BATCH]  # unsorted
-        batch = ds.take(idx)
-        assert isinstance(batch, Batch)
-        expected_y = (len(idx),) if io.target == "binary" else (len(idx), io.n_outputs)
-        assert batch.y.dtype == np.float32 and batch.y.shape == expected_y, f"{name}: y {batch.y.dtype}{batch.y.shape}"
-        assert np.array_equal(batch.y, np.asarray(ds.labels)[idx].astype(np.float32)), f"{name}: y != labels[idx]"
-        if io.inputs == "features":
-            (features,) = batch.inputs
-            assert features.dtype == np.float32 and features.ndim == 2 and features.shape[0] == len(idx), name
-            assert np.isfinite(features).all(), name
-            widths.add(features.shape[1])
-        else:
-            check_sequence_batch(ds, idx, batch, io)
-    assert len(widths) <= 1 and 0 not in widths, f"feature widths per split: {widths}"
+    tc.check_arrays(task, rng)
 
 
 def test_reverse_complement_keeps_shapes_and_reverses_the_masked_part(task: Task, rng: np.random.Generator) -> None:
-    if task.io.inputs == "features":
-        with pytest.raises(ValueError, match="reverse-complement"):
-            task.splits()["train"].take(np.arange(2), reverse_complement=True)
-        return
-    for name, ds in task.splits().items():
-        idx = rng.permutation(len(ds))[:BATCH]
-        fwd, rev = ds.take(idx), ds.take(idx, reverse_complement=True)
-        assert np.array_equal(fwd.y, rev.y), name
-        for (codes, mask), (rc_codes, rc_mask) in zip(branches(fwd), branches(rev), strict=True):
-            assert rc_codes.shape == codes.shape and rc_codes.dtype == np.uint8, name
-            assert np.array_equal(rc_mask, mask), name
-            for row, n in enumerate(mask.sum(axis=1)):
-                assert (rc_codes[row, :n] == COMPLEMENT[codes[row, :n][::-1]]).all(), f"{name}: row {idx[row]}"
-                assert (rc_codes[row, n:] == N_CODE).all(), f"{name}: row {idx[row]} padding"
+    tc.check_reverse_complement(task, rng)
 
 
 def test_ids_are_unique_within_and_across_splits(task: Task) -> None:
-    ids = {name: [str(i) for i in ds.ids] for name, ds in task.splits().items()}
-    for name, values in ids.items():
-        assert len(set(values)) == len(values), f"{name}: duplicate ids"
-    for a, b in itertools.combinations(SPLITS, 2):
-        shared = sorted(set(ids[a]) & set(ids[b]))
-        assert not shared, f"{len(shared)} ids in both {a} and {b}: {shared[:10]}"
-
-
-def as_seq_datasets(task: Task, whole: Mapping[str, Batch], branch: int | None = None) -> dict[str, SeqDataset]:
-    """Whole-split batches → `SeqDataset`s for the duplicate audit (all branches, or only `branch`)."""
-    out = {}
-    for name, batch in whole.items():
-        parts = branches(batch) if branch is None else [branches(batch)[branch]]
-        seqs = tuple(Seqs(codes, mask.sum(axis=1).astype(np.int32)) for codes, mask in parts)
-        out[name] = SeqDataset(seqs, batch.y, np.asarray(task.splits()[name].ids))
-    return out
+    tc.check_ids(task)
 
 
 def test_no_sequence_in_two_splits(case: Case, task: Task, builds: Builds) -> None:
     """No sequence (either strand) in two splits; for pair tasks, no pair — and under a chromosome split, no
     single enhancer or promoter window either (a random split shares elements by design, see `tasks._epi_splits`)."""
     require_sequences(task)
-    whole = builds.whole(case)
-    report = duplicate_report(as_seq_datasets(task, whole))
-    assert report.n_across == 0, "\n".join(report.lines())
-    if task.io.n_branches == 2 and task.split_protocol == "chromosome":
-        for b, role in enumerate(("enhancer", "promoter")):
-            report = duplicate_report(as_seq_datasets(task, whole, b))
-            assert report.n_across == 0, f"{role} windows in two splits:\n" + "\n".join(report.lines())
+    tc.check_disjoint(task, builds.whole(case))
 
 
 def test_digest_is_stable_and_follows_the_seed(case: Case, task: Task, builds: Builds) -> None:
@@ -336,35 +243,37 @@ def test_digest_is_stable_and_follows_the_seed(case: Case, task: Task, builds: B
         with pytest.raises(ConfigError, match=r"data\.seed"):
             make_task(case.task, {**builds.options(case), "seed": 1})
         pytest.skip(f"{case.task} has no data.seed option (fixed official splits)")
-    digest = task.digest()
-    assert isinstance(digest, str) and digest
-    assert builds.build(case).digest() == digest, "two independent builds differ"
+    tc.check_digest(task, lambda: builds.build(case))  # non-empty, equal for two independent builds
     other = builds.build(case, seed=int(builds.options(case).get("seed", 0)) + 1)
-    assert other.digest() != digest, "data.seed does not change the digest"
+    assert other.digest() != task.digest(), "data.seed does not change the digest"
 
 
 def test_metrics_give_a_finite_primary_metric_on_random_scores(case: Case, task: Task, builds: Builds) -> None:
-    y_true = builds.whole(case)["test"].y
-    y_score = np.random.default_rng(1).random(y_true.shape)
-    metrics = task.metrics(y_true, y_score)
-    assert task.primary_metric in metrics, f"{task.primary_metric} not in {sorted(metrics)}"
-    assert np.isfinite(float(metrics[task.primary_metric]))
+    tc.check_metrics(task, builds.whole(case))
 
 
 def test_labels_match_the_target(task: Task) -> None:
-    io = task.io
-    for name, ds in task.splits().items():
-        labels = np.asarray(ds.labels)
-        assert np.isin(labels, (0, 1)).all(), f"{name}: labels outside {{0, 1}}"
-        if io.target == "binary":
-            assert labels.shape == (len(ds),), f"{name}: {labels.shape}"
-            assert set(np.unique(labels).tolist()) == {0, 1}, f"{name}: one class only"
-        else:
-            assert labels.shape == (len(ds), io.n_outputs), f"{name}: {labels.shape}, n_outputs {io.n_outputs}"
-    if io.target == "multilabel":
-        assert np.asarray(task.splits()["train"].labels).any(), "no positive label in train"
-        for group, idx in task.label_groups.items():
-            assert len(idx) and min(idx) >= 0 and max(idx) < io.n_outputs, f"label group {group}: {idx}"
+    tc.check_labels(task)
+
+
+def test_a_broken_task_fails_the_check_at_fault(builds: Builds) -> None:
+    """Guards the shared checks against passing vacuously: a test split that repeats a training row (reverse
+    complemented) fails the disjoint check naming both ids; a repeated id fails the ids check."""
+    task = builds.task(CASES[0])  # enhancers.synthetic
+    splits = task.splits()
+    train, test = splits["train"], splits["test"]
+    leaked = test.subset(np.arange(len(test)))
+    leaked.seqs[0].codes[0] = tc.COMPLEMENT[train.seqs[0].codes[0][::-1]]
+    broken = SimpleNamespace(name=task.name, io=task.io, split_protocol=task.split_protocol,
+                             splits=lambda: {**splits, "test": leaked})  # fmt: skip
+    whole = tc.whole_batches(broken)
+    with pytest.raises(ContractError, match=re.escape(f"train ∩ test: 1 shared, e.g. {train.ids[0]} == {test.ids[0]}")):
+        tc.check_disjoint(broken, whole)
+    renamed = test.subset(np.arange(len(test)))
+    renamed.ids[1] = renamed.ids[0]
+    broken.splits = lambda: {**splits, "test": renamed}
+    with pytest.raises(ContractError, match=re.escape(f"test: duplicate ids ['{test.ids[0]}']")):
+        tc.check_ids(broken)
 
 
 # --- coverage ---------------------------------------------------------------------------------------------------------
