@@ -220,8 +220,11 @@ def transfer_section(experiment: str, tmp: Path) -> Section | None:
             figures.append((title, png(heatmap(frame, title))))
     if not figures:
         return None
-    note = "Rows: training cell line; columns: test split of each cell line (EPI cross-cell-line transfer)."
-    return Section("EPI cross-cell-line transfer", note, figures=figures)
+    note = (
+        "Rows: training cell line (EPI) or the trained output of a training cell type (chromatin); columns: the "
+        "test split of each cell line, or each cell type's label of the run's assay on the task's test split."
+    )
+    return Section("Cross-cell transfer", note, figures=figures)
 
 
 def figure_sections(experiment: str, runs: pd.DataFrame, tables: dict[str, pd.DataFrame], tmp: Path) -> list[Section]:
