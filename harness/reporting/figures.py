@@ -216,7 +216,10 @@ def transfer_section(experiment: str, tmp: Path) -> Section | None:
         local = store.download_artifact(run["run_id"], f"transfer/{metric}.csv", tmp / run["run_id"])
         if local is not None:
             frame = pd.read_csv(local).set_index("train_cell")
-            title = f"transfer {run.get('tags.model')} s{run.get('tags.seed')}: test {metric.upper()}"
+            chromatin = isinstance(run.get("tags.task"), str)  # EPI runs have no task tag (a task per cell)
+            keys = ("model", "task", "assay", "train_cells") if chromatin else ("model",)
+            what = " ".join(str(run.get(f"tags.{k}")) for k in keys)
+            title = f"transfer {what} s{run.get('tags.seed')}: test {metric.upper()}"
             figures.append((title, png(heatmap(frame, title))))
     if not figures:
         return None
