@@ -43,3 +43,9 @@ def test_even_width_is_refused() -> None:
         encoder(tower_width=4)
     with pytest.raises(ConfigError, match=r"model.stem_width=14 must be odd"):
         PLUGIN.defaults.check("model", {**PLUGIN.defaults, "stem_width": 14})
+
+
+def test_default_parameter_count_is_the_documented_one() -> None:
+    """docs/models.md states 1,681,920 encoder parameters at the defaults, whatever the length."""
+    enc = build(IOSpec("seq", (600,), 1, "binary"), **PLUGIN.defaults)
+    assert sum(p.numel() for p in enc.parameters()) == 1_681_920
