@@ -91,8 +91,9 @@ class SelfAttention(nn.Module):
             y = banded_attention(q, k, v, key_mask, self.window, bias, p)  # (B, H, T, D)
             return self.proj(y.transpose(1, 2).reshape(B, T, C))
         allowed = key_mask[:, None, None, :]  # (B, 1, 1, T); every row has at least one real key
-        pos = torch.arange(T, device=x.device) - n_prefix
-        rel = pos[:, None] - pos[None, :]  # (T, T): i − j
+        if self.window or bias is not None:
+            pos = torch.arange(T, device=x.device) - n_prefix
+            rel = pos[:, None] - pos[None, :]  # (T, T): i − j
         if self.window:
             allowed = allowed & (rel.abs() <= self.window)  # (B, 1, T, T)
             allowed = allowed | (~allowed.any(-1, keepdim=True) & (rel == 0))  # as banded_attention
