@@ -1,7 +1,19 @@
 """Training-step time of the attention models, explicit softmax attention (the path before SDPA) against
 `F.scaled_dot_product_attention` (the default now), in one run; then torch intra-op threads 1 against 2.
+With `--long`, instead: peak memory and step time of `kmer_attention` on long inputs, full against banded attention.
 
     .venv/bin/python bench/attention.py [--steps 10] [--rounds 7] [--batch 64] [--length 200]
+    .venv/bin/python bench/attention.py --long [--long-batch 1] [--long-steps 1] [--window 128]
+
+Long inputs (`--long`). `kmer_attention` at its plugin defaults (1 layer, 1 head, d_model 64, dropout 0.1, so
+training runs SDPA's math path, which keeps the scores) with `max_len` = the length, one training step as below on
+`--long-batch` sequences of 1, 4 and 16 kb, with full attention (`attention_window=0`) and with
+`attention_window=--window` tokens; then 16 kb at a quarter and at 4 × the window, to show memory growing with the
+window. Each row runs in its own process (its peak is its own): peak memory is the process's peak resident set
+(`ru_maxrss`) minus its resident set after building the model and batch, before the first step (what the step
+allocates; torch returns freed CPU memory to the system, so the peak is the step's); step time is the median wall
+time of `--long-steps` steps after one warm-up step. A full-attention row whose scores alone would pass
+`--full-limit-gb` is skipped (printed as such) rather than run.
 
 Rows. `kmer_attention` at its plugin defaults on `--length` bp sequences (fixed length, all positions real), then
 with dropout 0, then with dropout 0 on variable lengths (uniform in [length/2, length], N-padded: the padding mask
@@ -23,8 +35,12 @@ default is restored at the end (nothing else changes).
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -166,13 +182,70 @@ def compare_threads(args: argparse.Namespace, rng: np.random.Generator) -> None:
     print(f"  load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
 
 
+def rss_mib() -> float:
+    """This process's peak resident set so far, MiB (Linux reports `ru_maxrss` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def long_row(length: int, window: int, n: int, steps: int) -> dict[str, float]:
+    """One long-input row, in this process: `{"base_mib", "peak_mib", "ms"}` (see the module docstring)."""
+    io = IOSpec("seq", (length,), 1, "binary")
+    step = make_step("kmer_attention", io, {"max_len": length, "attention_window": window},
+                     batch(np.random.default_rng(0), n, length, False), True, True)  # fmt: skip
+    base = rss_mib()
+    step()  # warm-up
+    ms = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        ms.append(1e3 * (time.perf_counter() - start))
+    return {"base_mib": base, "peak_mib": rss_mib(), "ms": statistics.median(ms)}
+
+
+def compare_long(args: argparse.Namespace) -> None:
+    """The long-input table: one subprocess per row (`--long-row LENGTH WINDOW`)."""
+    w = args.window
+    rows = [(kb, window) for kb in (1, 4, 16) for window in (0, w)] + [(16, w // 4), (16, 4 * w)]
+    print(f"kmer_attention defaults (1 layer, 1 head, d_model 64, dropout 0.1), batch {args.long_batch}, one "
+          f"training step; median of {args.long_steps} steps; {torch.get_num_threads()} torch threads")  # fmt: skip
+    print(f"{'length':>7} {'attention':>16} {'step peak MiB':>14} {'ms/step':>10}")
+    for kb, window in rows:
+        length = 1024 * kb
+        label = f"window {window}" if window else "full"
+        scores_gb = 4 * args.long_batch * (length - 3) ** 2 / 2**30
+        if not window and scores_gb > args.full_limit_gb:
+            print(f"{kb:>5} kb {label:>16} {'skipped':>14}  (scores alone {scores_gb:.1f} GiB > --full-limit-gb)")
+            continue
+        cmd = [sys.executable, __file__, "--long-row", str(length), str(window), "--long-batch", str(args.long_batch),
+               "--long-steps", str(args.long_steps)]  # fmt: skip
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if out.returncode:
+            print(f"{kb:>5} kb {label:>16} failed: {out.stderr.strip().splitlines()[-1:]}")
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{kb:>5} kb {label:>16} {r['peak_mib'] - r['base_mib']:14.0f} {r['ms']:10.0f}", flush=True)
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round and variant")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--batch", type=int, default=TrainConfig().batch_size)
     parser.add_argument("--length", type=int, default=200, help="sequence length of the kmer_attention rows")
+    parser.add_argument("--long", action="store_true", help="only the long-input table (memory and time)")
+    parser.add_argument("--long-batch", type=int, default=1, help="sequences per step in the long-input table")
+    parser.add_argument("--long-steps", type=int, default=1, help="timed steps per long-input row")
+    parser.add_argument("--window", type=int, default=128, help="attention_window (tokens) of the long-input rows")
+    parser.add_argument("--full-limit-gb", type=float, default=2.0, help="skip full attention beyond these scores")
+    parser.add_argument("--long-row", type=int, nargs=2, metavar=("LENGTH", "WINDOW"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.long_row:
+        print(json.dumps(long_row(*args.long_row, args.long_batch, args.long_steps)))
+        return
+    if args.long:
+        compare_long(args)
+        return
     rng = np.random.default_rng(0)
     compare_paths(args, rng)
     compare_threads(args, rng)

@@ -2,6 +2,7 @@
 
 import harness  # noqa: F401  (first: it silences the pynvml notice that importing torch would print)
 from models import (  # noqa: F401
+    basenji,
     basset,
     deepsea,
     eplae,

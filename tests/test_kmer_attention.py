@@ -108,7 +108,9 @@ def test_learned_positions_cover_the_task_length(rng: np.random.Generator) -> No
     [
         ({"d_model": 16, "n_heads": 3}, "n_heads=3 must divide d_model=16"),
         ({"pooling": "sum"}, "pooling='sum' is not one of"),
-        ({"pos_encoding": "rotary"}, "pos_encoding='rotary' is not one of"),
+        ({"pos_encoding": "rope"}, "pos_encoding='rope' is not one of"),
+        ({"stem": "cnn"}, "stem='cnn' is not one of"),
+        ({"d_model": 6, "n_heads": 2, "pos_encoding": "rotary"}, "rotary positions need an even d_model / n_heads"),
         ({"d_model": 15, "pos_encoding": "sinusoidal"}, "even d_model"),
     ],
 )

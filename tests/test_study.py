@@ -94,8 +94,8 @@ def test_layout_seeds_and_resume(tmp_path: Path, local_ray: None) -> None:
     assert names == ["kmer_attention · enh.synth · s0", "kmer_attention · enh.synth · s1",
                      "kmer_attention · enh.synth · t0", "kmer_attention · enh.synth · t1"]  # fmt: skip
     searched = set(searched_names(get_model("kmer_attention"), TINY))
-    assert searched == {"model.n_heads", "model.dropout", "model.pooling", "train.lr", "train.weight_decay",
-                        "train.batch_size"}  # fmt: skip
+    assert searched == {"model.n_heads", "model.dropout", "model.pooling", "model.stem", "train.lr",
+                        "train.weight_decay", "train.batch_size", "train.mask_prob", "train.sampler"}  # fmt: skip
     client = MlflowClient(store.tracking_uri())
     trials = [r for r in children if r.data.tags["regbench.kind"] == "trial"]
     refits = sorted((r for r in children if r.data.tags["regbench.kind"] == "refit"), key=lambda r: r.data.tags["seed"])

@@ -216,12 +216,18 @@ def transfer_section(experiment: str, tmp: Path) -> Section | None:
         local = store.download_artifact(run["run_id"], f"transfer/{metric}.csv", tmp / run["run_id"])
         if local is not None:
             frame = pd.read_csv(local).set_index("train_cell")
-            title = f"transfer {run.get('tags.model')} s{run.get('tags.seed')}: test {metric.upper()}"
+            chromatin = isinstance(run.get("tags.task"), str)  # EPI runs have no task tag (a task per cell)
+            keys = ("model", "task", "assay", "train_cells") if chromatin else ("model",)
+            what = " ".join(str(run.get(f"tags.{k}")) for k in keys)
+            title = f"transfer {what} s{run.get('tags.seed')}: test {metric.upper()}"
             figures.append((title, png(heatmap(frame, title))))
     if not figures:
         return None
-    note = "Rows: training cell line; columns: test split of each cell line (EPI cross-cell-line transfer)."
-    return Section("EPI cross-cell-line transfer", note, figures=figures)
+    note = (
+        "Rows: training cell line (EPI) or the trained output of a training cell type (chromatin); columns: the "
+        "test split of each cell line, or each cell type's label of the run's assay on the task's test split."
+    )
+    return Section("Cross-cell transfer", note, figures=figures)
 
 
 def figure_sections(experiment: str, runs: pd.DataFrame, tables: dict[str, pd.DataFrame], tmp: Path) -> list[Section]:

@@ -26,6 +26,7 @@ from harness.config import TrainConfig
 from harness.spec import Dataset, ModelPlugin, Predictor, Task
 from harness.training.modeling import SequenceClassifier, build_model
 from harness.training.predictor import TorchPredictor, to_tensors
+from harness.training.sampling import epoch_order, epoch_size, mask_bases
 
 Report = Callable[[dict[str, float]], None]
 
@@ -190,13 +191,15 @@ def _train_epoch(
     epoch: int,
     bar: tqdm,
 ) -> tuple[float, int]:
-    """One pass over shuffled training batches; returns (summed loss × batch size, sequences seen)."""
+    """One pass over shuffled training batches (`train.sampler`, `train.mask_prob`: `harness.training.sampling`);
+    returns (summed loss × batch size, sequences seen)."""
     model.train()
     device = next(model.parameters()).device
     total_loss, seen = 0.0, 0
-    steps = math.ceil(len(train) / cfg.batch_size)
-    for b, order in enumerate(np.array_split(rng.permutation(len(train)), steps)):
-        batch = train.take(np.sort(order), cfg.rc_augment and bool(rng.integers(2)))
+    rows = epoch_order(train.labels, cfg.sampler, rng)
+    steps = math.ceil(len(rows) / cfg.batch_size)
+    for b, order in enumerate(np.array_split(rows, steps)):
+        batch = mask_bases(train.take(np.sort(order), cfg.rc_augment and bool(rng.integers(2))), cfg.mask_prob, rng)
         target = torch.from_numpy(batch.y).float().to(device).reshape(len(batch.y), -1)
         with _autocast(device, opt.use_amp):
             loss = opt.loss_fn(model(*to_tensors(batch.inputs, device)).float(), target)
@@ -266,7 +269,7 @@ def _fit_torch(
     train, val = splits["train"], splits["val"]
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"task {task.name}: empty train ({len(train)}) or val ({len(val)}) split")
-    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    steps_per_epoch = math.ceil(epoch_size(train.labels, cfg.sampler) / cfg.batch_size)
     opt = _optimisation(model, cfg, train.labels, steps_per_epoch * cfg.max_epochs, device)
     predictor = TorchPredictor(model, cfg.eval_batch_size, cfg.rc_tta, str(device))
     rng = np.random.default_rng(cfg.seed)
@@ -280,7 +283,7 @@ def _fit_torch(
         loss, n = _train_epoch(task, model, train, opt, cfg, rng, epoch, bar)
         seconds = time.perf_counter() - start
         seen, train_time = seen + n, train_time + seconds
-        row = _validation_row(task, predictor, val, epoch, loss / len(train), seconds, opt.scheduler.get_last_lr()[0])
+        row = _validation_row(task, predictor, val, epoch, loss / n, seconds, opt.scheduler.get_last_lr()[0])
         result.history.append(row)
         bar.set_postfix(epoch=epoch, loss=f"{row['train_loss']:.4f}", **{primary: f"{row[primary]:.4f}"})
         if report:

@@ -19,11 +19,14 @@ from harness.spec import ModelPlugin
 
 
 def train_space(trial: Any) -> dict[str, Any]:
-    """Shared optimiser settings of every torch model: learning rate, weight decay, batch size."""
+    """Shared training settings of every torch model: learning rate, weight decay, batch size, random masking of
+    training bases and the epoch sampler (uniform or class-balanced oversampling)."""
     return {
         "lr": trial.suggest_float("lr", 1e-4, 3e-3, log=True),
         "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True),
         "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
+        "mask_prob": trial.suggest_float("mask_prob", 0.0, 0.15),
+        "sampler": trial.suggest_categorical("sampler", ["uniform", "balanced"]),
     }
 
 
