@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from plugin_cli import regbench
 
+from harness.cli import main
 from harness.contract import CheckResult, ContractError, run, table
 
 WRONG_SHAPE = """
@@ -113,10 +114,11 @@ def test_a_task_whose_test_split_repeats_a_training_sequence_fails_disjoint(tmp_
     assert set(others.values()) == {"pass"}, others
 
 
-def test_an_unknown_name_is_one_line() -> None:
-    out = regbench(["plugin", "check", "kmer_atention"])
-    assert out.returncode == 2 and out.stdout == ""
-    assert out.stderr.strip() == (
+def test_an_unknown_name_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugin", "check", "kmer_atention"]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.strip() == (
         "regbench plugin: error: 'kmer_atention' is neither a registered model nor a task. "
         "Did you mean kmer_attention, kmer_logreg? See `regbench models` and `regbench tasks`"
     )

@@ -34,13 +34,18 @@ def test_write_names_and_refuses() -> None:
         write("model", "9lives", Path("unused"))
 
 
-def test_an_existing_folder_with_files_is_refused(tmp_path: Path) -> None:
+def test_an_existing_folder_with_files_or_a_taken_name_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "keep.txt").write_text("x")
-    out = regbench(["new", "model", "my_cnn", "--out", str(tmp_path)])
-    assert out.returncode == 2 and (tmp_path / "keep.txt").read_text() == "x"
-    assert (
-        out.stderr.strip() == f"regbench new: error: {tmp_path} exists and is not an empty folder; choose another --out"
-    )
+    assert main(["new", "model", "my_cnn", "--out", str(tmp_path)]) == 2
+    assert (tmp_path / "keep.txt").read_text() == "x"
+    assert main(["new", "model", "kmer_logreg", "--out", str(tmp_path / "new")]) == 2
+    assert not (tmp_path / "new").exists()
+    assert capsys.readouterr().err.splitlines() == [
+        f"regbench new: error: {tmp_path} exists and is not an empty folder; choose another --out",
+        "regbench new: error: model 'kmer_logreg' is already registered; pick another name",
+    ]
 
 
 @pytest.mark.slow
