@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from plugin_cli import probe_entry_points, probe_plugins_option
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 FENCE = re.compile(r"^```(\w*)([^\n]*)\n(.*?)^```\s*$", re.S | re.M)
@@ -58,9 +57,6 @@ def test_the_guide_has_runnable_blocks_only() -> None:
 
 @pytest.mark.slow
 def test_the_guide_runs_as_written(tmp_path: Path) -> None:
-    if not (probe_plugins_option() and probe_entry_points()):
-        pytest.skip("the guide loads plugins with --plugins and installed entry points; harness.plugins does not "
-                    "load them in this checkout yet (issue 24 item 1, the lead's branch)")  # fmt: skip
     outer = Path(sysconfig.get_paths()["purelib"])
     before = sorted(p.name for p in outer.iterdir())
     bin_dir = layered_venv(tmp_path / "venv")
