@@ -268,7 +268,10 @@ def test_scancel_ends_runs_killed_and_a_resubmitted_job_resumes(slurm: Slurm, tm
     assert sorted(finished["model"]) == ["kmer_attention", "kmer_logreg"]  # the logreg cell's one run, reused
     bench = runs[runs["kind"] == "benchmark"]
     assert len(bench) == 1 and bench["status"].iloc[0] == "FINISHED"  # the same study reopens its benchmark run
-    board = pd.read_csv(client.download_artifacts(bench["run_id"].iloc[0], "leaderboard.csv", str(tmp_path)))
+    # the server kept the artifacts in mlartifacts/ beside the store (`mlflow ui` there serves them)
+    uri = client.get_run(bench["run_id"].iloc[0]).info.artifact_uri
+    assert uri.startswith("mlflow-artifacts:/"), uri
+    board = pd.read_csv(tmp_path / "mlartifacts" / uri.removeprefix("mlflow-artifacts:/") / "leaderboard.csv")
     assert sorted(board["model"]) == ["kmer_attention", "kmer_logreg"] and (board["status"] == "ok").all()
     assert sorted(board["rank"]) == [1, 2]
     assert "done" in out and not (work / "slurm" / "tiny" / again / "auth_token").exists()
