@@ -17,7 +17,7 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "slurm" / "regbench.
 EPILOG = """examples:
   regbench slurm submit studies/enhancers.yaml --nodes 2 --gpus-per-node 4 --time 12:00:00 --partition gpu --requeue
   regbench slurm submit studies/smoke.yaml --dry-run   # write slurm/smoke/job.sbatch and show the sbatch command
-  regbench slurm submit studies/smoke.yaml --benchmark-args '--cells-in-flight 2'
+  regbench slurm submit studies/smoke.yaml --benchmark-args='--cells-in-flight 2'
 
 Run it from a folder every node shares: the MLflow store (mlflow.db, mlartifacts/), optuna.db, Tune's .ray/ and
 the job's files (slurm/<study>/) go there. With MLFLOW_TRACKING_URI=http(s)://... the job logs to that server
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
     )
     s.add_argument("study", type=Path, help="study YAML file, e.g. studies/smoke.yaml")
-    s.add_argument("--nodes", type=int, default=1, help="nodes of the allocation, one Ray node each (default 1)")
+    s.add_argument("--nodes", type=int, default=1, metavar="N", help="nodes, one Ray node each (default 1)")
     s.add_argument("--gpus-per-node", type=int, default=0, metavar="G", help="GPUs per node (default 0)")
     s.add_argument("--cpus-per-node", type=int, default=None, metavar="C",
                    help="CPUs per node (default: whole nodes, sbatch --exclusive)")  # fmt: skip
@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--requeue", action="store_true", help="requeue the job when stopped before its end; it resumes")
     s.add_argument("--dry-run", action="store_true", help="write the script and print the sbatch command only")
     s.add_argument("--benchmark-args", default="", metavar="'OPTIONS'",
-                   help="passed on to `regbench benchmark`, e.g. '--cells-in-flight 2 --no-resume'")  # fmt: skip
+                   help="passed on to `regbench benchmark`, e.g. --benchmark-args='--no-resume'")  # fmt: skip
     s.set_defaults(func=submit)
     c = commands.add_parser(
         "close-runs",
