@@ -275,6 +275,7 @@ def test_scancel_ends_runs_killed_and_a_resubmitted_job_resumes(slurm: Slurm, tm
     assert sorted(board["model"]) == ["kmer_attention", "kmer_logreg"] and (board["status"] == "ok").all()
     assert sorted(board["rank"]) == [1, 2]
     assert "done" in out and not (work / "slurm" / "tiny" / again / "auth_token").exists()
+    assert not Path(f"/tmp/rb{again}").exists()  # the head's Ray session folder is removed
 
 
 def test_bad_input_is_one_line(slurm: Slurm, tmp_path: Path) -> None:
