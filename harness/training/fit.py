@@ -13,7 +13,6 @@ import os
 import random
 import time
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +24,7 @@ from tqdm.auto import tqdm
 from harness.config import TrainConfig
 from harness.spec import Dataset, ModelPlugin, Predictor, Task
 from harness.training.modeling import SequenceClassifier, build_model
+from harness.training.precision import amp_dtype, autocast, compiled
 from harness.training.predictor import TorchPredictor, to_tensors
 
 Report = Callable[[dict[str, float]], None]
@@ -126,7 +126,8 @@ class _Optimisation:
     scheduler: torch.optim.lr_scheduler.LambdaLR
     loss_fn: nn.Module
     scaler: torch.amp.GradScaler
-    use_amp: bool
+    dtype: torch.dtype | None  # autocast dtype (`train.amp`), None for fp32
+    step_model: nn.Module  # the model the training step calls: compiled under `train.compile`
 
 
 def _lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -154,13 +155,6 @@ def _pos_weight(labels: np.ndarray, cfg: TrainConfig, device: torch.device) -> t
     return torch.tensor(weight, dtype=torch.float32, device=device)
 
 
-def _autocast(device: torch.device, enabled: bool) -> Any:
-    if not enabled or device.type != "cuda":
-        return nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
-
-
 def _parameter_groups(model: SequenceClassifier, lr: float) -> list[dict[str, Any]]:
     """The encoder's own groups (`Encoder.param_groups`), then every other trainable parameter at `lr`."""
     groups = [g for g in model.encoder.param_groups(lr) if g["params"]]
@@ -174,10 +168,10 @@ def _optimisation(
 ) -> _Optimisation:
     optimizer = torch.optim.AdamW(_parameter_groups(model, cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps))
-    use_amp = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not torch.cuda.is_bf16_supported())
+    dtype = amp_dtype(device, cfg.amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=_pos_weight(labels, cfg, device))
-    return _Optimisation(optimizer, scheduler, loss_fn, scaler, use_amp)
+    return _Optimisation(optimizer, scheduler, loss_fn, scaler, dtype, compiled(model, cfg.compile))
 
 
 def _train_epoch(
@@ -198,8 +192,8 @@ def _train_epoch(
     for b, order in enumerate(np.array_split(rng.permutation(len(train)), steps)):
         batch = train.take(np.sort(order), cfg.rc_augment and bool(rng.integers(2)))
         target = torch.from_numpy(batch.y).float().to(device).reshape(len(batch.y), -1)
-        with _autocast(device, opt.use_amp):
-            loss = opt.loss_fn(model(*to_tensors(batch.inputs, device)).float(), target)
+        with autocast(device, opt.dtype):
+            loss = opt.loss_fn(opt.step_model(*to_tensors(batch.inputs, device)).float(), target)
             aux = model.aux_loss()
             if aux is not None:
                 loss = loss + aux.float()
@@ -268,7 +262,7 @@ def _fit_torch(
         raise ValueError(f"task {task.name}: empty train ({len(train)}) or val ({len(val)}) split")
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     opt = _optimisation(model, cfg, train.labels, steps_per_epoch * cfg.max_epochs, device)
-    predictor = TorchPredictor(model, cfg.eval_batch_size, cfg.rc_tta, str(device))
+    predictor = TorchPredictor(model, cfg.eval_batch_size, cfg.rc_tta, str(device), cfg.amp)
     rng = np.random.default_rng(cfg.seed)
     primary = f"val_{task.primary_metric}"
     result = FitResult(predictor=predictor, n_params=predictor.n_params, model_metrics=model.encoder.run_metrics())
