@@ -154,6 +154,8 @@ class TrainConfig:
     device: str = setting("auto", pattern=DEVICE.pattern, accepts="auto, cpu, mps, cuda or cuda:N")
     threads: int = setting(0, ge=0)  # torch intra-op threads; 0: fit.default_threads()
     progress: bool = setting(True)  # tqdm progress bars
+    prefetch: int = setting(2, ge=0, le=64)  # batches built ahead in a background thread; 0: in the step's thread
+    length_buckets: bool = setting(False)  # batches of similar length (less padding): harness.training.batches
 
     def __post_init__(self) -> None:
         TRAIN_SETTINGS.check("train", dataclasses.asdict(self))

@@ -23,9 +23,10 @@ from tqdm.auto import tqdm
 
 from harness.config import TrainConfig
 from harness.spec import Dataset, ModelPlugin, Predictor, Task
+from harness.training.batches import DeviceBatch, EpochBatches, plan_epoch
 from harness.training.modeling import SequenceClassifier, build_model
 from harness.training.precision import amp_dtype, autocast, compiled
-from harness.training.predictor import TorchPredictor, to_tensors
+from harness.training.predictor import TorchPredictor
 
 Report = Callable[[dict[str, float]], None]
 
@@ -183,40 +184,47 @@ def _train_epoch(
     rng: np.random.Generator,
     epoch: int,
     bar: tqdm,
-) -> tuple[float, int]:
-    """One pass over shuffled training batches; returns (summed loss × batch size, sequences seen)."""
+) -> tuple[float, int, float]:
+    """One pass over shuffled training batches (built ahead: `harness.training.batches`); returns (summed loss ×
+    batch size, sequences seen, seconds the step waited for its batches)."""
     model.train()
     device = next(model.parameters()).device
     total_loss, seen = 0.0, 0
-    steps = math.ceil(len(train) / cfg.batch_size)
-    for b, order in enumerate(np.array_split(rng.permutation(len(train)), steps)):
-        batch = train.take(np.sort(order), cfg.rc_augment and bool(rng.integers(2)))
-        target = torch.from_numpy(batch.y).float().to(device).reshape(len(batch.y), -1)
-        with autocast(device, opt.dtype):
-            loss = opt.loss_fn(opt.step_model(*to_tensors(batch.inputs, device)).float(), target)
-            aux = model.aux_loss()
-            if aux is not None:
-                loss = loss + aux.float()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"{task.name}: non-finite training loss at epoch {epoch}, batch {b}; lower train.lr "
-                f"(now {cfg.lr}) or enable train.grad_clip"
-            )
-        opt.optimizer.zero_grad(set_to_none=True)
-        opt.scaler.scale(loss).backward()
-        if cfg.grad_clip > 0:
-            opt.scaler.unscale_(opt.optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.scaler.step(opt.optimizer)
-        opt.scaler.update()
-        opt.scheduler.step()
-        total_loss += loss.item() * len(order)
-        seen += len(order)
-        bar.update(1)
-        bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}", refresh=False)
+    with EpochBatches(train, plan_epoch(train, cfg, rng), device, cfg.prefetch) as batches:
+        for b, batch in enumerate(batches):
+            loss = _train_step(task, model, batch, opt, cfg, epoch, b)
+            total_loss += loss * len(batch)
+            seen += len(batch)
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}", refresh=False)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return total_loss, seen
+    return total_loss, seen, batches.wait_s
+
+
+def _train_step(
+    task: Task, model: SequenceClassifier, batch: DeviceBatch, opt: _Optimisation, cfg: TrainConfig, epoch: int, b: int
+) -> float:
+    """One optimiser step on `batch`; returns its loss."""
+    with autocast(batch.target.device, opt.dtype):
+        loss = opt.loss_fn(opt.step_model(*batch.inputs).float(), batch.target)
+        aux = model.aux_loss()
+        if aux is not None:
+            loss = loss + aux.float()
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"{task.name}: non-finite training loss at epoch {epoch}, batch {b}; lower train.lr "
+            f"(now {cfg.lr}) or enable train.grad_clip"
+        )
+    opt.optimizer.zero_grad(set_to_none=True)
+    opt.scaler.scale(loss).backward()
+    if cfg.grad_clip > 0:
+        opt.scaler.unscale_(opt.optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.scaler.step(opt.optimizer)
+    opt.scaler.update()
+    opt.scheduler.step()
+    return loss.item()
 
 
 def _validation_row(
@@ -271,10 +279,11 @@ def _fit_torch(
     bar = tqdm(total=cfg.max_epochs * steps_per_epoch, disable=not cfg.progress, desc=task.name, unit="batch")
     for epoch in range(1, cfg.max_epochs + 1):
         start = time.perf_counter()
-        loss, n = _train_epoch(task, model, train, opt, cfg, rng, epoch, bar)
+        loss, n, wait = _train_epoch(task, model, train, opt, cfg, rng, epoch, bar)
         seconds = time.perf_counter() - start
         seen, train_time = seen + n, train_time + seconds
         row = _validation_row(task, predictor, val, epoch, loss / len(train), seconds, opt.scheduler.get_last_lr()[0])
+        row["data_wait_fraction"] = wait / max(seconds, 1e-9)  # time the steps waited for batches / training time
         result.history.append(row)
         bar.set_postfix(epoch=epoch, loss=f"{row['train_loss']:.4f}", **{primary: f"{row[primary]:.4f}"})
         if report:

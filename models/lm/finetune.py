@@ -71,7 +71,7 @@ DEFAULTS = Settings(
 )
 
 TRAIN_DEFAULTS = {"lr": 1e-4, "batch_size": 16, "eval_batch_size": 64, "warmup_frac": 0.1, "max_epochs": 5,
-                  "patience": 2}  # fmt: skip
+                  "patience": 2, "length_buckets": True}  # fmt: skip
 
 
 @dataclass(frozen=True)
