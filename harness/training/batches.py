@@ -36,17 +36,19 @@ BUCKET_POOL = 50  # batches per length-sorted pool (a pool of 50 batches sorts 3
 class PlannedBatch:
     rows: np.ndarray  # (B,) sorted row indices into the split
     reverse_complement: bool
+    counted: int = -1  # rows that count towards the loss (-1: all); a filler shard (`shard`) counts none
+    weight: float = 1.0  # loss multiplier that makes data-parallel gradients those of the whole batch (`shard`)
 
 
 @dataclass
 class DeviceBatch:
-    """A batch on the training device: `inputs` as `to_tensors`, `target (B, n_outputs)` float32."""
+    """A batch on the training device: `inputs` as `to_tensors`, `target (B, n_outputs)` float32; `counted` rows
+    count towards the epoch's loss, whose gradient is scaled by `weight` (see `shard`)."""
 
     inputs: list[torch.Tensor]
     target: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.target)
+    counted: int
+    weight: float
 
 
 def row_lengths(dataset: Dataset) -> np.ndarray | None:
@@ -75,6 +77,23 @@ def plan_epoch(dataset: Dataset, cfg: TrainConfig, rng: np.random.Generator) -> 
     return [PlannedBatch(np.sort(rows), cfg.rc_augment and bool(rng.integers(2))) for rows in chunks]
 
 
+def shard(plan: list[PlannedBatch], rank: int, world: int) -> list[PlannedBatch]:
+    """Rank `rank`'s part of each batch of `plan` for data-parallel training on `world` workers: every `world`-th
+    row, with loss weight `n_rank · world / n`, so that the gradient DDP averages over ranks is the gradient of the
+    whole batch's mean loss. A rank left without rows (a batch smaller than `world`) steps on one filler row with
+    weight 0, since every rank must join each gradient all-reduce."""
+    if world == 1:
+        return plan
+    out = []
+    for batch in plan:
+        rows = batch.rows[rank::world]
+        if len(rows):
+            out.append(PlannedBatch(rows, batch.reverse_complement, len(rows), len(rows) * world / len(batch.rows)))
+        else:
+            out.append(PlannedBatch(batch.rows[:1], batch.reverse_complement, 0, 0.0))
+    return out
+
+
 def _host_batch(dataset: Dataset, planned: PlannedBatch, pin: bool) -> DeviceBatch:
     """The rows as CPU tensors (uint8 codes as int64), pinned when `pin`."""
     batch = dataset.take(planned.rows, planned.reverse_complement)
@@ -82,7 +101,8 @@ def _host_batch(dataset: Dataset, planned: PlannedBatch, pin: bool) -> DeviceBat
     target = torch.from_numpy(batch.y).float().reshape(len(batch.y), -1)
     if pin:
         inputs, target = [t.pin_memory() for t in inputs], target.pin_memory()
-    return DeviceBatch(inputs, target)
+    counted = len(planned.rows) if planned.counted < 0 else planned.counted
+    return DeviceBatch(inputs, target, counted, planned.weight)
 
 
 def _to_device(batch: DeviceBatch, device: torch.device) -> DeviceBatch:
@@ -90,7 +110,7 @@ def _to_device(batch: DeviceBatch, device: torch.device) -> DeviceBatch:
         return batch
     non_blocking = device.type == "cuda"  # from pinned memory: the copy overlaps the step's work
     return DeviceBatch([t.to(device, non_blocking=non_blocking) for t in batch.inputs],
-                       batch.target.to(device, non_blocking=non_blocking))  # fmt: skip
+                       batch.target.to(device, non_blocking=non_blocking), batch.counted, batch.weight)  # fmt: skip
 
 
 _DONE = object()

@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 
 from harness.config import TrainConfig
 from harness.spec import Dataset, ModelPlugin, Predictor, Task
-from harness.training.batches import DeviceBatch, EpochBatches, plan_epoch
+from harness.training.batches import DeviceBatch, EpochBatches, plan_epoch, shard
+from harness.training.distributed import data_parallel, rank_and_world, sum_over_ranks
 from harness.training.modeling import SequenceClassifier, build_model
 from harness.training.precision import amp_dtype, autocast, compiled
 from harness.training.predictor import TorchPredictor
@@ -93,7 +94,10 @@ def fit(
         return _fit_sklearn(task, plugin, hp, splits, report)
     device = resolve_device(cfg.device)
     model = build_model(plugin, task.io, hp).to(device)
-    return _fit_torch(task, model, cfg, splits, device, report)
+    rank, world = rank_and_world()
+    if world > 1:  # same initial weights on every rank; then each rank draws its own dropout masks
+        torch.manual_seed(cfg.seed + rank)
+    return _fit_torch(task, model, cfg, splits, device, report if rank == 0 else None)
 
 
 def _fit_sklearn(
@@ -128,7 +132,7 @@ class _Optimisation:
     loss_fn: nn.Module
     scaler: torch.amp.GradScaler
     dtype: torch.dtype | None  # autocast dtype (`train.amp`), None for fp32
-    step_model: nn.Module  # the model the training step calls: compiled under `train.compile`
+    step_model: nn.Module  # the model the training step calls: DDP-wrapped on several workers, compiled if asked
 
 
 def _lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -172,7 +176,8 @@ def _optimisation(
     dtype = amp_dtype(device, cfg.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=_pos_weight(labels, cfg, device))
-    return _Optimisation(optimizer, scheduler, loss_fn, scaler, dtype, compiled(model, cfg.compile))
+    step_model = compiled(data_parallel(model, rank_and_world()[1]), cfg.compile)
+    return _Optimisation(optimizer, scheduler, loss_fn, scaler, dtype, step_model)
 
 
 def _train_epoch(
@@ -190,16 +195,18 @@ def _train_epoch(
     model.train()
     device = next(model.parameters()).device
     total_loss, seen = 0.0, 0
-    with EpochBatches(train, plan_epoch(train, cfg, rng), device, cfg.prefetch) as batches:
+    rank, world = rank_and_world()
+    with EpochBatches(train, shard(plan_epoch(train, cfg, rng), rank, world), device, cfg.prefetch) as batches:
         for b, batch in enumerate(batches):
             loss = _train_step(task, model, batch, opt, cfg, epoch, b)
-            total_loss += loss * len(batch)
-            seen += len(batch)
+            total_loss += loss * batch.counted
+            seen += batch.counted
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}", refresh=False)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return total_loss, seen, batches.wait_s
+    total_loss, all_seen = sum_over_ranks([total_loss, float(seen)], world)
+    return total_loss, int(all_seen), batches.wait_s
 
 
 def _train_step(
@@ -217,7 +224,7 @@ def _train_step(
             f"(now {cfg.lr}) or enable train.grad_clip"
         )
     opt.optimizer.zero_grad(set_to_none=True)
-    opt.scaler.scale(loss).backward()
+    opt.scaler.scale(loss * batch.weight if batch.weight != 1.0 else loss).backward()
     if cfg.grad_clip > 0:
         opt.scaler.unscale_(opt.optimizer)
         nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -276,7 +283,8 @@ def _fit_torch(
     result = FitResult(predictor=predictor, n_params=predictor.n_params, model_metrics=model.encoder.run_metrics())
     stopping = _EarlyStopping(cfg.patience)
     seen, train_time = 0, 0.0
-    bar = tqdm(total=cfg.max_epochs * steps_per_epoch, disable=not cfg.progress, desc=task.name, unit="batch")
+    quiet = not cfg.progress or rank_and_world()[0] > 0  # one progress bar: rank 0's
+    bar = tqdm(total=cfg.max_epochs * steps_per_epoch, disable=quiet, desc=task.name, unit="batch")
     for epoch in range(1, cfg.max_epochs + 1):
         start = time.perf_counter()
         loss, n, wait = _train_epoch(task, model, train, opt, cfg, rng, epoch, bar)
