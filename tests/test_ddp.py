@@ -61,3 +61,12 @@ def test_two_workers_train_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     for name, value in weights_one.items():
         torch.testing.assert_close(weights_two[name], value, atol=1e-4, rtol=1e-4, msg=name)
     assert TrainConfig().batch_size == 64  # the global batch is the setting itself, not per worker
+
+
+@pytest.mark.slow
+def test_an_sklearn_model_runs_on_one_worker(capsys: pytest.CaptureFixture[str]) -> None:
+    request = RunRequest("enhancers.synthetic", "kmer_logreg", {"data": {"n": 200}})
+    run_id = train_run_on_workers(request, 2)
+    assert "note: kmer_logreg is not a torch model; it runs on one worker" in capsys.readouterr().out
+    run = store.get_run(run_id)
+    assert run.info.status == "FINISHED" and "workers" not in run.data.tags
