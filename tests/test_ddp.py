@@ -33,6 +33,9 @@ def test_workers_beyond_the_machine_are_refused() -> None:
     request = RunRequest("enhancers.synthetic", "kmer_attention", {})
     with pytest.raises(ConfigError, match=f"--workers 99: this machine can place 1 to {os.cpu_count()} workers"):
         train_run_on_workers(request, 99)
+    cv = RunRequest("enhancers.synthetic", "kmer_attention", {"data": {"split": "cv", "n": 200}})
+    with pytest.raises(ConfigError, match="cross-validation runs on one worker"):
+        train_run_on_workers(cv, 2)
 
 
 def _history(run_id: str, key: str) -> list[float]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from harness import paths
 from harness.config import ConfigError
+from harness.data.splits import CvTask
 from harness.training.run import RunRequest, fit_and_log, load_data, run_tags, train_run
 
 _ENV_KEYS = ("REGBENCH_DATA", "REGBENCH_CACHE", "REGBENCH_LM_CHECKPOINTS", "REGBENCH_DNABERT2")
@@ -86,6 +87,8 @@ def train_run_on_workers(request: RunRequest, workers: int) -> str:
     if not 1 <= workers <= cores:
         raise ConfigError(f"--workers {workers}: this machine can place 1 to {cores} workers of one CPU each")
     run = request.resolve()
+    if workers > 1 and isinstance(run.task, CvTask):
+        raise ConfigError(f"--workers {workers} with data.split=cv: cross-validation runs on one worker")
     if workers == 1 or not run.plugin.is_torch:
         if workers > 1:
             print(f"note: {run.plugin.name} is not a torch model; it runs on one worker")
