@@ -105,3 +105,13 @@ def test_compiled_training_matches_eager(rng: np.random.Generator, monkeypatch: 
         assert b["train_loss"] == pytest.approx(a["train_loss"], abs=1e-4)
     val = task.splits()["val"]
     np.testing.assert_allclose(fast.predictor.score(val), eager.predictor.score(val), atol=1e-3)
+
+
+@pytest.mark.parametrize(("logged", "amp"), [(True, "auto"), (False, "false"), ("true", "true"), (None, "auto")])
+def test_a_reloaded_model_scores_in_its_runs_precision(logged: object, amp: str) -> None:
+    """`regbench predict/ism` rebuild the predictor with the run's `train.amp` (runs before auto/true/false: a bool)."""
+    from harness.tracking.logged_model import as_predictor
+
+    train = {"eval_batch_size": 8, "rc_tta": False, **({} if logged is None else {"amp": logged})}
+    predictor = as_predictor(torch.nn.Linear(1, 1), {"kind": "torch", "train": train}, "cpu")
+    assert predictor.amp == amp

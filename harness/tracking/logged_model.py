@@ -155,7 +155,9 @@ def as_predictor(model: Any, meta: Mapping[str, Any], device: str) -> Any:
     from harness.training.predictor import TorchPredictor
 
     train = meta["train"]
-    return TorchPredictor(model, train["eval_batch_size"], train["rc_tta"], str(resolve_device(device)))
+    amp = train.get("amp", "auto")  # runs logged before train.amp took auto/true/false stored a bool (CUDA only)
+    amp = ("auto" if amp else "false") if isinstance(amp, bool) else amp
+    return TorchPredictor(model, train["eval_batch_size"], train["rc_tta"], str(resolve_device(device)), amp)
 
 
 # --- the python_function flavor -------------------------------------------------------------------------------
