@@ -3,13 +3,13 @@ thread (after, `train.prefetch=2`), in one run, one torch thread, alternating be
 
 - basset (full size) on `chromatin.synthetic` in the Basset layout (600 bp, read through the memory-mapped cache;
   written to a temporary `$REGBENCH_CACHE`), `--steps` steps of batch 64;
-- kmer_attention on iEnhancer-2L (`$REGBENCH_DATA`, 200 bp), `--steps` steps of batch 64;
-- the NT-v2 probe's embedding (`$REGBENCH_LM_CHECKPOINTS/nt-v2-tiny`, seeded random weights) of iEnhancer-2L's
-  training sequences: token batches padded ahead (`Encoder.prefetch`) or not.
+- kmer_attention on iEnhancer-2L (`$REGBENCH_DATA`, 200 bp), `--steps` steps of batch 64.
+The NT-v2 probe's embedding is not here: padding its token batches ahead in a thread measured 0.53-1.01x of inline
+padding on this machine (docs/speed.md), so the embedding keeps building its batches inline.
 Training rows: sequences/s and `data_wait_fraction` (time the step waited for its batch / training time), the
 median over repeats. Numbers are under whatever load the machine has: the load average is printed.
 
-    REGBENCH_DATA=... REGBENCH_LM_CHECKPOINTS=... .venv/bin/python bench/input_pipeline.py [--steps 15] [--repeats 2]
+    REGBENCH_DATA=... .venv/bin/python bench/input_pipeline.py [--steps 15] [--repeats 2]
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -49,22 +48,6 @@ def train_rate(task_name: str, model: str, data: dict[str, object], prefetch: in
     return result.throughput, result.history[0]["data_wait_fraction"]
 
 
-def embed_rate(checkpoint: str, prefetch: int) -> float:
-    """Sequences/s of the frozen NT-v2 encoder on iEnhancer-2L's training sequences."""
-    from harness.plugins import make_task
-    from models.lm._checkpoint import load_backbone
-    from models.lm._embeddings import EmbedSettings, Encoder, sequences
-
-    folder = Path(checkpoint).resolve()
-    backbone = load_backbone(folder, random_init=True)
-    encoder = Encoder(EmbedSettings(str(folder), "", "mean", 512, 32, "cpu"), backbone.tokenizer, backbone.encoder)
-    encoder.prefetch = prefetch
-    seqs = sequences(make_task("enhancers.ienhancer2l", {}).splits()["train"].seqs[0])
-    start = time.perf_counter()
-    encoder.embed(seqs, "timed")
-    return len(seqs) / (time.perf_counter() - start)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=15)
@@ -74,14 +57,12 @@ def main(argv: list[str] | None = None) -> None:
     STEPS = args.steps
     synthetic = {"format": "basset", "length": 600, "n": max(100, int(STEPS * 64 / 0.8) + 1)}  # 80 % train
     torch.set_num_threads(1)
-    checkpoint = os.path.join(os.environ.get("REGBENCH_LM_CHECKPOINTS", "../shared/lm_checkpoints"), "nt-v2-tiny")
     print(f"load average before: {loadavg()}; cores: {os.cpu_count()}; torch threads: 1")
     with tempfile.TemporaryDirectory() as cache:
         os.environ["REGBENCH_CACHE"] = cache
         cases = {
             "basset / chromatin.synthetic": lambda p: train_rate("chromatin.synthetic", "basset", synthetic, p),
             "kmer_attention / ienhancer2l": lambda p: train_rate("enhancers.ienhancer2l", "kmer_attention", {}, p),
-            "nt-v2-tiny embedding": lambda p: (embed_rate(checkpoint, p), float("nan")),
         }
         print(f"{'case':<30}{'mode':<8}{'seq/s':>9}{'data_wait':>11}{'× before':>10}")
         for name, measure in cases.items():

@@ -7,8 +7,7 @@
 - `EpochBatches`: a `Prefetcher` (a background thread and a queue of `train.prefetch` results) takes the rows from
   the dataset and makes the tensors (pinned on CUDA); the step copies them to the device with `non_blocking`. The
   time the step waits for its batch is `wait_s`; the epoch row logs it as `data_wait_fraction` (wait / epoch's
-  training time). `train.prefetch=0` builds each batch in the step's own thread (the loop as it was). The frozen
-  language-model embedding pads its token batches ahead with the same `Prefetcher`.
+  training time). `train.prefetch=0` builds each batch in the step's own thread (the loop as it was).
 """
 
 from __future__ import annotations

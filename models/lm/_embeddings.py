@@ -39,7 +39,6 @@ from harness.data.datasets import FeatureDataset, Seqs, sequence_branches
 from harness.data.encode import decode
 from harness.paths import DataNotFoundError, cache_dir
 from harness.spec import Dataset, Splits
-from harness.training.batches import Prefetcher
 from harness.training.precision import amp_dtype, autocast
 from harness.training.resources import ResourceMonitor
 from models.lm._checkpoint import check_folder, load_backbone
@@ -229,7 +228,6 @@ class Encoder:
         self.max_tokens = max_tokens(spec.max_length, model, tokenizer)
         self.tokens = TokenWindows(tokenizer, self.max_tokens, spec.pooling)
         self.hidden_size = int(model.config.hidden_size)
-        self.prefetch = 2  # token batches padded ahead in a background thread (0: in the forward's thread)
 
     def windows(self, seqs: Sequence[str]) -> Windows:
         return self.tokens.windows(seqs)
@@ -248,14 +246,14 @@ class Encoder:
         total = torch.zeros(len(seqs), self.hidden_size, dtype=torch.float64)  # Σ window vector × real tokens
         counts = torch.zeros(len(seqs), dtype=torch.float64)  # Σ real tokens
         order = np.argsort([len(w) for w in win.ids], kind="stable")  # similar lengths share a batch
-        groups = [order[s : s + self.spec.batch_size] for s in range(0, len(order), self.spec.batch_size)]
-        with Prefetcher(groups, lambda rows: (rows, *self.tokens.batch(win, rows)), self.prefetch) as batches:
-            for rows, ids, attention, real in tqdm(batches, total=len(groups), desc=desc, unit="batch", disable=None):
-                hidden = self._hidden(ids.to(self.device), attention.to(self.device)).cpu().double()  # (B, T, D)
-                weighted, n_real = self.tokens.pool(hidden, real)
-                owner = torch.from_numpy(win.owner[rows])
-                total.index_add_(0, owner, weighted)
-                counts.index_add_(0, owner, n_real)
+        for start in tqdm(range(0, len(order), self.spec.batch_size), desc=desc, unit="batch", disable=None):
+            rows = order[start : start + self.spec.batch_size]
+            ids, attention, real = self.tokens.batch(win, rows)
+            hidden = self._hidden(ids.to(self.device), attention.to(self.device)).cpu().double()  # (B, T, D)
+            weighted, n_real = self.tokens.pool(hidden, real)
+            owner = torch.from_numpy(win.owner[rows])
+            total.index_add_(0, owner, weighted)
+            counts.index_add_(0, owner, n_real)
         return (total / counts[:, None]).float().numpy()
 
 
