@@ -145,7 +145,8 @@ class TrainConfig:
     schedule: str = setting("cosine", choices=("cosine", "linear", "constant"))  # after warm-up
     grad_clip: float = setting(1.0, ge=0)  # max global grad norm; 0 disables
     patience: int = setting(5, ge=0)  # epochs without validation improvement before stopping; 0 disables
-    amp: bool = setting(True)  # mixed precision (bf16/fp16 autocast) — CUDA only, ignored on CPU
+    amp: str = setting("auto", choices=("auto", "true", "false"))  # autocast: harness.training.precision
+    compile: bool = setting(False)  # torch.compile the training step (CPU and CUDA)
     rc_augment: bool = setting(False)  # random reverse-complement of training batches
     rc_tta: bool = setting(False)  # average predictions over both strands at evaluation
     class_weight: str = setting("none", choices=("none", "balanced"))  # balanced: positive weight = n_neg / n_pos
@@ -155,6 +156,8 @@ class TrainConfig:
     device: str = setting("auto", pattern=DEVICE.pattern, accepts="auto, cpu, mps, cuda or cuda:N")
     threads: int = setting(0, ge=0)  # torch intra-op threads; 0: fit.default_threads()
     progress: bool = setting(True)  # tqdm progress bars
+    prefetch: int = setting(2, ge=0, le=64)  # batches built ahead in a background thread; 0: in the step's thread
+    length_buckets: bool = setting(False)  # batches of similar length (less padding): harness.training.batches
 
     def __post_init__(self) -> None:
         TRAIN_SETTINGS.check("train", dataclasses.asdict(self))
@@ -216,7 +219,7 @@ def coerce(namespace: str, key: str, value: Any, like: Any) -> Any:
         if isinstance(like, float) and not isinstance(value, bool):
             return float(value)
         if isinstance(like, str):
-            return str(value)
+            return str(value).lower() if isinstance(value, bool) else str(value)  # YAML true → "true"
     except (TypeError, ValueError, OverflowError):
         pass
     raise ConfigError(f"{namespace}.{key}={value!r}: expected {type(like).__name__} (default is {like!r})")

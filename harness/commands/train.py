@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "  regbench train --task enhancers.ienhancer2l --model kmer_logreg --set data.split=cv --set data.folds=5",
     )
     add_run_arguments(p)
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="train data-parallel on N Ray Train workers of a local Ray, one CPU each (torch models; "
+                   "the global batch stays train.batch_size; default 1)")  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -47,7 +50,12 @@ def run(args: argparse.Namespace) -> int:
     from harness.training.run import RunRequest, train_run
 
     spec = RunRequest(args.task, args.model, overrides_from(args), args.seed, args.max_epochs, args.experiment)
-    run_id = train_run(spec)
+    if getattr(args, "workers", 1) != 1:
+        from harness.training.workers import train_run_on_workers
+
+        run_id = train_run_on_workers(spec, args.workers)
+    else:
+        run_id = train_run(spec)
     print(summary(run_id))
     print(f"run_id: {run_id}")
     return 0

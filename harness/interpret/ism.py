@@ -22,6 +22,7 @@ import torch
 from harness.data.datasets import SeqDataset, Seqs
 from harness.data.encode import ALPHABET
 from harness.spec import Predictor
+from harness.training.precision import amp_dtype, autocast
 from harness.training.predictor import TorchPredictor
 
 LogitFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # codes (B, L) long, mask (B, L) bool → (B, C)
@@ -71,7 +72,13 @@ def logit_fn(predictor: Predictor, device: str) -> LogitFn:
     """A batched `logits(codes, mask) -> (B, C)` for a torch or an sklearn-style predictor."""
     if isinstance(predictor, TorchPredictor):
         model = predictor.model.to(device).eval()
-        return lambda codes, mask: model(codes, mask).float()
+        dtype = amp_dtype(device, predictor.amp)
+
+        def torch_logits(codes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            with autocast(device, dtype):
+                return model(codes, mask).float()
+
+        return torch_logits
 
     def sklearn_logits(codes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         lengths = mask.sum(1).cpu().numpy().astype(np.int32)

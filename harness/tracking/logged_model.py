@@ -113,13 +113,19 @@ def load(folder: Path) -> Any:
     return _load_sklearn(plugin, meta, folder / STATE_FILE)
 
 
+def stored_hp(plugin: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's hyperparameters over the plugin's defaults: a setting added since the run was logged takes its
+    default (which is what the run used before the setting existed)."""
+    return {**plugin.defaults, **meta["hp"]}
+
+
 def _load_torch(plugin: Any, meta: Mapping[str, Any], path: Path) -> Any:
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
     from harness.training.modeling import build_model
 
-    model = build_model(plugin, io_spec(meta), meta["hp"])
+    model = build_model(plugin, io_spec(meta), stored_hp(plugin, meta))
     try:
         load_model(model, str(path), strict=True)
     except (SafetensorError, OSError) as err:
@@ -145,7 +151,7 @@ def _load_sklearn(plugin: Any, meta: Mapping[str, Any], path: Path) -> Any:
         raise UnsafeModelError(f"{path} names types regbench does not trust ({', '.join(foreign)}); refusing to "
                                "load it")  # fmt: skip
     state = skops.io.load(path, trusted=list(untrusted))
-    return plugin.load_state(state, io_spec(meta), meta["hp"])
+    return plugin.load_state(state, io_spec(meta), stored_hp(plugin, meta))
 
 
 def as_predictor(model: Any, meta: Mapping[str, Any], device: str) -> Any:
@@ -156,7 +162,9 @@ def as_predictor(model: Any, meta: Mapping[str, Any], device: str) -> Any:
     from harness.training.predictor import TorchPredictor
 
     train = meta["train"]
-    return TorchPredictor(model, train["eval_batch_size"], train["rc_tta"], str(resolve_device(device)))
+    amp = train.get("amp", "auto")  # runs logged before train.amp took auto/true/false stored a bool (CUDA only)
+    amp = ("auto" if amp else "false") if isinstance(amp, bool) else amp
+    return TorchPredictor(model, train["eval_batch_size"], train["rc_tta"], str(resolve_device(device)), amp)
 
 
 # --- the python_function flavor -------------------------------------------------------------------------------

@@ -316,6 +316,18 @@ def run(
             mlflow.end_run(status=status)
 
 
+@contextmanager
+def attach(run_id: str) -> Iterator[RunLogger]:
+    """Log into the existing run `run_id` from another process (rank 0 of a data-parallel fit); the process that
+    started the run (`run`) sets its final status."""
+    configure()
+    mlflow.start_run(run_id=run_id)
+    try:
+        yield RunLogger(run_id)
+    finally:
+        mlflow.end_run()
+
+
 def get_run(run_id: str) -> Any:
     """The MLflow run `run_id`; LookupError naming it and the tracking URI when there is no such run."""
     try:

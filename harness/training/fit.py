@@ -13,7 +13,6 @@ import os
 import random
 import time
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +23,12 @@ from tqdm.auto import tqdm
 
 from harness.config import TrainConfig
 from harness.spec import Dataset, ModelPlugin, Predictor, Task
+from harness.training.batches import DeviceBatch, EpochBatches, plan_epoch, shard
+from harness.training.distributed import data_parallel, rank_and_world, sum_over_ranks
 from harness.training.modeling import SequenceClassifier, build_model
-from harness.training.predictor import TorchPredictor, to_tensors
-from harness.training.sampling import epoch_order, epoch_size, mask_bases
+from harness.training.precision import amp_dtype, autocast, compiled
+from harness.training.predictor import TorchPredictor
+from harness.training.sampling import epoch_size
 
 Report = Callable[[dict[str, float]], None]
 
@@ -93,7 +95,10 @@ def fit(
         return _fit_sklearn(task, plugin, hp, splits, report)
     device = resolve_device(cfg.device)
     model = build_model(plugin, task.io, hp).to(device)
-    return _fit_torch(task, model, cfg, splits, device, report)
+    rank, world = rank_and_world()
+    if world > 1:  # same initial weights on every rank; then each rank draws its own dropout masks
+        torch.manual_seed(cfg.seed + rank)
+    return _fit_torch(task, model, cfg, splits, device, report if rank == 0 else None)
 
 
 def _fit_sklearn(
@@ -127,7 +132,8 @@ class _Optimisation:
     scheduler: torch.optim.lr_scheduler.LambdaLR
     loss_fn: nn.Module
     scaler: torch.amp.GradScaler
-    use_amp: bool
+    dtype: torch.dtype | None  # autocast dtype (`train.amp`), None for fp32
+    step_model: nn.Module  # the model the training step calls: DDP-wrapped on several workers, compiled if asked
 
 
 def _lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -155,13 +161,6 @@ def _pos_weight(labels: np.ndarray, cfg: TrainConfig, device: torch.device) -> t
     return torch.tensor(weight, dtype=torch.float32, device=device)
 
 
-def _autocast(device: torch.device, enabled: bool) -> Any:
-    if not enabled or device.type != "cuda":
-        return nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
-
-
 def _parameter_groups(model: SequenceClassifier, lr: float) -> list[dict[str, Any]]:
     """The encoder's own groups (`Encoder.param_groups`), then every other trainable parameter at `lr`."""
     groups = [g for g in model.encoder.param_groups(lr) if g["params"]]
@@ -175,10 +174,11 @@ def _optimisation(
 ) -> _Optimisation:
     optimizer = torch.optim.AdamW(_parameter_groups(model, cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps))
-    use_amp = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not torch.cuda.is_bf16_supported())
+    dtype = amp_dtype(device, cfg.amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=_pos_weight(labels, cfg, device))
-    return _Optimisation(optimizer, scheduler, loss_fn, scaler, use_amp)
+    step_model = compiled(data_parallel(model, rank_and_world()[1]), cfg.compile)
+    return _Optimisation(optimizer, scheduler, loss_fn, scaler, dtype, step_model)
 
 
 def _train_epoch(
@@ -190,42 +190,49 @@ def _train_epoch(
     rng: np.random.Generator,
     epoch: int,
     bar: tqdm,
-) -> tuple[float, int]:
-    """One pass over shuffled training batches (`train.sampler`, `train.mask_prob`: `harness.training.sampling`);
-    returns (summed loss × batch size, sequences seen)."""
+) -> tuple[float, int, float]:
+    """One pass over shuffled training batches (built ahead: `harness.training.batches`); returns (summed loss ×
+    batch size, sequences seen, seconds the step waited for its batches)."""
     model.train()
     device = next(model.parameters()).device
     total_loss, seen = 0.0, 0
-    rows = epoch_order(train.labels, cfg.sampler, rng)
-    steps = math.ceil(len(rows) / cfg.batch_size)
-    for b, order in enumerate(np.array_split(rows, steps)):
-        batch = mask_bases(train.take(np.sort(order), cfg.rc_augment and bool(rng.integers(2))), cfg.mask_prob, rng)
-        target = torch.from_numpy(batch.y).float().to(device).reshape(len(batch.y), -1)
-        with _autocast(device, opt.use_amp):
-            loss = opt.loss_fn(model(*to_tensors(batch.inputs, device)).float(), target)
-            aux = model.aux_loss()
-            if aux is not None:
-                loss = loss + aux.float()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"{task.name}: non-finite training loss at epoch {epoch}, batch {b}; lower train.lr "
-                f"(now {cfg.lr}) or enable train.grad_clip"
-            )
-        opt.optimizer.zero_grad(set_to_none=True)
-        opt.scaler.scale(loss).backward()
-        if cfg.grad_clip > 0:
-            opt.scaler.unscale_(opt.optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.scaler.step(opt.optimizer)
-        opt.scaler.update()
-        opt.scheduler.step()
-        total_loss += loss.item() * len(order)
-        seen += len(order)
-        bar.update(1)
-        bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}", refresh=False)
+    rank, world = rank_and_world()
+    with EpochBatches(train, shard(plan_epoch(train, cfg, rng), rank, world), device, cfg.prefetch) as batches:
+        for b, batch in enumerate(batches):
+            loss = _train_step(task, model, batch, opt, cfg, epoch, b)
+            total_loss += loss * batch.counted
+            seen += batch.counted
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}", refresh=False)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return total_loss, seen
+    total_loss, all_seen = sum_over_ranks([total_loss, float(seen)], world)
+    return total_loss, int(all_seen), batches.wait_s
+
+
+def _train_step(
+    task: Task, model: SequenceClassifier, batch: DeviceBatch, opt: _Optimisation, cfg: TrainConfig, epoch: int, b: int
+) -> float:
+    """One optimiser step on `batch`; returns its loss."""
+    with autocast(batch.target.device, opt.dtype):
+        loss = opt.loss_fn(opt.step_model(*batch.inputs).float(), batch.target)
+        aux = model.aux_loss()
+        if aux is not None:
+            loss = loss + aux.float()
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"{task.name}: non-finite training loss at epoch {epoch}, batch {b}; lower train.lr "
+            f"(now {cfg.lr}) or enable train.grad_clip"
+        )
+    opt.optimizer.zero_grad(set_to_none=True)
+    opt.scaler.scale(loss * batch.weight if batch.weight != 1.0 else loss).backward()
+    if cfg.grad_clip > 0:
+        opt.scaler.unscale_(opt.optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.scaler.step(opt.optimizer)
+    opt.scaler.update()
+    opt.scheduler.step()
+    return loss.item()
 
 
 def _validation_row(
@@ -271,19 +278,21 @@ def _fit_torch(
         raise ValueError(f"task {task.name}: empty train ({len(train)}) or val ({len(val)}) split")
     steps_per_epoch = math.ceil(epoch_size(train.labels, cfg.sampler) / cfg.batch_size)
     opt = _optimisation(model, cfg, train.labels, steps_per_epoch * cfg.max_epochs, device)
-    predictor = TorchPredictor(model, cfg.eval_batch_size, cfg.rc_tta, str(device))
+    predictor = TorchPredictor(model, cfg.eval_batch_size, cfg.rc_tta, str(device), cfg.amp)
     rng = np.random.default_rng(cfg.seed)
     primary = f"val_{task.primary_metric}"
     result = FitResult(predictor=predictor, n_params=predictor.n_params, model_metrics=model.encoder.run_metrics())
     stopping = _EarlyStopping(cfg.patience)
     seen, train_time = 0, 0.0
-    bar = tqdm(total=cfg.max_epochs * steps_per_epoch, disable=not cfg.progress, desc=task.name, unit="batch")
+    quiet = not cfg.progress or rank_and_world()[0] > 0  # one progress bar: rank 0's
+    bar = tqdm(total=cfg.max_epochs * steps_per_epoch, disable=quiet, desc=task.name, unit="batch")
     for epoch in range(1, cfg.max_epochs + 1):
         start = time.perf_counter()
-        loss, n = _train_epoch(task, model, train, opt, cfg, rng, epoch, bar)
+        loss, n, wait = _train_epoch(task, model, train, opt, cfg, rng, epoch, bar)
         seconds = time.perf_counter() - start
         seen, train_time = seen + n, train_time + seconds
         row = _validation_row(task, predictor, val, epoch, loss / n, seconds, opt.scheduler.get_last_lr()[0])
+        row["data_wait_fraction"] = wait / max(seconds, 1e-9)  # time the steps waited for batches / training time
         result.history.append(row)
         bar.set_postfix(epoch=epoch, loss=f"{row['train_loss']:.4f}", **{primary: f"{row[primary]:.4f}"})
         if report:

@@ -10,6 +10,7 @@ import torch
 
 from harness.spec import Dataset
 from harness.training.modeling import SequenceClassifier, count_parameters
+from harness.training.precision import amp_dtype, autocast
 
 
 def to_tensors(arrays: tuple[np.ndarray, ...], device: torch.device) -> list[torch.Tensor]:
@@ -29,6 +30,7 @@ class TorchPredictor:
     batch_size: int = 256
     rc_tta: bool = False
     device: str = "cpu"
+    amp: str = "auto"  # `train.amp` of the run: scoring and ISM run in the same precision as training
 
     @property
     def n_params(self) -> int:
@@ -39,7 +41,7 @@ class TorchPredictor:
         device = torch.device(self.device)
         self.model.to(device).eval()
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(device, amp_dtype(device, self.amp)):
             for start in range(0, len(dataset), self.batch_size):
                 idx = np.arange(start, min(start + self.batch_size, len(dataset)))
                 strands = (False, True) if self.rc_tta else (False,)

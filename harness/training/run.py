@@ -26,6 +26,7 @@ from harness.plugins import get_model, make_task, source_tags
 from harness.spec import ModelPlugin, Splits, Task
 from harness.training.fit import FitResult, fit, resolve_device
 from harness.training.modeling import check_compatible
+from harness.training.precision import amp_tag
 from harness.training.resources import ResourceMonitor
 
 if TYPE_CHECKING:
@@ -208,6 +209,8 @@ def fit_and_log(
     off), then evaluation and artifacts. `wall_time_s` counts the data load and the fit; `resources` maps those
     measurements to the metrics logged (a study's refit names them `refit_*` and adds its trials' peaks)."""
     _log_config(log, run)
+    if run.plugin.is_torch:
+        log.tags(amp_tag(resolve_device(run.cfg.device), run.cfg.amp))
     _log_inputs(log, run.task, data)
     report = (lambda row: log.metrics(row, step=int(row["epoch"]))) if epoch_metrics else None
     with ResourceMonitor(device=resolve_device(run.cfg.device)) as monitor:

@@ -1,6 +1,6 @@
 """Which training rows an epoch visits (`train.sampler`) and random masking of training batches
-(`train.mask_prob`). Both apply to the training split only: `harness.training.fit` calls them inside its training
-epoch, never when scoring validation or test data.
+(`train.mask_prob`). Both apply to the training split only: `harness.training.batches` plans and builds the
+training epoch's batches with them; validation and test data are scored without either.
 
 - `sampler=uniform`: every row once, shuffled (the default).
 - `sampler=balanced`: oversampling. Binary targets: every majority-class row once plus the minority class drawn to

@@ -21,6 +21,7 @@ from harness.plugins import source_tags
 from harness.tracking import store
 from harness.tracking.run_names import trial_name
 from harness.training.fit import fit, resolve_device
+from harness.training.precision import amp_tag
 from harness.training.resources import ResourceMonitor, peak_rss_mb
 from harness.training.run import RunRequest, load_data
 
@@ -96,6 +97,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
             "ray_trial_id": tune.get_context().get_trial_id(), "task": task.name, "model": run.plugin.name,
             "seed": ctx.seed, **ctx.tags, **source_tags(task.name, run.plugin.name)}  # fmt: skip
     device = resolve_device(cfg.device)
+    tags.update(amp_tag(device, cfg.amp) if run.plugin.is_torch else {})
     with store.run(ctx.experiment, trial_name(ctx.cell_name, number), tags, parent_run_id=ctx.parent_run_id) as log:
         log.params(searched)
         best, epochs, stopped, last_report_ms = -math.inf, 0, False, 0

@@ -13,7 +13,9 @@ following BEND (Marin et al. 2024): compute the embeddings once, then train only
 - Pooling: `mean` averages the last hidden states over real tokens (padding and special tokens masked out);
   `cls` takes the first token. A sequence's embedding is the mean of its windows' vectors weighted by each
   window's number of real tokens (for `mean` this equals the mean over all of the sequence's tokens).
-- Precision: fp32 on CPU, bf16 autocast on CUDA; windows are batched by length to limit padding.
+- Precision: `model.embed_amp` as `train.amp` (`harness.training.precision`): by default fp32 on CPU, bf16
+  autocast on CUDA; `true` adds bf16 autocast on a CPU with bf16 units (cached apart: its key ends in `-bf16`).
+  Windows are batched by length to limit padding.
 - Cache: one `.npy` per (task, split, branch content, checkpoint digest, pooling, max_length) under
   `cache_dir()/embeddings/`, so a study's trials train only the head; the encoder is loaded only on a cache miss.
 """
@@ -24,7 +26,6 @@ import hashlib
 import os
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from harness.data.datasets import FeatureDataset, Seqs, sequence_branches
 from harness.data.encode import decode
 from harness.paths import DataNotFoundError, cache_dir
 from harness.spec import Dataset, Splits
+from harness.training.precision import amp_dtype, autocast
 from harness.training.resources import ResourceMonitor
 from models.lm._checkpoint import check_folder, load_backbone
 
@@ -99,19 +101,28 @@ class EmbedSettings:
     max_length: int = 512  # tokens per window, special tokens included (capped by the model's own limit)
     batch_size: int = 32
     device: str = "auto"
+    amp: str = "auto"  # `model.embed_amp`, as `train.amp`
 
     @classmethod
-    def create(cls, checkpoint: str, pooling: str, max_length: int, batch_size: int, device: str) -> EmbedSettings:
+    def create(
+        cls, checkpoint: str, pooling: str, max_length: int, batch_size: int, device: str, amp: str = "auto"
+    ) -> EmbedSettings:
         check_pooling(pooling)
         if max_length < 3 or batch_size < 1:
             raise ConfigError(
                 f"model.max_length={max_length} must be >= 3 and model.embed_batch_size={batch_size} >= 1"
             )
         folder = resolve_checkpoint(checkpoint)
-        return cls(str(folder), checkpoint_digest(folder), pooling, max_length, batch_size, device)
+        return cls(str(folder), checkpoint_digest(folder), pooling, max_length, batch_size, device, amp)
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        """The autocast dtype of the encoder's forward, None for fp32."""
+        return amp_dtype(_device(self.device), self.amp)
 
     def cache_key(self) -> str:
-        return f"{self.digest}-{self.pooling}-{self.max_length}"
+        cpu_bf16 = _device(self.device).type == "cpu" and self.dtype == torch.bfloat16
+        return f"{self.digest}-{self.pooling}-{self.max_length}" + ("-bf16" if cpu_bf16 else "")
 
 
 def hidden_size(spec: EmbedSettings) -> int:
@@ -223,8 +234,7 @@ class Encoder:
 
     def _hidden(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
         """Last hidden states `(B, T, D)` float32."""
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast(self.device, self.spec.dtype):
             # return_dict given: remote code that defaults it from `config.use_return_dict` (NT-v2's) would make
             # transformers 5 warn that the attribute is deprecated; DNABERT-2's forward takes and ignores it
             out = self.model(input_ids=ids, attention_mask=attention, return_dict=True)

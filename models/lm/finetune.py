@@ -16,7 +16,8 @@
   embeddings at `lr · layer_decay^(n + 1)`, the head at `lr` (optimiser groups through `Encoder.param_groups`).
 - Studies search the learning rate in fine-tuning's own range (`train_space`: 1e-5 to 3e-4), not the shared one.
 - Logged with the run: `encoder_trainable_params`, `encoder_frozen_params`.
-- Precision: `train.amp` (default on) runs the loop under bf16 autocast on CUDA; fp32 on CPU.
+- Precision: `train.amp` (`harness.training.precision`): by default bf16 autocast on CUDA and fp32 on CPU;
+  `train.amp=true` adds bf16 autocast on a CPU with bf16 units.
 - Logged model: the classifier's whole state dict (safetensors, `harness.tracking.logged_model`), loaded into the
   model `build` makes from the run's settings, so the checkpoint folder (code, config, tokenizer) must still be at
   `model.checkpoint` (or `$REGBENCH_DNABERT2`). Pickled in-process (e.g. by Ray), the encoder travels as
@@ -70,7 +71,7 @@ DEFAULTS = Settings(
 )
 
 TRAIN_DEFAULTS = {"lr": 1e-4, "batch_size": 16, "eval_batch_size": 64, "warmup_frac": 0.1, "max_epochs": 5,
-                  "patience": 2}  # fmt: skip
+                  "patience": 2, "length_buckets": True}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from harness.config import DEVICE, Setting, Settings
+from harness.config import DEVICE, TRAIN_SETTINGS, Setting, Settings
 from harness.data.datasets import Seqs
 from harness.plugins import register_model
 from harness.spec import Dataset, Encoder, IOSpec, ModelPlugin, Splits, Task
@@ -54,12 +54,15 @@ EMBEDDING_DEFAULTS = {
     "max_length": Setting(512, ge=3, le=100_000),
     "embed_batch_size": Setting(32, ge=1, le=65536),
     "device": Setting("auto", pattern=DEVICE.pattern, accepts="auto, cpu, mps, cuda or cuda:N"),
+    "embed_amp": TRAIN_SETTINGS.entries["amp"],  # the encoder's autocast, as train.amp
 }
 EMBEDDING_TINY = {"max_length": 64, "embed_batch_size": 16}
 
 
-def embedder(*, checkpoint: str, pooling: str, max_length: int, embed_batch_size: int, device: str) -> FrozenEmbedder:
-    return FrozenEmbedder(EmbedSettings.create(checkpoint, pooling, max_length, embed_batch_size, device))
+def embedder(
+    *, checkpoint: str, pooling: str, max_length: int, embed_batch_size: int, device: str, embed_amp: str = "auto"
+) -> FrozenEmbedder:
+    return FrozenEmbedder(EmbedSettings.create(checkpoint, pooling, max_length, embed_batch_size, device, embed_amp))
 
 
 def featurize(task: Task, splits: Mapping[str, Dataset], **hp: Any) -> Splits:
@@ -88,11 +91,19 @@ class ProbeFeatures(nn.Module, Encoder):
 
 
 def build(
-    io: IOSpec, *, checkpoint: str, pooling: str, max_length: int, embed_batch_size: int, device: str, dropout: float
+    io: IOSpec,
+    *,
+    checkpoint: str,
+    pooling: str,
+    max_length: int,
+    embed_batch_size: int,
+    device: str,
+    dropout: float,
+    embed_amp: str,
 ) -> ProbeFeatures:
     """Dropout over the embeddings of the task's branches (width n_branches · D); the harness adds the Linear."""
     embed = embedder(checkpoint=checkpoint, pooling=pooling, max_length=max_length,
-                     embed_batch_size=embed_batch_size, device=device)  # fmt: skip
+                     embed_batch_size=embed_batch_size, device=device, embed_amp=embed_amp)  # fmt: skip
     return ProbeFeatures(embed, hidden_size(embed.spec) * io.n_branches, dropout)
 
 
@@ -127,12 +138,13 @@ def fit_sklearn(
     C: float,
     class_weight: str,
     max_iter: int,
+    embed_amp: str,
 ) -> ProbeLogReg:
     """Fit on the train embeddings (`val` unused: no early stopping; C is chosen by the tuner)."""
     if class_weight not in ("none", "balanced"):
         raise ValueError(f"dnabert2_probe_sklearn: class_weight={class_weight!r} must be none or balanced")
     embed = embedder(checkpoint=checkpoint, pooling=pooling, max_length=max_length,
-                     embed_batch_size=embed_batch_size, device=device)  # fmt: skip
+                     embed_batch_size=embed_batch_size, device=device, embed_amp=embed_amp)  # fmt: skip
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(
         C=C, max_iter=max_iter, class_weight=None if class_weight == "none" else "balanced"))  # fmt: skip
     multilabel = io.target == "multilabel"
@@ -150,7 +162,7 @@ def save_state(predictor: ProbeLogReg) -> dict[str, Any]:
 def load_state(state: Mapping[str, Any], io: IOSpec, hp: Mapping[str, Any]) -> ProbeLogReg:
     """The probe with its embedder on the recorded checkpoint (checked against its digest when first used)."""
     spec = EmbedSettings(str(state["checkpoint"]), str(state["digest"]), hp["pooling"], int(hp["max_length"]),
-                         int(hp["embed_batch_size"]), hp["device"])  # fmt: skip
+                         int(hp["embed_batch_size"]), hp["device"], hp["embed_amp"])  # fmt: skip
     return ProbeLogReg(FrozenEmbedder(spec), state["model"], io.target == "multilabel")
 
 

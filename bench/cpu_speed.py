@@ -1,0 +1,158 @@
+"""The CPU's matrix units: ms per training step and achieved GFLOP/s in fp32, bf16 autocast (`train.amp=true`) and
+bf16 + `torch.compile` (`train.compile=true`), per model, in one run on one thread (`torch.set_num_threads(1)`).
+
+- Peak: a 1024² GEMM in fp32 and bf16 (median of `--gemm-reps`); every model's GFLOP/s is also given as a
+  fraction of the bf16 GEMM peak.
+- Models: a training step (forward, BCE loss, backward, AdamW) of basset (B=64, 600 bp, 164 outputs) and
+  kmer_attention (B=64, 200 bp) built by the harness; FLOPs of one fp32 step counted by
+  `torch.utils.flop_counter.FlopCounterMode`. Then the frozen DNABERT-2 encoder's embedding (`--lm`, default the
+  weight-less `$REGBENCH_LM_CHECKPOINTS/dnabert2-117m` with seeded random weights: same FLOPs) of 200 bp sequences,
+  as sequences/s in fp32 and bf16 (no compile: the checkpoint's remote code is run as written).
+- Each configuration: `--warmup` untimed steps (they include compilation), then the median of `--steps` steps.
+Numbers are under whatever load the machine has: the load average is printed before and after.
+
+    .venv/bin/python bench/cpu_speed.py [--models basset kmer_attention] [--steps 5] [--lm DIR | --lm none]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from harness.plugins import get_model
+from harness.spec import IOSpec
+from harness.training.modeling import build_model
+from harness.training.precision import autocast, compiled, cpu_bf16_supported
+
+SHAPES = {"basset": (600, 164), "kmer_attention": (200, 1)}  # (length bp, outputs)
+BATCH = 64
+MODES = ("fp32", "bf16", "bf16+compile")
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def timed(fn: Callable[[], object], warmup: int, reps: int) -> float:
+    """Median seconds of `fn()` over `reps` calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def gemm_peak(reps: int) -> dict[str, float]:
+    """GFLOP/s of a 1024² GEMM in fp32 and bf16."""
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(1024, 1024, dtype=dtype), torch.randn(1024, 1024, dtype=dtype)
+        seconds = timed(lambda a=a, b=b: a @ b, 3, reps)
+        out[name] = 2 * 1024**3 / seconds / 1e9
+    return out
+
+
+def train_step(name: str, mode: str) -> tuple[Callable[[], object], Callable[[], object]]:
+    """`(step, fp32_step_for_counting)` of model `name`: one optimiser step on a fixed random batch."""
+    length, outputs = SHAPES[name]
+    plugin = get_model(name)
+    torch.manual_seed(0)
+    model = build_model(plugin, IOSpec("seq", (length,), outputs, "multilabel" if outputs > 1 else "binary"),
+                       dict(plugin.defaults)).train()  # fmt: skip
+    codes = torch.randint(0, 4, (BATCH, length))
+    mask = torch.ones(BATCH, length, dtype=torch.bool)
+    target = torch.randint(0, 2, (BATCH, outputs)).float()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    forward = compiled(model, mode == "bf16+compile")
+    dtype = None if mode == "fp32" else torch.bfloat16
+
+    def step(dtype: torch.dtype | None = dtype, forward: torch.nn.Module = forward) -> object:
+        with autocast("cpu", dtype):
+            loss = loss_fn(forward(codes, mask).float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step, lambda: step(None, model)
+
+
+def step_flops(fp32_step: Callable[[], object]) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fp32_step()
+    return counter.get_total_flops()
+
+
+def lm_embedding(folder: str, n: int, warmup: int) -> dict[str, float]:
+    """Sequences/s of the frozen encoder on `n` random 200 bp sequences, fp32 vs bf16, and GFLOP per sequence."""
+    from bench.embed import random_seqs
+    from models.lm._checkpoint import load_backbone
+    from models.lm._embeddings import EmbedSettings, Encoder, checkpoint_digest
+
+    path = Path(folder).expanduser().resolve()
+    backbone = load_backbone(path, random_init=not any(path.glob("*.bin")) and not any(path.glob("*.safetensors")))
+    seqs = random_seqs(n, 200)
+    out: dict[str, float] = {}
+    for amp, name in (("false", "fp32"), ("true", "bf16")):
+        spec = EmbedSettings(str(path), checkpoint_digest(path), "mean", 512, 16, "cpu", amp)
+        encoder = Encoder(spec, backbone.tokenizer, backbone.encoder)
+        seconds = timed(lambda encoder=encoder: encoder.embed(seqs, "timed"), warmup, 1)
+        out[f"{name}_seq_s"] = n / seconds
+    encoder = Encoder(EmbedSettings(str(path), "", "mean", 512, 16, "cpu", "false"), backbone.tokenizer,
+                      backbone.encoder)  # fmt: skip
+    with FlopCounterMode(display=False) as counter:
+        encoder.embed(seqs[:16], "counted")
+    out["gflop_per_seq"] = counter.get_total_flops() / 16 / 1e9
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--gemm-reps", type=int, default=10)
+    default_lm = os.path.join(os.environ.get("REGBENCH_LM_CHECKPOINTS", ""), "dnabert2-117m")
+    parser.add_argument("--lm", default=default_lm if os.environ.get("REGBENCH_LM_CHECKPOINTS") else "none")
+    parser.add_argument("--lm-n", type=int, default=32, help="sequences embedded per timing")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    print(f"load average before: {loadavg()}; cores: {os.cpu_count()}; torch threads: 1; "
+          f"bf16 units (AVX512-BF16/AMX): {cpu_bf16_supported()}")  # fmt: skip
+    peak = gemm_peak(args.gemm_reps)
+    print(f"1024² GEMM: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s (the peak below)")
+    print(f"{'model':<16}{'mode':<14}{'ms/step':>9}{'GFLOP/s':>9}{'% peak':>8}{'× fp32':>8}")
+    for name in args.models:
+        flops, base = 0, float("nan")
+        for mode in MODES:
+            step, fp32_step = train_step(name, mode)
+            flops = flops or step_flops(fp32_step)
+            seconds = timed(step, args.warmup, args.steps)
+            base = seconds if mode == "fp32" else base
+            rate = flops / seconds / 1e9
+            print(f"{name:<16}{mode:<14}{seconds * 1e3:>9.0f}{rate:>9.1f}{100 * rate / peak['bf16']:>7.1f}%"
+                  f"{base / seconds:>7.2f}×", flush=True)  # fmt: skip
+        print(f"{name:<16}{'':<14}(one step: {flops / 1e9:.1f} GFLOP)")
+    if args.lm != "none":
+        lm = lm_embedding(args.lm, args.lm_n, 1)
+        for mode in ("fp32", "bf16"):
+            rate = lm[f"{mode}_seq_s"] * lm["gflop_per_seq"]
+            print(f"{'lm embed 200bp':<16}{mode:<14}{lm[f'{mode}_seq_s']:>7.2f} seq/s{rate:>9.1f}"
+                  f"{100 * rate / peak['bf16']:>7.1f}%{lm[f'{mode}_seq_s'] / lm['fp32_seq_s']:>7.2f}×")  # fmt: skip
+        print(f"{'lm embed 200bp':<16}{'':<14}({Path(args.lm).name}: {lm['gflop_per_seq']:.2f} GFLOP per sequence)")
+    print(f"load average after: {loadavg()}")
+
+
+if __name__ == "__main__":
+    main()
