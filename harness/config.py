@@ -149,6 +149,7 @@ class TrainConfig:
     rc_augment: bool = setting(False)  # random reverse-complement of training batches
     rc_tta: bool = setting(False)  # average predictions over both strands at evaluation
     class_weight: str = setting("none", choices=("none", "balanced"))  # balanced: positive weight = n_neg / n_pos
+    loss: str = setting("mse", choices=("mse", "poisson"))  # regression targets (poisson: counts); classifiers: BCE
     seed: int = setting(0, ge=0)
     device: str = setting("auto", pattern=DEVICE.pattern, accepts="auto, cpu, mps, cuda or cuda:N")
     threads: int = setting(0, ge=0)  # torch intra-op threads; 0: fit.default_threads()

@@ -136,6 +136,7 @@ CASES = [
     Case("chromatin.synthetic-basset", "chromatin.synthetic", CHROMATIN_SYNTHETIC, True,
          {"n": 300, "length": 60, "format": "basset"}),
     Case("chromatin.basset-file", "chromatin.basset", "official", False, inputs=basset_inputs, seeded=False),
+    Case("activity.synthetic", "activity.synthetic", "random_train0.8_val0.1_test0.1_seed0", True, {"n": 100}),
     Case("chromatin.peaks-files", "chromatin.peaks", "chromosome_testchr8+chr9_valchr7", False, inputs=peak_inputs),
     Case("enhancers.files-tsv", "enhancers.files", CARVED, False, inputs=tsv_inputs),
     Case("enhancers.files-fasta", "enhancers.files", "given_test+stratified_val0.1_seed0", False, inputs=fasta_inputs),
@@ -237,8 +238,8 @@ def test_declared_attributes(case: Case, task: Task) -> None:
     assert len(io.lengths) == {"seq": 1, "seq_pair": 2, "features": 1}[io.inputs]
     assert io.inputs != "features" or io.lengths == (0,)
     assert all(isinstance(n, int) and n >= 0 for n in io.lengths)
-    assert io.target in ("binary", "multilabel")
-    assert io.n_outputs == 1 or (io.target == "multilabel" and io.n_outputs > 1)
+    assert io.target in ("binary", "multilabel", "regression")
+    assert io.n_outputs == 1 or (io.target in ("multilabel", "regression") and io.n_outputs > 1)
     assert len(io.label_names) in (0, io.n_outputs)
 
 
@@ -277,7 +278,7 @@ def test_take_matches_io(task: Task, rng: np.random.Generator) -> None:
         idx = rng.permutation(len(ds))[:BATCH]  # unsorted
         batch = ds.take(idx)
         assert isinstance(batch, Batch)
-        expected_y = (len(idx),) if io.target == "binary" else (len(idx), io.n_outputs)
+        expected_y = (len(idx),) if io.target == "binary" or io.n_outputs == 1 else (len(idx), io.n_outputs)
         assert batch.y.dtype == np.float32 and batch.y.shape == expected_y, f"{name}: y {batch.y.dtype}{batch.y.shape}"
         assert np.array_equal(batch.y, np.asarray(ds.labels)[idx].astype(np.float32)), f"{name}: y != labels[idx]"
         if io.inputs == "features":
@@ -363,6 +364,10 @@ def test_labels_match_the_target(task: Task) -> None:
     io = task.io
     for name, ds in task.splits().items():
         labels = np.asarray(ds.labels)
+        if io.target == "regression":
+            assert np.isfinite(labels).all() and labels.shape[0] == len(ds), f"{name}: {labels.shape}"
+            assert np.unique(labels).size > 1, f"{name}: constant targets"
+            continue
         assert np.isin(labels, (0, 1)).all(), f"{name}: labels outside {{0, 1}}"
         if io.target == "binary":
             assert labels.shape == (len(ds),), f"{name}: {labels.shape}"

@@ -11,6 +11,8 @@ Per pair, `comparisons.csv` holds one row per (metric, test): AUROC by DeLong's 
 AUPRC by the paired bootstrap, accuracy at the validation-chosen thresholds by McNemar's test
 (`harness.evaluation.paired`). Multi-label pairs: the median per-label AUROC and AUPRC by the paired bootstrap over
 sequences (`paired.multilabel_resampled`; `MULTILABEL_N_BOOT` resamples at most, shared by every model).
+Regression pairs (primary metric `spearman`): Spearman ρ, Pearson r, R² and MSE by the paired bootstrap over
+sequences (`paired.regression_resampled`), so the ranking test is the paired bootstrap of Δρ.
 `seed_sd_a`/`seed_sd_b` are the sample sd over seeds of each model's metric (NaN for one seed). p-values are
 Holm-adjusted within each task × split protocol, one family per (metric, test): e.g. the DeLong tests of all
 pairs of a task × split protocol (`p_adjusted`).
@@ -43,8 +45,11 @@ from harness.evaluation.paired import (
     mcnemar,
     multilabel_resampled,
     paired_from_resamples,
+    regression_resampled,
     resampled,
 )
+from harness.evaluation.regression import PRIMARY as REGRESSION_PRIMARY
+from harness.evaluation.regression import REGRESSION_METRICS, regression_metrics
 from harness.plugins import shortcut_models
 from harness.tracking import store
 
@@ -77,7 +82,8 @@ class NotComparableError(ValueError):
 class ModelScores:
     """One model's test scores on one task: `labels (N,)`, `score (N,)` (mean over seeds), per seed `(S, N)`,
     aligned on `ids (N,)` (sorted); `threshold` chosen on validation, `seed_thresholds (S,)` per seed. Multi-label:
-    `labels`/`score` `(N, C)`, per seed `(S, N, C)`, thresholds NaN (no thresholded metric is compared)."""
+    `labels`/`score` `(N, C)`, per seed `(S, N, C)`, thresholds NaN (no thresholded metric is compared).
+    `regression`: the labels are measured values (a regression task), thresholds NaN."""
 
     model: str
     run_ids: tuple[str, ...]
@@ -87,6 +93,7 @@ class ModelScores:
     per_seed: np.ndarray
     threshold: float
     seed_thresholds: np.ndarray
+    regression: bool = False
 
 
 def read_predictions(path: Path, where: str) -> pd.DataFrame:
@@ -116,8 +123,9 @@ def _values(frame: pd.DataFrame, prefix: str) -> np.ndarray:
     return frame[[c for c in frame.columns if c.startswith(f"{prefix}_")]].to_numpy(dtype=np.float64)
 
 
-def load_model_scores(model: str, run_ids: list[str], tmp: Path) -> ModelScores:
-    """Download and combine the predictions of `run_ids` (the seeds of `model`); refuses seeds on different data."""
+def load_model_scores(model: str, run_ids: list[str], tmp: Path, regression: bool = False) -> ModelScores:
+    """Download and combine the predictions of `run_ids` (the seeds of `model`); refuses seeds on different data.
+    `regression`: the task's target is quantitative (labels are measured values)."""
     tests, vals = [], []
     for run_id in run_ids:
         frames = []
@@ -135,7 +143,11 @@ def load_model_scores(model: str, run_ids: list[str], tmp: Path) -> ModelScores:
                 raise NotComparableError(f"{model}: runs {run_ids[0]} and {run_id} were scored on different {split} "
                                          "examples; their seeds cannot be averaged")  # fmt: skip
     per_seed = np.stack([_values(t, "score") for t in tests])
-    labels = _values(tests[0], "label").astype(np.int64)
+    labels = _values(tests[0], "label")
+    if regression:
+        return ModelScores(model, tuple(run_ids), tests[0]["id"].to_numpy(), labels, per_seed.mean(axis=0),
+                           per_seed, float("nan"), np.full(len(vals), np.nan), regression=True)  # fmt: skip
+    labels = labels.astype(np.int64)
     if labels.ndim == 2:
         thresholds = np.full(len(vals), np.nan)
         return ModelScores(model, tuple(run_ids), tests[0]["id"].to_numpy(), labels, per_seed.mean(axis=0),
@@ -161,6 +173,8 @@ def check_same_examples(a: ModelScores, b: ModelScores) -> None:
 def _seed_sd(scores: ModelScores, metric: str) -> float:
     if len(scores.per_seed) < 2:
         return float("nan")
+    if scores.regression:
+        return float(np.std([regression_metrics(scores.labels, s)[metric] for s in scores.per_seed], ddof=1))
     if scores.labels.ndim == 2:
         return float(np.std([multilabel_metrics(scores.labels, s)[0][metric] for s in scores.per_seed], ddof=1))
     values = [binary_metrics(scores.labels, s, t)[metric] for s, t in zip(scores.per_seed, scores.seed_thresholds,
@@ -171,6 +185,8 @@ def _seed_sd(scores: ModelScores, metric: str) -> float:
 def resample(scores: ModelScores, n_boot: int = N_BOOT, seed: int = 0) -> Resampled:
     """The model's seeded bootstrap metrics (at its validation-chosen threshold), shared by all its pairs;
     multi-label: the median per-label AUROC/AUPRC over at most `MULTILABEL_N_BOOT` resamples of sequences."""
+    if scores.regression:
+        return regression_resampled(scores.labels, scores.score, n_boot, seed)
     if scores.labels.ndim == 2:
         return multilabel_resampled(scores.labels, scores.score, min(n_boot, MULTILABEL_N_BOOT), seed)
     return resampled(scores.labels, scores.score, scores.threshold, n_boot, seed)
@@ -181,7 +197,9 @@ def compare_pair(a: ModelScores, b: ModelScores, boot_a: Resampled, boot_b: Resa
     `p_adjusted` not yet set)."""
     check_same_examples(a, b)
     y = a.labels
-    if y.ndim == 2:
+    if a.regression:
+        results = [paired_from_resamples(name, boot_a, boot_b) for name in REGRESSION_METRICS]
+    elif y.ndim == 2:
         results = [paired_from_resamples(name, boot_a, boot_b) for name in ("auroc_median", "auprc_median")]
     else:
         acc = mcnemar(y, a.score >= a.threshold, b.score >= b.threshold)
@@ -226,7 +244,8 @@ def _group_rows(group: pd.DataFrame, tmp: Path, n_boot: int, seed: int) -> list[
     scores: dict[str, tuple[ModelScores, Resampled] | str] = {}
     for _, row in group.iterrows():
         try:
-            loaded = load_model_scores(row["model"], row["run_ids"].split(","), tmp)
+            regression = row["primary_metric"] == REGRESSION_PRIMARY
+            loaded = load_model_scores(row["model"], row["run_ids"].split(","), tmp, regression)
             scores[row["model"]] = (loaded, resample(loaded, n_boot, seed))
         except ValueError as err:  # NotComparableError, or predictions the metrics refuse (e.g. one class only)
             scores[row["model"]] = str(err)
@@ -257,7 +276,8 @@ def compare_runs(run_a: str, run_b: str, n_boot: int = N_BOOT, seed: int = 0) ->
         raise NotComparableError(f"runs {run_a} and {run_b} were scored on different data (dataset digest "
                                  f"{digest_a} vs {digest_b}); paired tests need the same test examples")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        a, b = (load_model_scores(f"{t.get('model', '?')}/s{t.get('seed', '?')} ({r[:8]})", [r], Path(tmp))
+        regression = tags_a.get("primary_metric") == REGRESSION_PRIMARY
+        a, b = (load_model_scores(f"{t.get('model', '?')}/s{t.get('seed', '?')} ({r[:8]})", [r], Path(tmp), regression)
                 for r, t in ((run_a, tags_a), (run_b, tags_b)))  # fmt: skip
     rows = compare_pair(a, b, resample(a, n_boot, seed), resample(b, n_boot, seed))
     for row in rows:

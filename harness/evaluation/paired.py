@@ -12,6 +12,8 @@
   Wald CI of the paired difference of proportions (Agresti 2002, §10.1).
 - `multilabel_resampled`: the median per-label AUROC and AUPRC of a multi-label model over seeded resamples of
   sequences (rows, all labels of a row together), the input of `paired_from_resamples` for multi-label tasks.
+- `regression_resampled`: Spearman ρ, Pearson r, R² and MSE of a regression model over seeded resamples of
+  sequences, the input of `paired_from_resamples` for quantitative targets (Δρ on shared resamples).
 - `holm`: Holm's step-down adjustment of a family of p-values (NaN entries are not part of the family).
 """
 
@@ -25,6 +27,7 @@ from scipy import stats
 
 from harness.evaluation.bootstrap import bootstrap_binary_samples, percentile_ci, resample_blocks, resample_counts
 from harness.evaluation.metrics import binary_metrics, check_binary, label_ranking_metrics, multilabel_metrics
+from harness.evaluation.regression import bootstrap_regression_samples, regression_metrics
 
 EXACT_BELOW = 25  # discordant pairs below which McNemar's test uses the exact binomial distribution
 
@@ -94,6 +97,11 @@ def multilabel_resampled(y_true: np.ndarray, y_score: np.ndarray, n_boot: int, s
             samples["auprc_median"][lo : lo + len(idx)] = np.nanmedian(ap, axis=1)
         lo += len(idx)
     return Resampled({k: point[k] for k in samples}, samples)
+
+
+def regression_resampled(y_true: np.ndarray, y_pred: np.ndarray, n_boot: int, seed: int) -> Resampled:
+    """`Resampled` of `(N,)`/`(N, C)` predictions of measured values (`harness.evaluation.regression`)."""
+    return Resampled(regression_metrics(y_true, y_pred), bootstrap_regression_samples(y_true, y_pred, n_boot, seed))
 
 
 def paired_from_resamples(name: str, a: Resampled, b: Resampled, alpha: float = 0.05) -> PairedTest:

@@ -152,10 +152,12 @@ def as_predictor(model: Any, meta: Mapping[str, Any], device: str) -> Any:
     if meta["kind"] != "torch":
         return model
     from harness.training.fit import resolve_device
+    from harness.training.losses import output_link
     from harness.training.predictor import TorchPredictor
 
     train = meta["train"]
-    return TorchPredictor(model, train["eval_batch_size"], train["rc_tta"], str(resolve_device(device)))
+    link = output_link(meta["io"]["target"], train.get("loss", "mse"))  # runs logged before train.loss: classifiers
+    return TorchPredictor(model, train["eval_batch_size"], train["rc_tta"], str(resolve_device(device)), link)
 
 
 # --- the python_function flavor -------------------------------------------------------------------------------

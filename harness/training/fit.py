@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from harness.config import TrainConfig
 from harness.spec import Dataset, ModelPlugin, Predictor, Task
+from harness.training.losses import loss_function, output_link
 from harness.training.modeling import SequenceClassifier, build_model
 from harness.training.predictor import TorchPredictor, to_tensors
 
@@ -145,15 +146,6 @@ def _lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
     return factor
 
 
-def _pos_weight(labels: np.ndarray, cfg: TrainConfig, device: torch.device) -> torch.Tensor | None:
-    if cfg.class_weight == "none":
-        return None
-    y = labels.reshape(len(labels), -1)
-    pos = y.sum(0)
-    weight = (len(y) - pos) / np.maximum(pos, 1.0)
-    return torch.tensor(weight, dtype=torch.float32, device=device)
-
-
 def _autocast(device: torch.device, enabled: bool) -> Any:
     if not enabled or device.type != "cuda":
         return nullcontext()
@@ -170,13 +162,13 @@ def _parameter_groups(model: SequenceClassifier, lr: float) -> list[dict[str, An
 
 
 def _optimisation(
-    model: nn.Module, cfg: TrainConfig, labels: np.ndarray, steps: int, device: torch.device
+    model: nn.Module, cfg: TrainConfig, target: str, labels: np.ndarray, steps: int, device: torch.device
 ) -> _Optimisation:
     optimizer = torch.optim.AdamW(_parameter_groups(model, cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps))
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not torch.cuda.is_bf16_supported())
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=_pos_weight(labels, cfg, device))
+    loss_fn = loss_function(target, cfg.loss, labels, cfg.class_weight, device)
     return _Optimisation(optimizer, scheduler, loss_fn, scaler, use_amp)
 
 
@@ -267,8 +259,9 @@ def _fit_torch(
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"task {task.name}: empty train ({len(train)}) or val ({len(val)}) split")
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
-    opt = _optimisation(model, cfg, train.labels, steps_per_epoch * cfg.max_epochs, device)
-    predictor = TorchPredictor(model, cfg.eval_batch_size, cfg.rc_tta, str(device))
+    opt = _optimisation(model, cfg, task.io.target, train.labels, steps_per_epoch * cfg.max_epochs, device)
+    link = output_link(task.io.target, cfg.loss)
+    predictor = TorchPredictor(model, cfg.eval_batch_size, cfg.rc_tta, str(device), link)
     rng = np.random.default_rng(cfg.seed)
     primary = f"val_{task.primary_metric}"
     result = FitResult(predictor=predictor, n_params=predictor.n_params, model_metrics=model.encoder.run_metrics())
