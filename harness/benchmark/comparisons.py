@@ -301,7 +301,7 @@ def display(board: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     rows = ranking_rows(board, table)
     return pd.DataFrame({
         "task": rows["task"], "split": rows["split_protocol"], "model A": rows["model_a"], "model B": rows["model_b"],
-        "metric": rows["metric"].fillna(""), "A − B [95% CI]": [_delta(r) for _, r in rows.iterrows()],
+        "metric": rows["metric"].astype(object).fillna(""), "A − B [95% CI]": [_delta(r) for _, r in rows.iterrows()],
         "p": rows["p_value"].map(_p), "p (Holm)": rows["p_adjusted"].map(_p), "test": rows["test"],
         "seed sd A / B": [_sds(r) for _, r in rows.iterrows()], "note": rows["note"].fillna(""),
     })  # fmt: skip
