@@ -117,7 +117,7 @@ def test_multilabel_resamples_match_a_plain_loop_over_the_documented_resamples()
     y[:, 3] = 0
     y[0, 3] = 1  # a rare label: undefined in most resamples, left out of their medians
     a = y + rng.normal(0, 0.8, y.shape)
-    b = y + rng.normal(0, 2.0, y.shape)
+    b = y + rng.normal(0, 3.0, y.shape)
     n_boot, seed = 20, 11
     boot_a, boot_b = (multilabel_resampled(y, s, n_boot, seed) for s in (a, b))
     resamples = np.random.default_rng(seed).integers(0, len(y), size=(n_boot, len(y)))
@@ -126,7 +126,9 @@ def test_multilabel_resamples_match_a_plain_loop_over_the_documented_resamples()
             for boot, s in ((boot_a, a), (boot_b, b)):
                 values = [fn(y[idx, j], s[idx, j]) for j in range(4) if 0 < y[idx, j].sum() < len(idx)]
                 assert boot.samples[name][i] == pytest.approx(np.median(values)), (name, i)
-    test = paired_from_resamples("auroc_median", boot_a, boot_b)
+    many_a, many_b = (multilabel_resampled(y, s, 500, seed) for s in (a, b))  # the first 20 resamples are the above
+    np.testing.assert_array_equal(many_a.samples["auroc_median"][:n_boot], boot_a.samples["auroc_median"])
+    test = paired_from_resamples("auroc_median", many_a, many_b)
     assert test.delta == pytest.approx(boot_a.point["auroc_median"] - boot_b.point["auroc_median"])
     assert test.delta > 0 and test.ci_low > 0 and test.p_value < 0.05  # a clearly better model is distinguished
     same = paired_from_resamples("auroc_median", boot_a, multilabel_resampled(y, a, n_boot, seed))
