@@ -13,7 +13,7 @@ import threading
 # functions that run a command, so that `regbench --help` stays fast (tests/test_cli_startup.py).
 COMMAND_MODULES = (
     "listing", "train", "predict", "export", "audit", "transfer", "study", "benchmark", "report", "compare",
-    "interpret", "lm", "plugin", "new", "slurm",
+    "interpret", "lm", "plugin", "new", "slurm", "variants",
 )  # fmt: skip
 
 

@@ -152,6 +152,7 @@ class TrainConfig:
     class_weight: str = setting("none", choices=("none", "balanced"))  # balanced: positive weight = n_neg / n_pos
     sampler: str = setting("uniform", choices=("uniform", "balanced"))  # balanced: oversample (training.sampling)
     mask_prob: float = setting(0.0, ge=0, lt=1)  # fraction of training bases replaced with N (augmentation)
+    loss: str = setting("mse", choices=("mse", "poisson"))  # regression targets (poisson: counts); classifiers: BCE
     seed: int = setting(0, ge=0)
     device: str = setting("auto", pattern=DEVICE.pattern, accepts="auto, cpu, mps, cuda or cuda:N")
     threads: int = setting(0, ge=0)  # torch intra-op threads; 0: fit.default_threads()

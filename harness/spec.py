@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import torch
 
 InputKind = Literal["seq", "seq_pair", "features"]
-TargetKind = Literal["binary", "multilabel"]
+TargetKind = Literal["binary", "multilabel", "regression"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class IOSpec:
 
     inputs: InputKind  # "features": a precomputed feature table (FeatureDataset), for feature-table models only
     lengths: tuple[int, ...]  # (L,) or (L_enhancer, L_promoter); 0 = variable length
-    n_outputs: int  # 1 for binary, number of labels for multi-label
+    n_outputs: int  # 1 for binary, number of labels for multi-label, number of measured values for regression
     target: TargetKind
     label_names: tuple[str, ...] = ()
 
@@ -45,7 +45,8 @@ class Batch:
 
     inputs: per branch `codes (B, L) uint8` then `mask (B, L) bool` (flattened, so a pair task gives
         `(codes_e, mask_e, codes_p, mask_p)`); a feature dataset gives `(features (B, D) float32,)`.
-    y: `(B,)` float32 for binary targets, `(B, C)` float32 for multi-label.
+    y: `(B,)` float32 for binary targets (and one-output regression), `(B, C)` float32 for multi-label (and
+        multi-output regression).
     """
 
     inputs: tuple[np.ndarray, ...]
@@ -59,7 +60,9 @@ class Dataset(Protocol):
     def __len__(self) -> int: ...
 
     @property
-    def labels(self) -> np.ndarray: ...  # (N,) or (N, C) of 0/1: float32, or uint8 for large multi-label sets
+    def labels(self) -> np.ndarray: ...  # (N,) or (N, C) of 0/1: float32, or uint8 for large multi-label sets;
+
+    # regression: float32 measured values
 
     @property
     def ids(self) -> np.ndarray: ...  # (N,) str, unique within the task
@@ -138,8 +141,8 @@ class Encoder(Protocol):
 
 @runtime_checkable
 class Predictor(Protocol):
-    """A trained model: `score(dataset) -> (N,)` or `(N, C)` probabilities; `n_params` its parameter count (0 when
-    the model has no meaningful count)."""
+    """A trained model: `score(dataset) -> (N,)` or `(N, C)` probabilities (regression: predicted values);
+    `n_params` its parameter count (0 when the model has no meaningful count)."""
 
     n_params: int
 

@@ -3,8 +3,9 @@
 After Lee, Karchin & Beer 2011, "Discriminative prediction of mammalian enhancers from DNA sequence" (Genome
 Research 21:2167) — here with plain k-mer frequencies and an L2-regularised linear model instead of a gapped-k-mer
 SVM. Features: per branch, the frequencies of all 4**k k-mers (N-free, real positions only), concatenated over the
-branches of a pair task, scaled to unit variance; one logistic regression per label. Input length: any (a
-sequence becomes 4**k frequencies, counted in chunks).
+branches of a pair task, scaled to unit variance; one logistic regression per label. Regression targets: ridge
+regression on the same features (`alpha = 1 / C`, so `C` keeps its meaning of inverse regularisation strength).
+Input length: any (a sequence becomes 4**k frequencies, counted in chunks).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -25,21 +26,24 @@ from models._kmer_features import dataset_spectra
 
 
 class KmerLogReg:
-    """A fitted k-mer logistic regression; `score(dataset)` gives probabilities `(N,)` or `(N, C)`."""
+    """A fitted k-mer logistic (or, for `target` regression, ridge) regression; `score(dataset)` gives
+    probabilities (regression: predictions) `(N,)` or `(N, C)`."""
 
-    def __init__(self, k: int, model: Pipeline | OneVsRestClassifier, multilabel: bool) -> None:
-        self.k, self.model, self.multilabel = k, model, multilabel
+    def __init__(self, k: int, model: Pipeline | OneVsRestClassifier, target: str) -> None:
+        self.k, self.model, self.target = k, model, target
 
     @property
     def n_params(self) -> int:
-        """Fitted coefficients and intercepts of the logistic regression(s)."""
-        heads = self.model.estimators_ if self.multilabel else [self.model]
-        return sum(int(h[-1].coef_.size + h[-1].intercept_.size) for h in heads)
+        """Fitted coefficients and intercepts of the linear model(s)."""
+        heads = self.model.estimators_ if self.target == "multilabel" else [self.model]
+        return sum(int(np.size(h[-1].coef_) + np.size(h[-1].intercept_)) for h in heads)
 
     def score(self, dataset: Dataset) -> np.ndarray:
         features, _ = dataset_spectra(dataset, self.k)
+        if self.target == "regression":
+            return np.asarray(self.model.predict(features), dtype=np.float64)
         proba = self.model.predict_proba(features)
-        return proba if self.multilabel else proba[:, 1]
+        return proba if self.target == "multilabel" else proba[:, 1]
 
 
 def fit_sklearn(
@@ -56,14 +60,17 @@ def fit_sklearn(
     if class_weight not in ("none", None, "balanced"):
         raise ValueError(f"kmer_logreg: class_weight={class_weight!r} must be none or balanced")
     features, y = dataset_spectra(train, k)
+    if io.target == "regression":
+        ridge = make_pipeline(StandardScaler(with_mean=False), Ridge(alpha=1.0 / C))
+        ridge.fit(features, y.astype(np.float64))
+        return KmerLogReg(k, ridge, io.target)
     pipeline = make_pipeline(
         StandardScaler(with_mean=False),  # sparse-safe; makes C comparable across k
         LogisticRegression(C=C, max_iter=max_iter, class_weight=None if class_weight in ("none", None) else "balanced"),
     )
-    multilabel = io.target == "multilabel"
-    model = OneVsRestClassifier(pipeline) if multilabel else pipeline
+    model = OneVsRestClassifier(pipeline) if io.target == "multilabel" else pipeline
     model.fit(features, y.astype(np.int64))
-    return KmerLogReg(k, model, multilabel)
+    return KmerLogReg(k, model, io.target)
 
 
 def save_state(predictor: KmerLogReg) -> dict[str, Any]:
@@ -71,7 +78,7 @@ def save_state(predictor: KmerLogReg) -> dict[str, Any]:
 
 
 def load_state(state: Mapping[str, Any], io: IOSpec, hp: Mapping[str, Any]) -> KmerLogReg:
-    return KmerLogReg(int(hp["k"]), state["model"], io.target == "multilabel")
+    return KmerLogReg(int(hp["k"]), state["model"], io.target)
 
 
 def search_space(trial: Any) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 - `gc_length`: L2 logistic regression on each branch's GC content (fraction of G/C among the non-N bases) and
   length (real bases).
 - `length_only`: the same on length alone (constant on fixed-length tasks, so it scores at chance there).
+- On regression targets (`IOSpec.target = "regression"`), `gc_length` and `length_only` are ridge regressions on the
+  same features (`alpha = 1 / C`).
 - `epi_distance` (enhancer–promoter pair tasks): logistic regression on log10 of the distance between the enhancer
   and promoter midpoints, read from the pair ids (`CELL|chrN:start-end::CELL|chrN:start-end`, as the TargetFinder
   pair tables name them).
@@ -21,7 +23,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+from sklearn.base import is_regressor
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -36,7 +39,8 @@ _ELEMENT = re.compile(r"^[^|]+\|(?P<chrom>[^:|\s]+):(?P<start>\d+)-(?P<end>\d+)$
 
 
 class LinearShortcut:
-    """A logistic regression on a few shortcut features; `score(dataset)` gives probabilities `(N,)`."""
+    """A logistic (or ridge) regression on a few shortcut features; `score(dataset)` gives probabilities (or
+    predictions) `(N,)`."""
 
     def __init__(self, name: str, features: Any, model: Pipeline) -> None:
         self.name, self.features, self.model = name, features, model
@@ -44,14 +48,20 @@ class LinearShortcut:
     @property
     def n_params(self) -> int:
         head = self.model[-1]
-        return int(head.coef_.size + head.intercept_.size)
+        return int(np.size(head.coef_) + np.size(head.intercept_))
 
     def score(self, dataset: Dataset) -> np.ndarray:
+        if is_regressor(self.model):
+            return np.asarray(self.model.predict(self.features(dataset)), dtype=np.float64)
         return self.model.predict_proba(self.features(dataset))[:, 1]
 
 
 def _fit(name: str, features: Any, train: Dataset, io: IOSpec, C: float) -> LinearShortcut:
-    """Fit the logistic regression on `features(train) (N, D)`."""
+    """Fit the logistic regression (ridge for regression targets) on `features(train) (N, D)`."""
+    if io.target == "regression":
+        model = make_pipeline(StandardScaler(), Ridge(alpha=1.0 / C))
+        model.fit(features(train), np.asarray(train.labels, dtype=np.float64))
+        return LinearShortcut(name, features, model)
     return _fit_on(name, features, features(train), _binary_labels(train, io, name), C)
 
 
@@ -227,6 +237,13 @@ def binary_only(io: IOSpec) -> str | None:
     return None if io.target == "binary" else f"shortcut baselines score binary tasks only, not {io.target} ones"
 
 
+def binary_or_regression(io: IOSpec) -> str | None:
+    """Why a sequence shortcut cannot run on a task with `io` (checked before any data loads), or None."""
+    if io.target == "regression":
+        return None
+    return binary_only(io)
+
+
 def binary_pairs_only(io: IOSpec) -> str | None:
     """Why an EPI shortcut cannot run on a task with `io`, or None."""
     if io.inputs != "seq_pair":
@@ -237,11 +254,11 @@ def binary_pairs_only(io: IOSpec) -> str | None:
 GC_LENGTH, LENGTH_ONLY, EPI_DISTANCE, ELEMENT_PROPENSITY = (
     register_model(ModelPlugin(
         name="gc_length", description="shortcut: logistic regression on GC content + length", native_inputs="seq",
-        defaults=C_ONLY, search_space=search_c, fit_sklearn=fit_gc_length, check_io=binary_only,
+        defaults=C_ONLY, search_space=search_c, fit_sklearn=fit_gc_length, check_io=binary_or_regression,
         save_state=save_linear, load_state=loader("gc_length", sequence_features), shortcut=True, paper=PAPER)),
     register_model(ModelPlugin(
         name="length_only", description="shortcut: logistic regression on sequence length", native_inputs="seq",
-        defaults=C_ONLY, search_space=search_c, fit_sklearn=fit_length_only, check_io=binary_only,
+        defaults=C_ONLY, search_space=search_c, fit_sklearn=fit_length_only, check_io=binary_or_regression,
         save_state=save_linear, load_state=loader("length_only", length_features), shortcut=True, paper=PAPER)),
     register_model(ModelPlugin(
         name="epi_distance", description="shortcut (EPI pairs): logistic regression on log enhancer–promoter distance",

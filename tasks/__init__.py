@@ -1,3 +1,3 @@
 """Task plugins; importing this package registers every task family."""
 
-from tasks import chromatin, enhancers, epi, targetfinder_features  # noqa: F401
+from tasks import activity, chromatin, enhancers, epi, peaks, targetfinder_features  # noqa: F401

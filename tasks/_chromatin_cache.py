@@ -7,6 +7,8 @@ block (a tqdm bar), into `$REGBENCH_CACHE/chromatin/<file stem>-<x_key>-<key>/`:
 - `codes.npy`: `(N, L)` uint8 base codes (A, C, G, T, N = 0..4, as `harness.data.encode`), one row per sequence;
 - `labels.npy`: `(N, C)` uint8 0/1 (not bit-packed: `Dataset.labels` is then the memory map itself, with no
   unpacking of the whole matrix, at 8× the disk of packed bits: 4 GB for DeepSEA's 4.4 M × 919);
+- `ids.npy`: `(N,)` bytes row ids, only for builds that name their rows (`cached_build(ids=...)`, e.g. the
+  `chrom:start-end` bins of `chromatin.peaks`); other splits' ids are `prefix:row`;
 - `meta.json`: `CACHE_VERSION`, the source path and keys, its fingerprint, shapes, the id prefix and a blake2b digest
   of every code and label byte written.
 
@@ -64,30 +66,46 @@ def cached_split(
 ) -> MemmapSeqDataset:
     """The converted split `x_key`/`y_key` of `path`, converting it first when there is no valid cache for the
     file as it is now. `open_blocks()` opens the source (only called to convert); ids are `f"{id_prefix}:{row}"`."""
-    folder = cache_folder(path, x_key, y_key)
     source = {"source": str(path.resolve()), "x_key": x_key, "y_key": y_key, "fingerprint": fingerprint(path)}
+    return cached_build(cache_folder(path, x_key, y_key), source, open_blocks, id_prefix)
+
+
+def cached_build(
+    folder: Path,
+    source: dict[str, Any],
+    open_blocks: Callable[[], AbstractContextManager[Blocks]],
+    id_prefix: str = "",
+    ids: Callable[[], np.ndarray] | None = None,
+) -> MemmapSeqDataset:
+    """The split cached in `folder` for `source` (a JSON-able description whose every entry must match), built
+    from `open_blocks()` when missing or stale. `ids()`: `(N,)` str row ids written to `ids.npy`; None: ids are
+    `f"{id_prefix}:{row}"`."""
     if valid(folder, source):
         return MemmapSeqDataset(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".tmp-{folder.name}-"))
     try:
         with open_blocks() as blocks:
-            meta = convert(blocks, tmp, x_key)
-        (tmp / "meta.json").write_text(json.dumps({**source, **meta, "id_prefix": id_prefix}, indent=1))
+            meta = convert(blocks, tmp, folder.name)
+        if ids is not None:
+            np.save(tmp / "ids.npy", np.asarray(ids()).astype(bytes))
+        extra = {"id_prefix": id_prefix, "ids_file": ids is not None}
+        (tmp / "meta.json").write_text(json.dumps({**source, **meta, **extra}, indent=1))
         install(tmp, folder, source)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return MemmapSeqDataset(folder)
 
 
-def convert(blocks: Blocks, out: Path, x_key: str) -> dict[str, Any]:
-    """Write `codes.npy` and `labels.npy` in `out` from `blocks`; returns shapes, version and content digest."""
+def convert(blocks: Blocks, out: Path, what: str) -> dict[str, Any]:
+    """Write `codes.npy` and `labels.npy` in `out` from `blocks` (`what` names it on the progress bar); returns
+    shapes, version and content digest."""
     n, length, n_labels = blocks.n, blocks.length, blocks.n_labels
     codes = np.lib.format.open_memmap(out / "codes.npy", mode="w+", dtype=np.uint8, shape=(n, length))
     labels = np.lib.format.open_memmap(out / "labels.npy", mode="w+", dtype=np.uint8, shape=(n, n_labels))
     digest = hashlib.blake2b(f"{n},{length},{n_labels}".encode(), digest_size=16)
     rows = max(1, BLOCK_BYTES // (4 * max(length, 1)))
-    with tqdm(total=n, desc=f"converting {blocks.path.name}:{x_key}", unit="seq", unit_scale=True, leave=False) as bar:
+    with tqdm(total=n, desc=f"converting {what}", unit="seq", unit_scale=True, leave=False) as bar:
         for lo in range(0, n, rows):
             hi = min(lo + rows, n)
             block_codes, block_labels = blocks.read(lo, hi)
@@ -173,7 +191,10 @@ class MemmapSeqDataset:
 
     @property
     def ids(self) -> np.ndarray:
-        """`(N,)` str `"{prefix}:{row}"`, built on each access (not kept: 250 MB for 4.4 M rows)."""
+        """`(N,)` str: `ids.npy` when the build wrote one, else `"{prefix}:{row}"`; read or built on each access
+        (not kept: 250 MB for 4.4 M rows)."""
+        if self.meta.get("ids_file"):
+            return np.load(self.folder / "ids.npy").astype(str)
         return np.char.add(f"{self.meta['id_prefix']}:", np.arange(len(self)).astype(str))
 
     def take(self, idx: np.ndarray, reverse_complement: bool = False) -> Batch:

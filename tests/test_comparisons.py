@@ -10,13 +10,17 @@ import pytest
 
 from harness.benchmark.comparisons import (
     COLUMNS,
+    UNTESTED,
     NotComparableError,
     check_same_examples,
     compare_runs,
     group_labels,
     load_model_scores,
+    ranking_groups,
     shortcut_gaps,
+    untested_boards,
 )
+from harness.benchmark.comparisons import markdown as comparisons_markdown
 from harness.benchmark.leaderboard import cell_runs, display, ranked
 from harness.cli import main
 from harness.tracking import store
@@ -117,3 +121,38 @@ def test_runs_on_different_data_are_refused(tmp_path: Path, capsys: pytest.Captu
     a, b = load_model_scores("a", [small], tmp_path), load_model_scores("b", [large], tmp_path)
     with pytest.raises(NotComparableError, match="not scored on the same test ids"):
         check_same_examples(a, b)
+
+
+def test_multilabel_boards_are_ranked_by_paired_bootstraps_over_sequences() -> None:
+    data = {"n": 600, "length": 200}
+    tiny = {"filters1": 4, "filters2": 4, "filters3": 4, "fc_dim": 8}
+    for model in ("basset", "deepsea"):
+        train_run(RunRequest("chromatin.synthetic", model, {"data": data, "model": tiny, "train": TRAIN}, 0,
+                             max_epochs=1, experiment="ml"))  # fmt: skip
+    board, table = ranked(cell_runs("ml"))
+    assert set(table["test"]) == {"paired_bootstrap"} and set(table["metric"]) == {"auroc_median", "auprc_median"}
+    assert (table["n_examples"] == 60).all() and (table["note"] == "").all()
+    top, other = board["model"].tolist()
+    test = pair(table, top, other, "paired_bootstrap", "auroc_median")
+    assert test["ci_low"] <= test["delta"] <= test["ci_high"] and 0 < test["p_adjusted"] <= 1
+    expected = ["1=", "1="] if test["p_adjusted"] >= 0.05 else ["1", "2"]
+    assert board["group"].tolist() == expected, (test.to_dict(), board[["model", "test_primary", "group"]])
+    assert "auroc_median" in comparisons_markdown(board, table)
+
+
+def test_a_board_whose_tests_could_not_run_is_not_ranked() -> None:
+    board = pd.DataFrame({"task": "t", "split_protocol": "s", "model": ["a", "b", "c"], "primary_metric": "auroc",
+                          "test_primary": [0.9, 0.8, np.nan], "status": "ok"})  # fmt: skip
+    refused = pd.DataFrame([{"task": "t", "split_protocol": "s", "model_a": "a", "model_b": "b", "test": "refused",
+                             "note": "run x has no predictions/test.tsv"}], columns=list(COLUMNS))  # fmt: skip
+    assert ranking_groups(board, refused).tolist() == [UNTESTED, UNTESTED, ""]
+    assert untested_boards(board, refused)["reason"].tolist() == [
+        "paired tests refused: run x has no predictions/test.tsv"
+    ]
+    assert "Not ranked: paired tests could not run" in comparisons_markdown(board, refused)
+    tested = pd.concat([refused, pd.DataFrame([{"task": "t", "split_protocol": "s", "model_a": "a", "model_b": "b",
+                                                "metric": "auroc", "test": "delong", "p_adjusted": 0.5}])])  # fmt: skip
+    assert ranking_groups(board, tested).tolist() == ["1=", "1=", ""]  # `=` only from a test that ran
+    assert ranking_groups(board, tested.iloc[:1].assign(test="delong", metric="auprc")).tolist() == [UNTESTED] * 2 + [
+        ""
+    ]

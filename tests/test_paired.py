@@ -7,7 +7,14 @@ import pytest
 from scipy import stats
 from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
 
-from harness.evaluation.paired import delong, holm, mcnemar, paired_bootstrap
+from harness.evaluation.paired import (
+    delong,
+    holm,
+    mcnemar,
+    multilabel_resampled,
+    paired_bootstrap,
+    paired_from_resamples,
+)
 
 
 def fixed_inputs(n: int = 80, seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -102,3 +109,27 @@ def test_holm_by_hand() -> None:
     got = holm(np.array([0.01, 0.04, np.nan, 0.03, 0.005]))
     np.testing.assert_allclose(got, [0.03, 0.06, np.nan, 0.06, 0.02])
     np.testing.assert_allclose(holm(np.array([0.5, 0.9])), [1.0, 1.0])  # 0.5·2 = 1, then max(1, 0.9·1)
+
+
+def test_multilabel_resamples_match_a_plain_loop_over_the_documented_resamples() -> None:
+    rng = np.random.default_rng(5)
+    y = (rng.random((60, 4)) < 0.3).astype(int)
+    y[:, 3] = 0
+    y[0, 3] = 1  # a rare label: undefined in most resamples, left out of their medians
+    a = y + rng.normal(0, 0.8, y.shape)
+    b = y + rng.normal(0, 3.0, y.shape)
+    n_boot, seed = 20, 11
+    boot_a, boot_b = (multilabel_resampled(y, s, n_boot, seed) for s in (a, b))
+    resamples = np.random.default_rng(seed).integers(0, len(y), size=(n_boot, len(y)))
+    for i, idx in enumerate(resamples):
+        for name, fn in (("auroc_median", roc_auc_score), ("auprc_median", average_precision_score)):
+            for boot, s in ((boot_a, a), (boot_b, b)):
+                values = [fn(y[idx, j], s[idx, j]) for j in range(4) if 0 < y[idx, j].sum() < len(idx)]
+                assert boot.samples[name][i] == pytest.approx(np.median(values)), (name, i)
+    many_a, many_b = (multilabel_resampled(y, s, 500, seed) for s in (a, b))  # the first 20 resamples are the above
+    np.testing.assert_array_equal(many_a.samples["auroc_median"][:n_boot], boot_a.samples["auroc_median"])
+    test = paired_from_resamples("auroc_median", many_a, many_b)
+    assert test.delta == pytest.approx(boot_a.point["auroc_median"] - boot_b.point["auroc_median"])
+    assert test.delta > 0 and test.ci_low > 0 and test.p_value < 0.05  # a clearly better model is distinguished
+    same = paired_from_resamples("auroc_median", boot_a, multilabel_resampled(y, a, n_boot, seed))
+    assert (same.delta, same.ci_low, same.ci_high, same.p_value) == (0.0, 0.0, 0.0, 1.0)

@@ -113,5 +113,7 @@ def test_a_reloaded_model_scores_in_its_runs_precision(logged: object, amp: str)
     from harness.tracking.logged_model import as_predictor
 
     train = {"eval_batch_size": 8, "rc_tta": False, **({} if logged is None else {"amp": logged})}
-    predictor = as_predictor(torch.nn.Linear(1, 1), {"kind": "torch", "train": train}, "cpu")
+    predictor = as_predictor(
+        torch.nn.Linear(1, 1), {"kind": "torch", "train": train, "io": {"target": "binary"}}, "cpu"
+    )
     assert predictor.amp == amp

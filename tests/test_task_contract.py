@@ -33,6 +33,7 @@ from tasks import epi
 from tasks._chromatin_formats import write_deepsea_bundle
 from tasks._synthetic_chromatin import write_synthetic
 from tasks._synthetic_enhancers import revcomp
+from tasks._synthetic_peaks import write_synthetic_peaks
 
 Inputs = Callable[[Path], dict[str, Any]]  # writes a case's input files into a folder → the data options naming them
 
@@ -107,6 +108,12 @@ def deepsea_inputs(folder: Path) -> dict[str, Any]:
     return {"dir": str(folder / "deepsea_train")}
 
 
+def peak_inputs(folder: Path) -> dict[str, Any]:
+    """A synthetic genome FASTA, planted-motif BED files and their sheet (`tasks._synthetic_peaks`)."""
+    sheet = write_synthetic_peaks(folder, chrom_size=20_000, peaks_per_label=40)
+    return {"genome": str(folder / "genome.fa"), "peaks": str(sheet), "negatives": 1.0, "window": 200}
+
+
 # --- cases ------------------------------------------------------------------------------------------------------------
 
 EPI_WINDOWS = {"enhancer_window": 100, "promoter_window": 80}
@@ -124,6 +131,8 @@ CASES = [
     Case("chromatin.synthetic-basset", "chromatin.synthetic", CHROMATIN_SYNTHETIC, True,
          {"n": 300, "length": 60, "format": "basset"}),
     Case("chromatin.basset-file", "chromatin.basset", "official", False, inputs=basset_inputs, seeded=False),
+    Case("activity.synthetic", "activity.synthetic", "random_train0.8_val0.1_test0.1_seed0", True, {"n": 100}),
+    Case("chromatin.peaks-files", "chromatin.peaks", "chromosome_testchr8+chr9_valchr7", False, inputs=peak_inputs),
     Case("enhancers.files-tsv", "enhancers.files", CARVED, False, inputs=tsv_inputs),
     Case("enhancers.files-fasta", "enhancers.files", "given_test+stratified_val0.1_seed0", False, inputs=fasta_inputs),
     Case("enhancers.ensembl-layout", "enhancers.ensembl", OFFICIAL, False,

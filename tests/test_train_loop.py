@@ -12,7 +12,8 @@ from harness.data.split_task import SplitTask
 from harness.evaluation.metrics import binary_metrics
 from harness.plugins import get_model
 from harness.spec import IOSpec
-from harness.training.fit import _lr_lambda, _pos_weight, fit
+from harness.training.fit import _lr_lambda, fit
+from harness.training.losses import _pos_weight
 from tests.conftest import random_seqs
 
 TINY_ATTENTION = {"k": 3, "d_model": 16, "head_dim": 16}
@@ -74,9 +75,9 @@ def test_scores_do_not_depend_on_batch_padding(rng: np.random.Generator) -> None
 
 def test_rc_augmentation_and_class_weights(rng: np.random.Generator) -> None:
     labels = np.array([1, 0, 0, 0, 0, 0, 0, 1], np.float32)
-    weight = _pos_weight(labels, TrainConfig(class_weight="balanced"), torch.device("cpu"))
+    weight = _pos_weight(labels, "balanced", torch.device("cpu"))
     assert weight is not None and weight.tolist() == [3.0]
-    assert _pos_weight(labels, TrainConfig(), torch.device("cpu")) is None
+    assert _pos_weight(labels, "none", torch.device("cpu")) is None
     task = motif_task(rng, n=120)
     cfg = TrainConfig(max_epochs=1, batch_size=16, progress=False, rc_augment=True, class_weight="balanced")
     result = fit(task, get_model("kmer_attention"), {**get_model("kmer_attention").defaults, **TINY_ATTENTION}, cfg)

@@ -1,22 +1,28 @@
 """Paired comparisons of the models of an experiment, per task × split protocol, from their logged predictions.
 
-Every scored run logs `predictions/{val,test}.tsv` (columns id, label, score). A model's runs (its seeds, as chosen by
-`harness.benchmark.leaderboard.leaderboard`) are combined into one `ModelScores`: per-example test scores averaged
-over seeds, and the decision threshold chosen on validation (F1-optimal on the seed-averaged validation scores; for
-one seed that is the run's own `val_f1_threshold`). Two models are compared only when they were scored on the same
-test examples (same ids and labels); otherwise the pair is refused.
+Every scored run logs `predictions/{val,test}.tsv` (columns id, label, score; multi-label tasks: id, label_0..,
+score_0..). A model's runs (its seeds, as chosen by `harness.benchmark.leaderboard.leaderboard`) are combined into
+one `ModelScores`: per-example test scores averaged over seeds, and the decision threshold chosen on validation
+(F1-optimal on the seed-averaged validation scores; for one seed that is the run's own `val_f1_threshold`). Two
+models are compared only when they were scored on the same test examples (same ids and labels); otherwise the pair
+is refused.
 
 Per pair, `comparisons.csv` holds one row per (metric, test): AUROC by DeLong's test and by the paired bootstrap,
 AUPRC by the paired bootstrap, accuracy at the validation-chosen thresholds by McNemar's test
-(`harness.evaluation.paired`). `seed_sd_a`/`seed_sd_b` are the sample sd over seeds of each model's metric (NaN for
-one seed). p-values are Holm-adjusted within each task × split protocol, one family per (metric, test): e.g. the
-DeLong tests of all pairs of a task × split protocol (`p_adjusted`).
+(`harness.evaluation.paired`). Multi-label pairs: the median per-label AUROC and AUPRC by the paired bootstrap over
+sequences (`paired.multilabel_resampled`; `MULTILABEL_N_BOOT` resamples at most, shared by every model).
+Regression pairs (primary metric `spearman`): Spearman ρ, Pearson r, R² and MSE by the paired bootstrap over
+sequences (`paired.regression_resampled`), so the ranking test is the paired bootstrap of Δρ.
+`seed_sd_a`/`seed_sd_b` are the sample sd over seeds of each model's metric (NaN for one seed). p-values are
+Holm-adjusted within each task × split protocol, one family per (metric, test): e.g. the DeLong tests of all
+pairs of a task × split protocol (`p_adjusted`).
 
 Groups (`ranking_groups`): models sorted by the primary test metric; the first leads a group, each following model
 that the adjusted paired test of the primary metric (`RANKING_TEST`) does not distinguish from the group's leader
 (p_adjusted ≥ `ALPHA`) joins that group and shares the leader's rank, written "r=" ("1=": indistinguishable from the
-best); a model that is distinguished, or has no paired test with the leader, starts a new group at its position.
-Multi-label tasks have no paired tests here, so their models are ranked by score alone.
+best); a model that is distinguished, or has no paired test with the leader, starts a new group at its position:
+`=` comes only from a test that ran. A task × split protocol with several scored models none of whose ranking tests
+could run is not ranked: every label is `UNTESTED` and `untested_boards` says why.
 """
 
 from __future__ import annotations
@@ -31,24 +37,40 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.evaluation.metrics import binary_metrics, f1_optimal_threshold
-from harness.evaluation.paired import Resampled, delong, holm, mcnemar, paired_from_resamples, resampled
+from harness.evaluation.metrics import binary_metrics, f1_optimal_threshold, multilabel_metrics
+from harness.evaluation.paired import (
+    Resampled,
+    delong,
+    holm,
+    mcnemar,
+    multilabel_resampled,
+    paired_from_resamples,
+    regression_resampled,
+    resampled,
+)
+from harness.evaluation.regression import PRIMARY as REGRESSION_PRIMARY
+from harness.evaluation.regression import REGRESSION_METRICS, regression_metrics
 from harness.plugins import shortcut_models
 from harness.tracking import store
 
 ALPHA = 0.05
 N_BOOT = 10_000  # paired-bootstrap resamples: the smallest p is 1/10001, so Holm over 21 pairs can still reach 0.002
+MULTILABEL_N_BOOT = 1000  # per-label AUROC/AP of every label per resample: smallest p 1/1001, Holm over 45 pairs 0.045
+UNTESTED = "untested"  # the rank label of every model of a board whose ranking tests could not run
 COLUMNS = (
     "task", "split_protocol", "model_a", "model_b", "metric", "delta", "ci_low", "ci_high", "p_value", "p_adjusted",
     "test", "n_examples", "n_seeds_a", "n_seeds_b", "seed_sd_a", "seed_sd_b", "note",
 )  # fmt: skip
-RANKING_TEST = {"auroc": "delong", "auprc": "paired_bootstrap"}  # primary metric → the test that groups models
+RANKING_TEST = {"auroc": "delong", "auprc": "paired_bootstrap"}  # primary metric → the test that groups models;
+# any other primary metric (e.g. multi-label `auroc_median`) groups by the paired bootstrap
 PREDICTIONS = ("predictions/test.tsv", "predictions/val.tsv")
 GROUP_NOTE = (
     "Rank: models sorted by the test metric; a model that the Holm-adjusted paired test of the primary metric "
-    f"(AUROC: DeLong; AUPRC: paired bootstrap; p ≥ {ALPHA}) does not distinguish from its group's leader shares the "
-    "leader's rank, marked `=` (`1=`: indistinguishable from the best). Over seeds, the tests use per-example scores "
-    "averaged over seeds; all tests of every pair are in comparisons.csv."
+    f"(AUROC: DeLong; AUPRC and multi-label medians: paired bootstrap over sequences; p ≥ {ALPHA}) does not "
+    "distinguish from its group's leader shares the leader's rank, marked `=` (`1=`: indistinguishable from the best); "
+    f"`=` comes only from a test that ran, and a task whose tests could not run is marked `{UNTESTED}` instead of "
+    "ranked. Over seeds, the tests use per-example scores averaged over seeds; all tests of every pair are in "
+    "comparisons.csv."
 )
 
 
@@ -59,7 +81,9 @@ class NotComparableError(ValueError):
 @dataclass(frozen=True)
 class ModelScores:
     """One model's test scores on one task: `labels (N,)`, `score (N,)` (mean over seeds), per seed `(S, N)`,
-    aligned on `ids (N,)` (sorted); `threshold` chosen on validation, `seed_thresholds (S,)` per seed."""
+    aligned on `ids (N,)` (sorted); `threshold` chosen on validation, `seed_thresholds (S,)` per seed. Multi-label:
+    `labels`/`score` `(N, C)`, per seed `(S, N, C)`, thresholds NaN (no thresholded metric is compared).
+    `regression`: the labels are measured values (a regression task), thresholds NaN."""
 
     model: str
     run_ids: tuple[str, ...]
@@ -69,21 +93,39 @@ class ModelScores:
     per_seed: np.ndarray
     threshold: float
     seed_thresholds: np.ndarray
+    regression: bool = False
 
 
 def read_predictions(path: Path, where: str) -> pd.DataFrame:
-    """A binary predictions TSV (id, label, score) sorted by id; NotComparableError for multi-label files."""
+    """A predictions TSV sorted by id: binary (id, label, score) or multi-label (id, label_0.., score_0.., as many
+    of each); NotComparableError for anything else."""
     frame = pd.read_csv(path, sep="\t", dtype={"id": str})
-    if not {"id", "label", "score"} <= set(frame.columns):
-        raise NotComparableError(f"{where}: not a binary predictions table (columns {list(frame.columns)[:5]})")
+    labels, scores = label_columns(frame), [c for c in frame.columns if c.startswith("score_")]
+    binary = {"id", "label", "score"} <= set(frame.columns)
+    multilabel = "id" in frame.columns and labels and len(labels) == len(scores)
+    if not (binary or multilabel):
+        raise NotComparableError(f"{where}: not a predictions table (columns {list(frame.columns)[:5]})")
     duplicated = frame["id"][frame["id"].duplicated()]
     if len(duplicated):
         raise NotComparableError(f"{where}: duplicate example ids, e.g. {duplicated.iloc[0]}")
     return frame.sort_values("id", kind="stable").reset_index(drop=True)
 
 
-def load_model_scores(model: str, run_ids: list[str], tmp: Path) -> ModelScores:
-    """Download and combine the predictions of `run_ids` (the seeds of `model`); refuses seeds on different data."""
+def label_columns(frame: pd.DataFrame) -> list[str]:
+    """`["label"]` of a binary predictions table, `["label_0", ...]` of a multi-label one."""
+    return ["label"] if "label" in frame.columns else [c for c in frame.columns if c.startswith("label_")]
+
+
+def _values(frame: pd.DataFrame, prefix: str) -> np.ndarray:
+    """`(N,)` column `prefix` of a binary table, `(N, C)` columns `prefix_j` of a multi-label one."""
+    if prefix in frame.columns:
+        return frame[prefix].to_numpy(dtype=np.float64)
+    return frame[[c for c in frame.columns if c.startswith(f"{prefix}_")]].to_numpy(dtype=np.float64)
+
+
+def load_model_scores(model: str, run_ids: list[str], tmp: Path, regression: bool = False) -> ModelScores:
+    """Download and combine the predictions of `run_ids` (the seeds of `model`); refuses seeds on different data.
+    `regression`: the task's target is quantitative (labels are measured values)."""
     tests, vals = [], []
     for run_id in run_ids:
         frames = []
@@ -96,15 +138,25 @@ def load_model_scores(model: str, run_ids: list[str], tmp: Path) -> ModelScores:
         vals.append(frames[1])
     for frames, split in ((tests, "test"), (vals, "val")):
         for run_id, frame in zip(run_ids[1:], frames[1:], strict=True):
-            if not (frame["id"].equals(frames[0]["id"]) and frame["label"].equals(frames[0]["label"])):
+            same_labels = frame[label_columns(frame)].equals(frames[0][label_columns(frames[0])])
+            if not (frame["id"].equals(frames[0]["id"]) and same_labels):
                 raise NotComparableError(f"{model}: runs {run_ids[0]} and {run_id} were scored on different {split} "
                                          "examples; their seeds cannot be averaged")  # fmt: skip
+    per_seed = np.stack([_values(t, "score") for t in tests])
+    labels = _values(tests[0], "label")
+    if regression:
+        return ModelScores(model, tuple(run_ids), tests[0]["id"].to_numpy(), labels, per_seed.mean(axis=0),
+                           per_seed, float("nan"), np.full(len(vals), np.nan), regression=True)  # fmt: skip
+    labels = labels.astype(np.int64)
+    if labels.ndim == 2:
+        thresholds = np.full(len(vals), np.nan)
+        return ModelScores(model, tuple(run_ids), tests[0]["id"].to_numpy(), labels, per_seed.mean(axis=0),
+                           per_seed, float("nan"), thresholds)  # fmt: skip
     y_val = vals[0]["label"].to_numpy()
     seed_thresholds = np.array([f1_optimal_threshold(y_val, v["score"].to_numpy()) for v in vals])
     threshold = f1_optimal_threshold(y_val, np.mean([v["score"].to_numpy() for v in vals], axis=0))
-    per_seed = np.stack([t["score"].to_numpy(dtype=np.float64) for t in tests])
-    return ModelScores(model, tuple(run_ids), tests[0]["id"].to_numpy(), tests[0]["label"].to_numpy(),
-                       per_seed.mean(axis=0), per_seed, threshold, seed_thresholds)  # fmt: skip
+    return ModelScores(model, tuple(run_ids), tests[0]["id"].to_numpy(), labels, per_seed.mean(axis=0), per_seed,
+                       threshold, seed_thresholds)  # fmt: skip
 
 
 def check_same_examples(a: ModelScores, b: ModelScores) -> None:
@@ -114,20 +166,29 @@ def check_same_examples(a: ModelScores, b: ModelScores) -> None:
         example = only[0] if only else "a different order"
         raise NotComparableError(f"{a.model} ({len(a.ids)} test examples) and {b.model} ({len(b.ids)}) were not "
                                  f"scored on the same test ids (e.g. {example})")  # fmt: skip
-    if not (a.labels == b.labels).all():
+    if a.labels.shape != b.labels.shape or not (a.labels == b.labels).all():
         raise NotComparableError(f"{a.model} and {b.model}: the same test ids carry different labels")
 
 
 def _seed_sd(scores: ModelScores, metric: str) -> float:
     if len(scores.per_seed) < 2:
         return float("nan")
+    if scores.regression:
+        return float(np.std([regression_metrics(scores.labels, s)[metric] for s in scores.per_seed], ddof=1))
+    if scores.labels.ndim == 2:
+        return float(np.std([multilabel_metrics(scores.labels, s)[0][metric] for s in scores.per_seed], ddof=1))
     values = [binary_metrics(scores.labels, s, t)[metric] for s, t in zip(scores.per_seed, scores.seed_thresholds,
                                                                           strict=True)]  # fmt: skip
     return float(np.std(values, ddof=1))
 
 
 def resample(scores: ModelScores, n_boot: int = N_BOOT, seed: int = 0) -> Resampled:
-    """The model's seeded bootstrap metrics (at its validation-chosen threshold), shared by all its pairs."""
+    """The model's seeded bootstrap metrics (at its validation-chosen threshold), shared by all its pairs;
+    multi-label: the median per-label AUROC/AUPRC over at most `MULTILABEL_N_BOOT` resamples of sequences."""
+    if scores.regression:
+        return regression_resampled(scores.labels, scores.score, n_boot, seed)
+    if scores.labels.ndim == 2:
+        return multilabel_resampled(scores.labels, scores.score, min(n_boot, MULTILABEL_N_BOOT), seed)
     return resampled(scores.labels, scores.score, scores.threshold, n_boot, seed)
 
 
@@ -136,10 +197,16 @@ def compare_pair(a: ModelScores, b: ModelScores, boot_a: Resampled, boot_b: Resa
     `p_adjusted` not yet set)."""
     check_same_examples(a, b)
     y = a.labels
-    acc = mcnemar(y, a.score >= a.threshold, b.score >= b.threshold)
-    boots = [paired_from_resamples(name, boot_a, boot_b) for name in ("auroc", "auprc")]
+    if a.regression:
+        results = [paired_from_resamples(name, boot_a, boot_b) for name in REGRESSION_METRICS]
+    elif y.ndim == 2:
+        results = [paired_from_resamples(name, boot_a, boot_b) for name in ("auroc_median", "auprc_median")]
+    else:
+        acc = mcnemar(y, a.score >= a.threshold, b.score >= b.threshold)
+        boots = [paired_from_resamples(name, boot_a, boot_b) for name in ("auroc", "auprc")]
+        results = [delong(y, a.score, b.score), *boots, acc]
     rows = []
-    for result in (delong(y, a.score, b.score), *boots, acc):
+    for result in results:
         rows.append({
             "model_a": a.model, "model_b": b.model, **{k: getattr(result, k) for k in ("metric", "delta", "ci_low",
             "ci_high", "p_value", "test")}, "n_examples": len(y), "n_seeds_a": len(a.run_ids),
@@ -177,7 +244,8 @@ def _group_rows(group: pd.DataFrame, tmp: Path, n_boot: int, seed: int) -> list[
     scores: dict[str, tuple[ModelScores, Resampled] | str] = {}
     for _, row in group.iterrows():
         try:
-            loaded = load_model_scores(row["model"], row["run_ids"].split(","), tmp)
+            regression = row["primary_metric"] == REGRESSION_PRIMARY
+            loaded = load_model_scores(row["model"], row["run_ids"].split(","), tmp, regression)
             scores[row["model"]] = (loaded, resample(loaded, n_boot, seed))
         except ValueError as err:  # NotComparableError, or predictions the metrics refuse (e.g. one class only)
             scores[row["model"]] = str(err)
@@ -208,7 +276,8 @@ def compare_runs(run_a: str, run_b: str, n_boot: int = N_BOOT, seed: int = 0) ->
         raise NotComparableError(f"runs {run_a} and {run_b} were scored on different data (dataset digest "
                                  f"{digest_a} vs {digest_b}); paired tests need the same test examples")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        a, b = (load_model_scores(f"{t.get('model', '?')}/s{t.get('seed', '?')} ({r[:8]})", [r], Path(tmp))
+        regression = tags_a.get("primary_metric") == REGRESSION_PRIMARY
+        a, b = (load_model_scores(f"{t.get('model', '?')}/s{t.get('seed', '?')} ({r[:8]})", [r], Path(tmp), regression)
                 for r, t in ((run_a, tags_a), (run_b, tags_b)))  # fmt: skip
     rows = compare_pair(a, b, resample(a, n_boot, seed), resample(b, n_boot, seed))
     for row in rows:
@@ -232,7 +301,7 @@ def display(board: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     rows = ranking_rows(board, table)
     return pd.DataFrame({
         "task": rows["task"], "split": rows["split_protocol"], "model A": rows["model_a"], "model B": rows["model_b"],
-        "metric": rows["metric"].fillna(""), "A − B [95% CI]": [_delta(r) for _, r in rows.iterrows()],
+        "metric": rows["metric"].astype(object).fillna(""), "A − B [95% CI]": [_delta(r) for _, r in rows.iterrows()],
         "p": rows["p_value"].map(_p), "p (Holm)": rows["p_adjusted"].map(_p), "test": rows["test"],
         "seed sd A / B": [_sds(r) for _, r in rows.iterrows()], "note": rows["note"].fillna(""),
     })  # fmt: skip
@@ -269,11 +338,27 @@ def shortcut_gaps(board: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def untested_boards(board: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Per task × split protocol left `UNTESTED` by `ranking_groups`: why (the first refusal, else that no test
+    ran); columns task, split, reason."""
+    groups = ranking_groups(board, table)
+    out = []
+    boards = board.loc[groups == UNTESTED, ["task", "split_protocol"]].drop_duplicates()
+    for task, split in boards.itertuples(index=False, name=None):
+        here = table[(table["task"] == task) & (table["split_protocol"] == split) & (table["test"] == "refused")]
+        reason = f"paired tests refused: {here['note'].iloc[0]}" if len(here) else "no paired test was run"
+        out.append({"task": task, "split": split, "reason": reason})
+    return pd.DataFrame(out, columns=["task", "split", "reason"])
+
+
 def markdown(board: pd.DataFrame, table: pd.DataFrame) -> str:
     """Markdown sections of the ranking tests and of the gaps to the best shortcut ("" when there are none)."""
     from harness.benchmark.leaderboard import to_markdown
 
     text = ""
+    untested = untested_boards(board, table)
+    if len(untested):
+        text += f"\n## Not ranked: paired tests could not run\n\n{to_markdown(untested)}"
     if len(table):
         text += f"\n## Paired tests of the primary metric\n\n{GROUP_NOTE}\n\n{to_markdown(display(board, table))}"
     gaps = shortcut_gaps(board, table)
@@ -309,6 +394,9 @@ def ranking_groups(board: pd.DataFrame, table: pd.DataFrame, alpha: float = ALPH
         tests = here[(here["metric"] == metric) & (here["test"] == RANKING_TEST.get(metric, "paired_bootstrap"))]
         p = {frozenset((r.model_a, r.model_b)): r.p_adjusted for r in tests.itertuples()}
         models, scored = group["model"].tolist(), group["test_primary"].notna().tolist()
+        if sum(scored) > 1 and tests.empty:  # no ranking test ran: say so rather than rank by score alone
+            labels[group.index] = [UNTESTED if s else "" for s in scored]
+            continue
         labels[group.index] = group_labels(models, scored, lambda x, y, p=p: p.get(frozenset((x, y)), 0.0) >= alpha)
     return labels
 

@@ -16,7 +16,8 @@ formats (by the extension of --out):
   .fa .fasta .fna  FASTA, headers = the split's ids (single-sequence tasks): for `regbench predict`
   .tsv .txt        a header, then sequence<TAB>label: for `regbench evaluate` and `regbench predict`
   .csv             the columns a logged model reads: for `mlflow models predict -i FILE -t csv`
-  columns: sequence, label (label_<name> per label of a multi-label task); pair tasks: id, enhancer,
+  columns: sequence, label; multi-label tasks: id, sequence, then one 0/1 column per label named by the
+  label (FASTA headers: `>id label=NAME,NAME` with the positive labels); pair tasks: id, enhancer,
   promoter, label (TSV and CSV only); CSV files have no label columns.
 
 examples:
@@ -53,22 +54,33 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"export takes data.* settings only, not {', '.join(others)}")
     task = make_task(args.task, overrides["data"])
     frame = split_frame(task.splits()[args.split], task.io, args.limit)
+    label_columns = list(task.io.label_names) if task.io.target == "multilabel" else ["label"]
     if suffix in FASTA_SUFFIXES:
         if "sequence" not in frame.columns:
             raise ValueError(f"task {task.name} has {task.io.inputs} inputs; export it as .tsv or .csv")
-        out.write_text("".join(f">{i}\n{s}\n" for i, s in zip(frame["id"], frame["sequence"], strict=True)))
+        out.write_text("".join(f">{i}{h}\n{s}\n" for i, h, s in zip(frame["id"], fasta_labels(frame, task.io),
+                                                                   frame["sequence"], strict=True)))  # fmt: skip
     else:
-        table = frame.drop(columns=[c for c in frame.columns if c.startswith("label")]) if suffix == ".csv" else frame
-        if "sequence" in table.columns:  # the id is a FASTA header's job; tables of single sequences start with it
+        table = frame.drop(columns=label_columns) if suffix == ".csv" else frame
+        if "sequence" in table.columns and task.io.target != "multilabel":  # single-sequence ids go to FASTA headers
             table = table.drop(columns="id")
         table.to_csv(out, sep=TABLE_SUFFIXES[suffix], index=False)
     print(f"wrote {len(frame)} rows of {task.name} {args.split} to {out}", file=sys.stderr)
     return 0
 
 
+def fasta_labels(frame: Any, io: Any) -> list[str]:
+    """Per row, the FASTA header's tail: ` label=NAME,...` (the positive labels) for a multi-label task, else ''."""
+    if io.target != "multilabel":
+        return [""] * len(frame)
+    names = list(io.label_names)
+    hits = frame[names].to_numpy(bool)
+    return [" label=" + ",".join(n for n, on in zip(names, row, strict=True) if on) for row in hits]
+
+
 def split_frame(dataset: Any, io: Any, limit: int | None) -> Any:
-    """A split as a DataFrame: id, `sequence` (or `enhancer`, `promoter`), then `label` (`label_<name>` per label
-    of a multi-label task); a feature-table task raises ValueError."""
+    """A split as a DataFrame: id, `sequence` (or `enhancer`, `promoter`), then `label` (one 0/1 column per label,
+    named by the label, for a multi-label task); a feature-table task raises ValueError."""
     import numpy as np
     import pandas as pd
 
@@ -91,5 +103,5 @@ def split_frame(dataset: Any, io: Any, limit: int | None) -> Any:
         frame["label"] = labels.astype(int)
     else:
         for j, name in enumerate(io.label_names or range(labels.shape[1])):
-            frame[f"label_{name}"] = labels[:, j].astype(int)
+            frame[str(name)] = labels[:, j].astype(int)
     return frame

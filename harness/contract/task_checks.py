@@ -79,8 +79,8 @@ def check_declared(task: Task) -> str:
            f"io.lengths {io.lengths} for inputs {io.inputs!r}")  # fmt: skip
     expect(io.inputs != "features" or io.lengths == (0,), f"a feature task declares io.lengths {io.lengths}, not (0,)")
     expect(all(isinstance(n, int) and n >= 0 for n in io.lengths), f"io.lengths {io.lengths}: integers >= 0")
-    expect(io.target in ("binary", "multilabel"), f"io.target {io.target!r}")
-    expect(io.n_outputs == 1 or (io.target == "multilabel" and io.n_outputs > 1),
+    expect(io.target in ("binary", "multilabel", "regression"), f"io.target {io.target!r}")
+    expect(io.n_outputs == 1 or (io.target in ("multilabel", "regression") and io.n_outputs > 1),
            f"io.n_outputs {io.n_outputs} with target {io.target!r}")  # fmt: skip
     expect(len(io.label_names) in (0, io.n_outputs), f"{len(io.label_names)} label names for {io.n_outputs} outputs")
     return f"{io.inputs} {io.lengths}, {io.n_outputs} {io.target} output(s), primary metric {task.primary_metric}"
@@ -130,7 +130,7 @@ def check_arrays(task: Task, rng: np.random.Generator) -> str:
         idx = rng.permutation(len(ds))[:BATCH]  # unsorted
         batch = ds.take(idx)
         expect(isinstance(batch, Batch), f"{name}: take() returned a {type(batch).__name__}, not a Batch")
-        expected_y = (len(idx),) if io.target == "binary" else (len(idx), io.n_outputs)
+        expected_y = (len(idx),) if io.target == "binary" or io.n_outputs == 1 else (len(idx), io.n_outputs)
         expect(batch.y.dtype == np.float32 and batch.y.shape == expected_y,
                f"{name}: y {batch.y.dtype}{batch.y.shape}, expected float32{expected_y}")  # fmt: skip
         expect(np.array_equal(batch.y, np.asarray(ds.labels)[idx].astype(np.float32)), f"{name}: y != labels[idx]")
@@ -233,10 +233,15 @@ def check_metrics(task: Task, whole: Mapping[str, Batch]) -> str:
 
 
 def check_labels(task: Task) -> str:
-    """0/1 labels of the target's shape; both classes in every binary split; label groups inside the outputs."""
+    """0/1 labels of the target's shape (finite, non-constant values for regression); both classes in every binary
+    split; label groups inside the outputs."""
     io = task.io
     for name, ds in task.splits().items():
         labels = np.asarray(ds.labels)
+        if io.target == "regression":
+            expect(np.isfinite(labels).all() and labels.shape[0] == len(ds), f"{name}: targets {labels.shape}")
+            expect(np.unique(labels).size > 1, f"{name}: constant targets")
+            continue
         expect(np.isin(labels, (0, 1)).all(), f"{name}: labels outside {{0, 1}}")
         if io.target == "binary":
             expect(labels.shape == (len(ds),), f"{name}: labels {labels.shape}, expected ({len(ds)},)")
@@ -247,7 +252,7 @@ def check_labels(task: Task) -> str:
         expect(np.asarray(task.splits()["train"].labels).any(), "no positive label in train")
         for group, idx in task.label_groups.items():
             expect(len(idx) and min(idx) >= 0 and max(idx) < io.n_outputs, f"label group {group}: {idx}")
-    return f"0/1 {io.target} labels"
+    return f"{io.target} targets" if io.target == "regression" else f"0/1 {io.target} labels"
 
 
 def task_checks(name: str, options: Mapping[str, Any], seed: int = 0) -> list[Check]:

@@ -10,18 +10,24 @@
 - `mcnemar`: McNemar's test of two paired accuracies (decisions at each model's own threshold): exact two-sided
   binomial on the discordant pairs when there are fewer than `EXACT_BELOW`, else χ² with continuity correction;
   Wald CI of the paired difference of proportions (Agresti 2002, §10.1).
+- `multilabel_resampled`: the median per-label AUROC and AUPRC of a multi-label model over seeded resamples of
+  sequences (rows, all labels of a row together), the input of `paired_from_resamples` for multi-label tasks.
+- `regression_resampled`: Spearman ρ, Pearson r, R² and MSE of a regression model over seeded resamples of
+  sequences, the input of `paired_from_resamples` for quantitative targets (Δρ on shared resamples).
 - `holm`: Holm's step-down adjustment of a family of p-values (NaN entries are not part of the family).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
-from harness.evaluation.bootstrap import bootstrap_binary_samples, percentile_ci
-from harness.evaluation.metrics import binary_metrics, check_binary
+from harness.evaluation.bootstrap import bootstrap_binary_samples, percentile_ci, resample_blocks, resample_counts
+from harness.evaluation.metrics import binary_metrics, check_binary, label_ranking_metrics, multilabel_metrics
+from harness.evaluation.regression import bootstrap_regression_samples, regression_metrics
 
 EXACT_BELOW = 25  # discordant pairs below which McNemar's test uses the exact binomial distribution
 
@@ -72,6 +78,30 @@ def resampled(y_true: np.ndarray, y_score: np.ndarray, threshold: float, n_boot:
     """`Resampled` of `(N,)` scores; compute it once per model and pair it with any model on the same examples."""
     return Resampled(binary_metrics(y_true, y_score, threshold),
                      bootstrap_binary_samples(y_true, y_score, threshold, n_boot, seed))  # fmt: skip
+
+
+def multilabel_resampled(y_true: np.ndarray, y_score: np.ndarray, n_boot: int, seed: int) -> Resampled:
+    """`Resampled` of `(N, C)` scores: `auroc_median` and `auprc_median` (medians over the labels that have both
+    classes) on all sequences and on each of the `n_boot` seeded resamples of sequences (`resample_blocks`: the
+    same seed gives the same rows for every model). Per-label AUROC/AP are vectorised over a block of resamples."""
+    point = multilabel_metrics(y_true, y_score)[0]
+    y_true, y_score = np.asarray(y_true).astype(np.int8), np.asarray(y_score, dtype=np.float64)
+    n = len(y_true)
+    samples = {"auroc_median": np.empty(n_boot), "auprc_median": np.empty(n_boot)}
+    lo = 0
+    for idx in resample_blocks(n, n_boot, seed):
+        auroc, ap = label_ranking_metrics(y_true, y_score, weights=resample_counts(idx, n))  # (B, C)
+        with warnings.catch_warnings():  # a resample where no label has both classes: NaN, dropped by the tests
+            warnings.simplefilter("ignore", RuntimeWarning)
+            samples["auroc_median"][lo : lo + len(idx)] = np.nanmedian(auroc, axis=1)
+            samples["auprc_median"][lo : lo + len(idx)] = np.nanmedian(ap, axis=1)
+        lo += len(idx)
+    return Resampled({k: point[k] for k in samples}, samples)
+
+
+def regression_resampled(y_true: np.ndarray, y_pred: np.ndarray, n_boot: int, seed: int) -> Resampled:
+    """`Resampled` of `(N,)`/`(N, C)` predictions of measured values (`harness.evaluation.regression`)."""
+    return Resampled(regression_metrics(y_true, y_pred), bootstrap_regression_samples(y_true, y_pred, n_boot, seed))
 
 
 def paired_from_resamples(name: str, a: Resampled, b: Resampled, alpha: float = 0.05) -> PairedTest:

@@ -10,6 +10,7 @@ import numpy as np
 
 from harness.evaluation.bootstrap import bootstrap_binary, bootstrap_multilabel_medians
 from harness.evaluation.metrics import binary_metrics, f1_optimal_threshold
+from harness.evaluation.regression import bootstrap_regression
 from harness.spec import Dataset, Predictor, Task
 
 THRESHOLDED = ("accuracy", "precision", "recall", "f1", "mcc")
@@ -18,7 +19,7 @@ THRESHOLDED = ("accuracy", "precision", "recall", "f1", "mcc")
 @dataclass(frozen=True)
 class Evaluation:
     metrics: dict[str, float]  # e.g. val_auroc, test_auroc, test_auroc_ci_low, test_f1_valthr
-    scores: dict[str, np.ndarray]  # split → probabilities (N,) or (N, C)
+    scores: dict[str, np.ndarray]  # split → probabilities (regression: predictions) (N,) or (N, C)
     threshold: float  # F1-optimal threshold chosen on validation (binary tasks)
 
 
@@ -39,6 +40,9 @@ def evaluate(
             metrics[f"test_{k}_ci_low"], metrics[f"test_{k}_ci_high"] = low, high
         at_val = binary_metrics(y_test, scores["test"], threshold=threshold)
         metrics.update({f"test_{k}_valthr": at_val[k] for k in THRESHOLDED})
+    elif task.io.target == "regression":
+        for k, (low, high) in bootstrap_regression(splits["test"].labels, scores["test"], n_boot, seed).items():
+            metrics[f"test_{k}_ci_low"], metrics[f"test_{k}_ci_high"] = low, high
     else:
         groups = dict(task.label_groups) or None
         cis = bootstrap_multilabel_medians(splits["test"].labels, scores["test"], groups, seed=seed)

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from harness.data.datasets import SeqDataset, Seqs
-from harness.data.encode import ALPHABET
+from harness.data.encode import ALPHABET, reverse_complement
 from harness.spec import Predictor
 from harness.training.precision import amp_dtype, autocast
 from harness.training.predictor import TorchPredictor
@@ -68,8 +68,10 @@ class IsmResult:
         return -np.where(alts, self.delta_logit, 0.0).sum(1) / alts.sum(1)
 
 
-def logit_fn(predictor: Predictor, device: str) -> LogitFn:
-    """A batched `logits(codes, mask) -> (B, C)` for a torch or an sklearn-style predictor."""
+def logit_fn(predictor: Predictor, device: str, regression: bool = False) -> LogitFn:
+    """A batched `logits(codes, mask) -> (B, C)` for a torch or an sklearn-style predictor; with `regression`, the
+    sklearn predictor's predictions as they are (a torch model's raw outputs are the predictions, or log-rates
+    under `train.loss=poisson`)."""
     if isinstance(predictor, TorchPredictor):
         model = predictor.model.to(device).eval()
         dtype = amp_dtype(device, predictor.amp)
@@ -84,7 +86,10 @@ def logit_fn(predictor: Predictor, device: str) -> LogitFn:
         lengths = mask.sum(1).cpu().numpy().astype(np.int32)
         seqs = Seqs(codes.cpu().numpy().astype(np.uint8), lengths)
         ds = SeqDataset((seqs,), np.zeros(len(lengths), np.float32), np.arange(len(lengths)).astype(str))
-        p = np.clip(np.asarray(predictor.score(ds), dtype=np.float64), 1e-7, 1 - 1e-7).reshape(len(lengths), -1)
+        scores = np.asarray(predictor.score(ds), dtype=np.float64).reshape(len(lengths), -1)
+        if regression:
+            return torch.from_numpy(scores).float()
+        p = np.clip(scores, 1e-7, 1 - 1e-7)
         return torch.from_numpy(np.log(p / (1 - p))).float()
 
     return sklearn_logits
@@ -182,7 +187,9 @@ def saturation_mutagenesis(
 @dataclass(frozen=True)
 class Variants:
     """Single-nucleotide variants on their sequences: ids `(V,)`, sequences, 0-based positions in them `(V,)`,
-    the `pos` column as given (sequence or chromosome coordinate), ref and alt bases."""
+    the `pos` column as given (sequence or chromosome coordinate), ref and alt bases; the optional `label` (1 causal,
+    0 control) and `effect` (measured effect size) columns `(V,)` float64 or None; `skipped`: rows left out because
+    their ref did not match (`skip_mismatch`)."""
 
     ids: np.ndarray
     seqs: list[str]
@@ -190,12 +197,18 @@ class Variants:
     given_pos: np.ndarray
     ref: list[str]
     alt: list[str]
+    labels: np.ndarray | None = None
+    effects: np.ndarray | None = None
+    skipped: int = 0
 
 
-def read_variants(path: str, genome: str | None = None, length: int = 0) -> Variants:
+def read_variants(path: str, genome: str | None = None, length: int = 0, skip_mismatch: bool = False) -> Variants:
     """A variants TSV with header `id, sequence, pos, ref, alt` (pos 1-based within the sequence), or, with a
     `genome` FASTA, `id, chrom, pos, ref, alt` (pos 1-based on the chromosome; the sequence is the `length` bp
-    centred on the variant). Raises ValueError naming the row whose ref does not match the sequence."""
+    centred on the variant); optional columns `label` (0/1) and `effect` (a number). Raises ValueError naming the
+    file and line of the first bad row: indels (all counted), duplicate ids, a ref that does not match the sequence
+    (unless `skip_mismatch`: such rows are dropped and counted), pos outside the sequence, labels that are not 0/1
+    or effects that are not numbers."""
     try:
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
@@ -209,12 +222,13 @@ def read_variants(path: str, genome: str | None = None, length: int = 0) -> Vari
         )
     if genome and length < 1:
         raise ValueError("--genome needs a window length: the model's fixed input length, or --length N")
+    _check_table(path, table)
     fasta = _open_genome(genome) if genome else None
-    seqs, positions = [], []
+    seqs, positions, keep = [], [], []
     for n, row in enumerate(table.itertuples(index=False), start=2):  # line 1 is the header
         where = f"variants file {path}, line {n} (id {row.id})"
         ref, alt = row.ref.upper(), row.alt.upper()
-        if len(ref) != 1 or len(alt) != 1 or ref not in "ACGT" or alt not in "ACGT" or ref == alt:
+        if ref not in "ACGT" or alt not in "ACGT" or ref == alt:
             raise ValueError(f"{where}: ref {row.ref!r} and alt {row.alt!r} must be two different single bases ACGT")
         try:
             pos = int(row.pos)
@@ -227,17 +241,44 @@ def read_variants(path: str, genome: str | None = None, length: int = 0) -> Vari
         if not 1 <= pos <= len(seq):
             raise ValueError(f"{where}: pos {pos} is outside the sequence of length {len(seq)}")
         if seq[pos - 1] != ref:
-            raise ValueError(f"{where}: ref {ref} does not match base {seq[pos - 1]} at position {pos}")
+            if skip_mismatch:
+                continue
+            raise ValueError(f"{where}: ref {ref} does not match base {seq[pos - 1]} at position {pos} "
+                             "(--skip-mismatch leaves such variants out)")  # fmt: skip
         seqs.append(seq)
         positions.append(pos - 1)
-    return Variants(
-        table["id"].to_numpy(),
-        seqs,
-        np.asarray(positions),
-        table["pos"].astype(int).to_numpy(),
-        list(table.ref.str.upper()),
-        list(table.alt.str.upper()),
-    )
+        keep.append(n - 2)
+    if not keep:
+        raise ValueError(f"variants file {path}: every variant's ref mismatches its sequence; nothing to score")
+    kept = table.iloc[keep]
+    numbers = {c: kept[c].astype(float).to_numpy() if c in kept.columns else None for c in ("label", "effect")}
+    return Variants(kept["id"].to_numpy(), seqs, np.asarray(positions), kept["pos"].astype(int).to_numpy(),
+                    list(kept.ref.str.upper()), list(kept.alt.str.upper()), numbers["label"], numbers["effect"],
+                    len(table) - len(keep))  # fmt: skip
+
+
+def _check_table(path: str, table: pd.DataFrame) -> None:
+    """Whole-table checks before any row is read: indels (counted), duplicate ids, `label`/`effect` values."""
+    indel = (table["ref"].str.len() != 1) | (table["alt"].str.len() != 1)
+    if indel.any():
+        first = int(np.flatnonzero(indel)[0])
+        raise ValueError(f"variants file {path}: {int(indel.sum())} indel(s) refused (only single-base substitutions "
+                         f"are scored), e.g. line {first + 2} (id {table['id'].iloc[first]})")  # fmt: skip
+    duplicated = table["id"][table["id"].duplicated()]
+    if len(duplicated):
+        raise ValueError(f"variants file {path}: duplicate id(s) {', '.join(duplicated.unique()[:5])}")
+    for column in ("label", "effect"):
+        if column not in table.columns:
+            continue
+        values = pd.to_numeric(table[column].str.strip().replace("", "nan"), errors="coerce")
+        bad = values.isna() | ~np.isfinite(values)
+        if column == "label":
+            bad |= ~values.isin((0, 1))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            wanted = "0 or 1" if column == "label" else "a number"
+            raise ValueError(f"variants file {path}, line {i + 2} (id {table['id'].iloc[i]}): {column} "
+                             f"{table[column].iloc[i]!r} is not {wanted}")  # fmt: skip
 
 
 def _open_genome(path: str) -> Any:
@@ -261,32 +302,38 @@ def _genome_window(fasta: Any, chrom: str, pos: int, length: int, where: str) ->
 
 
 def variant_effects(
-    fn: LogitFn, variants: Variants, batch_size: int = 512, output: int = 0, device: str = "cpu"
+    fn: LogitFn,
+    variants: Variants,
+    batch_size: int = 512,
+    output: int | None = 0,
+    device: str = "cpu",
+    both_strands: bool = False,
+    probabilities: bool = True,
 ) -> pd.DataFrame:
-    """Per variant: `logit_ref, logit_alt, delta` (alt − ref) and the same for probabilities (`prob_*`)."""
+    """Per variant: `logit_ref, logit_alt, delta` (alt − ref) of output `output` (None: the mean over outputs, with
+    `abs_delta` the mean |Δ| over outputs) and, with `probabilities`, the same for probabilities (`prob_*`).
+    `both_strands`: each logit is the mean over the sequence and its reverse complement."""
     ref = Seqs.from_strings(variants.seqs)
     alt_codes = ref.codes.copy()
     alt_codes[np.arange(len(ref)), variants.positions] = ["ACGT".index(a) for a in variants.alt]
     mask = torch.from_numpy(np.arange(ref.codes.shape[1])[None, :] < ref.lengths[:, None]).to(device)
-    logits = [
-        batched_logits(fn, torch.from_numpy(c.astype(np.int64)).to(device), mask, batch_size)
-        for c in (ref.codes, alt_codes)
-    ]
-    if not 0 <= output < logits[0].shape[1]:
-        raise ValueError(f"output {output} is out of range: the model has {logits[0].shape[1]} output(s)")
-    lr, la = (lg[:, output].double().numpy() for lg in logits)
-    pr, pa = 1 / (1 + np.exp(-lr)), 1 / (1 + np.exp(-la))
-    return pd.DataFrame(
-        {
-            "id": variants.ids,
-            "pos": variants.given_pos,
-            "ref": variants.ref,
-            "alt": variants.alt,
-            "logit_ref": lr,
-            "logit_alt": la,
-            "delta": la - lr,
-            "prob_ref": pr,
-            "prob_alt": pa,
-            "delta_prob": pa - pr,
-        }
-    )
+
+    def logits(codes: np.ndarray) -> torch.Tensor:
+        strands = [codes, reverse_complement(codes, ref.lengths)] if both_strands else [codes]
+        per_strand = [batched_logits(fn, torch.from_numpy(c.astype(np.int64)).to(device), mask, batch_size)
+                      for c in strands]  # fmt: skip
+        return torch.stack(per_strand).double().mean(0)  # (V, C)
+
+    lr_all, la_all = logits(ref.codes), logits(alt_codes)
+    n_out = lr_all.shape[1]
+    if output is not None and not 0 <= output < n_out:
+        raise ValueError(f"output {output} is out of range: the model has {n_out} output(s)")
+    cols = slice(None) if output is None else slice(output, output + 1)
+    lr, la = lr_all[:, cols].numpy(), la_all[:, cols].numpy()  # (V, C') each
+    table = {"id": variants.ids, "pos": variants.given_pos, "ref": variants.ref, "alt": variants.alt,
+             "logit_ref": lr.mean(1), "logit_alt": la.mean(1), "delta": (la - lr).mean(1),
+             "abs_delta": np.abs(la - lr).mean(1)}  # fmt: skip
+    if probabilities:
+        pr, pa = (1 / (1 + np.exp(-x)) for x in (lr, la))
+        table.update(prob_ref=pr.mean(1), prob_alt=pa.mean(1), delta_prob=(pa - pr).mean(1))
+    return pd.DataFrame(table)

@@ -159,12 +159,14 @@ def as_predictor(model: Any, meta: Mapping[str, Any], device: str) -> Any:
     if meta["kind"] != "torch":
         return model
     from harness.training.fit import resolve_device
+    from harness.training.losses import output_link
     from harness.training.predictor import TorchPredictor
 
     train = meta["train"]
     amp = train.get("amp", "auto")  # runs logged before train.amp took auto/true/false stored a bool (CUDA only)
     amp = ("auto" if amp else "false") if isinstance(amp, bool) else amp
-    return TorchPredictor(model, train["eval_batch_size"], train["rc_tta"], str(resolve_device(device)), amp)
+    link = output_link(meta["io"]["target"], train.get("loss", "mse"))  # runs logged before train.loss: classifiers
+    return TorchPredictor(model, train["eval_batch_size"], train["rc_tta"], str(resolve_device(device)), amp, link)
 
 
 # --- the python_function flavor -------------------------------------------------------------------------------

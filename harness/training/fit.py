@@ -21,10 +21,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from harness.config import TrainConfig
+from harness.config import ConfigError, TrainConfig
 from harness.spec import Dataset, ModelPlugin, Predictor, Task
 from harness.training.batches import DeviceBatch, EpochBatches, plan_epoch, shard
 from harness.training.distributed import data_parallel, rank_and_world, sum_over_ranks
+from harness.training.losses import loss_function, output_link
 from harness.training.modeling import SequenceClassifier, build_model
 from harness.training.precision import amp_dtype, autocast, compiled
 from harness.training.predictor import TorchPredictor
@@ -152,15 +153,6 @@ def _lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
     return factor
 
 
-def _pos_weight(labels: np.ndarray, cfg: TrainConfig, device: torch.device) -> torch.Tensor | None:
-    if cfg.class_weight == "none":
-        return None
-    y = labels.reshape(len(labels), -1)
-    pos = y.sum(0)
-    weight = (len(y) - pos) / np.maximum(pos, 1.0)
-    return torch.tensor(weight, dtype=torch.float32, device=device)
-
-
 def _parameter_groups(model: SequenceClassifier, lr: float) -> list[dict[str, Any]]:
     """The encoder's own groups (`Encoder.param_groups`), then every other trainable parameter at `lr`."""
     groups = [g for g in model.encoder.param_groups(lr) if g["params"]]
@@ -170,13 +162,13 @@ def _parameter_groups(model: SequenceClassifier, lr: float) -> list[dict[str, An
 
 
 def _optimisation(
-    model: nn.Module, cfg: TrainConfig, labels: np.ndarray, steps: int, device: torch.device
+    model: nn.Module, cfg: TrainConfig, target: str, labels: np.ndarray, steps: int, device: torch.device
 ) -> _Optimisation:
     optimizer = torch.optim.AdamW(_parameter_groups(model, cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps))
     dtype = amp_dtype(device, cfg.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=_pos_weight(labels, cfg, device))
+    loss_fn = loss_function(target, cfg.loss, labels, cfg.class_weight, device)
     step_model = compiled(data_parallel(model, rank_and_world()[1]), cfg.compile)
     return _Optimisation(optimizer, scheduler, loss_fn, scaler, dtype, step_model)
 
@@ -276,9 +268,12 @@ def _fit_torch(
     train, val = splits["train"], splits["val"]
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"task {task.name}: empty train ({len(train)}) or val ({len(val)}) split")
+    if task.io.target == "regression" and cfg.sampler == "balanced":
+        raise ConfigError(f"train.sampler=balanced needs class labels; {task.name} has regression targets")
     steps_per_epoch = math.ceil(epoch_size(train.labels, cfg.sampler) / cfg.batch_size)
-    opt = _optimisation(model, cfg, train.labels, steps_per_epoch * cfg.max_epochs, device)
-    predictor = TorchPredictor(model, cfg.eval_batch_size, cfg.rc_tta, str(device), cfg.amp)
+    opt = _optimisation(model, cfg, task.io.target, train.labels, steps_per_epoch * cfg.max_epochs, device)
+    link = output_link(task.io.target, cfg.loss)
+    predictor = TorchPredictor(model, cfg.eval_batch_size, cfg.rc_tta, str(device), cfg.amp, link)
     rng = np.random.default_rng(cfg.seed)
     primary = f"val_{task.primary_metric}"
     result = FitResult(predictor=predictor, n_params=predictor.n_params, model_metrics=model.encoder.run_metrics())

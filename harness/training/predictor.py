@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from harness.spec import Dataset
+from harness.training.losses import Link, apply_link
 from harness.training.modeling import SequenceClassifier, count_parameters
 from harness.training.precision import amp_dtype, autocast
 
@@ -24,13 +25,15 @@ def to_tensors(arrays: tuple[np.ndarray, ...], device: torch.device) -> list[tor
 
 @dataclass
 class TorchPredictor:
-    """A trained classifier plus what is needed to score with it."""
+    """A trained model plus what is needed to score with it; `link` turns outputs into scores
+    (`harness.training.losses`: sigmoid probabilities, or regression predictions)."""
 
     model: SequenceClassifier
     batch_size: int = 256
     rc_tta: bool = False
     device: str = "cpu"
     amp: str = "auto"  # `train.amp` of the run: scoring and ISM run in the same precision as training
+    link: Link = "sigmoid"
 
     @property
     def n_params(self) -> int:
@@ -50,5 +53,6 @@ class TorchPredictor:
         return np.concatenate(out) if out else np.zeros((0, self.model.head.out_features), np.float32)
 
     def score(self, dataset: Dataset) -> np.ndarray:
-        probs = 1.0 / (1.0 + np.exp(-self.logits(dataset)))
-        return probs[:, 0] if probs.shape[1] == 1 else probs
+        """`(N,)` or `(N, C)` probabilities (classifiers) or predictions (regression)."""
+        scores = apply_link(self.logits(dataset), self.link)
+        return scores[:, 0] if scores.shape[1] == 1 else scores
