@@ -32,6 +32,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS, MLFLOW_RUN_NOTE
 
 from harness.tracking.run_owner import PROCESS_TAG, process_gone, process_stamp
+from harness.tracking.store_open import open_store
 
 PARENT_TAG = "mlflow.parentRunId"
 META_ARTIFACT = "regbench_meta.json"
@@ -61,7 +62,9 @@ def tracking_uri() -> str:
 
 
 def configure() -> str:
+    """Point MLflow at `tracking_uri()`, opening the store first (a fresh SQLite one created under a file lock)."""
     uri = tracking_uri()
+    open_store(uri)
     mlflow.set_tracking_uri(uri)
     return uri
 
