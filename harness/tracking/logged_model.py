@@ -27,6 +27,7 @@ META_FILE = "regbench_meta.json"
 WEIGHTS_FILE = "weights.safetensors"
 STATE_FILE = "state.skops"
 FORMAT = "regbench-weights/1"  # meta["format"] of models stored by this module
+DEFINING = ("format", "kind", "task", "model", "hp", "io")  # the meta keys that define a stored model
 PAIR_COLUMNS = ("enhancer", "promoter")
 # Types skops does not trust by default that regbench's sklearn plugins store (scikit-learn internals, no code).
 TRUSTED_TYPES = (
@@ -107,9 +108,23 @@ def load(folder: Path) -> Any:
 
     meta = read_meta(folder)
     plugin = get_model(meta["model"])
+    fits(plugin, meta, folder)
     if meta["kind"] == "torch":
         return _load_torch(plugin, meta, folder / WEIGHTS_FILE)
     return _load_sklearn(plugin, meta, folder / STATE_FILE)
+
+
+def fits(plugin: Any, meta: Mapping[str, Any], folder: Path) -> None:
+    """ValueError (one line) unless the metadata's kind and hyperparameters fit the plugin it names."""
+    from harness.config import ConfigError, merge
+
+    if meta["kind"] != ("torch" if plugin.is_torch else "sklearn"):
+        raise ValueError(f"{folder}: a {meta['kind']} model, but plugin {plugin.name} is not one; the run's "
+                         "metadata is wrong")  # fmt: skip
+    try:
+        merge("model", plugin.defaults, meta["hp"])
+    except ConfigError as err:
+        raise ValueError(f"{folder}: the model's settings do not fit plugin {plugin.name} ({err})") from None
 
 
 def _load_torch(plugin: Any, meta: Mapping[str, Any], path: Path) -> Any:

@@ -31,6 +31,7 @@ from mlflow.data.meta_dataset import MetaDataset
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS, MLFLOW_RUN_NOTE
 
+from harness.limits import check_name
 from harness.tracking.run_owner import PROCESS_TAG, process_gone, process_stamp
 from harness.tracking.store_open import open_store
 
@@ -88,6 +89,7 @@ def ensure_experiment(name: str) -> str:
             if key not in existing.tags:
                 client.set_experiment_tag(existing.experiment_id, key, value)
         return existing.experiment_id
+    check_name(name, "experiment")  # a new experiment's name also names its artifact folder
     location = None
     if is_local_sqlite(uri):
         db_path = Path(uri.removeprefix("sqlite:///"))
@@ -346,10 +348,11 @@ def load_meta(run_id: str) -> dict[str, Any]:
     return meta
 
 
-def load_model(run_id: str, kind: str) -> Any:
+def load_model(run_id: str, kind: str, meta: Mapping[str, Any] | None = None) -> Any:
     """The logged model (an nn.Module for torch runs, the plugin's predictor for sklearn runs), rebuilt from the
     files of its `data/regbench/` folder without unpickling anything (`harness.tracking.logged_model.load`). The
-    model is the run's `MODEL_NAME_TAG` one (runs logged before models were named: `model`)."""
+    model is the run's `MODEL_NAME_TAG` one (runs logged before models were named: `model`). With `meta` (the
+    run's `regbench_meta.json`), the model's own copy must agree with it on what defines the model."""
     from harness.tracking import logged_model
 
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"  # no MLflow loader of ours may unpickle either
@@ -361,9 +364,14 @@ def load_model(run_id: str, kind: str) -> Any:
         except Exception as err:  # MlflowException / OSError: no such artifact
             raise logged_model.UnsafeModelError(f"run {run_id} has no {where} folder of a regbench model "
                                                 f"({type(err).__name__}); re-train it") from None  # fmt: skip
-        found = logged_model.read_meta(Path(folder))["kind"]
-        if found != kind:
-            raise ValueError(f"run {run_id} holds a {found} model, not a {kind} one")
+        own = logged_model.read_meta(Path(folder))
+        if own["kind"] != kind:
+            raise ValueError(f"run {run_id} holds a {own['kind']} model, not a {kind} one")
+        differ = [k for k in logged_model.DEFINING if meta is not None and own.get(k) != meta.get(k)]
+        if differ:
+            raise ValueError(f"run {run_id}: its {META_ARTIFACT} and its logged model's copy disagree on "
+                             f"{', '.join(differ)} (e.g. model {meta.get('model')!r} vs {own.get('model')!r}); "
+                             "refusing to score with either")  # fmt: skip
         return logged_model.load(Path(folder))
 
 
