@@ -5,10 +5,12 @@ error (exit 2) or succeed as stated; never a traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -341,3 +343,39 @@ def test_lm_check_on_a_broken_checkpoint_is_one_line(tmp_path: Path, capsys) -> 
     config = json.loads((typed / "config.json").read_text())
     (typed / "config.json").write_text(json.dumps({**config, "hidden_size": "wide"}))
     one_line_error(run(["lm", "check", str(typed), "--random-init", "--n", "2"], capsys), f"checkpoint {typed}")
+
+
+# --- item 5: a full disk -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def full_folder(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs at `tmp_path/full`, filled up (needs root to mount; skipped where it cannot)."""
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(full)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        with contextlib.suppress(OSError), open(full / "filler", "wb") as filler:
+            while True:
+                filler.write(b"\0" * 4096)
+                filler.flush()
+        yield full
+    finally:
+        subprocess.run(["umount", "-l", str(full)], check=True)
+
+
+@pytest.mark.parametrize("model", ["kmer_logreg", "kmer_attention"])
+def test_a_full_disk_names_the_folder_and_the_run_ends_failed(model: str, full_folder: Path, tmp_path: Path,
+                                                               capsys) -> None:  # fmt: skip
+    """Before: tracebacks, the weights file lost, the run left RUNNING until the next run closed it. The store
+    (mlflow.db) can still be written; its artifact folder is on the full disk."""
+    from harness.tracking import store
+
+    (tmp_path / "mlartifacts").symlink_to(full_folder)
+    argv = ["train", "--task", "enhancers.synthetic", "--model", model, "--set", "data.n=200", "--max-epochs", "1",
+            "--set", "train.progress=false"]  # fmt: skip
+    one_line_error(run(argv, capsys), "No space left on device", str(tmp_path / "mlartifacts" / "regbench"))
+    runs = store.search_runs("regbench")
+    assert list(runs["status"]) == ["FAILED"]
+    assert not [p for p in full_folder.rglob("*") if p.name.endswith((".safetensors", ".skops", ".partial"))]

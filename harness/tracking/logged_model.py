@@ -16,6 +16,7 @@ mlflow itself is not imported here (`harness.tracking.store` logs the folder).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def save(predictor: Any, meta: Mapping[str, Any], folder: Path) -> dict[str, Any
     if plugin.is_torch:
         from safetensors.torch import save_model
 
-        save_model(predictor.model, str(folder / WEIGHTS_FILE))
+        _write_then_rename(folder / WEIGHTS_FILE, lambda path: save_model(predictor.model, str(path)))
         kind = "torch"
     else:
         if plugin.save_state is None or plugin.load_state is None:
@@ -59,11 +60,22 @@ def save(predictor: Any, meta: Mapping[str, Any], folder: Path) -> dict[str, Any
                             "(harness.spec.ModelPlugin): its fitted model cannot be stored")  # fmt: skip
         import skops.io
 
-        skops.io.dump(dict(plugin.save_state(predictor)), folder / STATE_FILE)
+        _write_then_rename(folder / STATE_FILE, lambda path: skops.io.dump(dict(plugin.save_state(predictor)), path))
         kind = "sklearn"
     full = {**meta, "kind": kind, "format": FORMAT}
     (folder / META_FILE).write_text(json.dumps(full, indent=2))
     return full
+
+
+def _write_then_rename(path: Path, write: Any) -> None:
+    """`write(tmp)` to a temporary name beside `path`, then rename it to `path`: a failed write (a full disk) leaves
+    no half-written file under the real name."""
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def logged_name(task: str, model: str) -> str:

@@ -32,6 +32,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS, MLFLOW_RUN_NOTE
 
 from harness.limits import check_name
+from harness.tracking.disk_full import disk_full_error, is_full
 from harness.tracking.run_owner import PROCESS_TAG, process_gone, process_stamp
 from harness.tracking.store_open import open_store
 
@@ -316,9 +317,25 @@ def run(
     except KeyboardInterrupt:
         status = "KILLED"
         raise
+    except OSError as err:
+        if is_full(err):
+            raise disk_full_error(err, active.info.artifact_uri) from None
+        raise
     finally:
         if not logger.ended:
-            mlflow.end_run(status=status)
+            _end_run(logger.run_id, status)
+
+
+def _end_run(run_id: str, status: str) -> None:
+    """End the fluent run `status`; when the store cannot be written (its disk full too) a FAILED or KILLED run is
+    left as it is with one line on stderr (the next top-level run ends it KILLED), so the first error stands."""
+    try:
+        mlflow.end_run(status=status)
+    except Exception as err:  # MlflowException / sqlite3.OperationalError: "database or disk is full"
+        if status == "FINISHED":
+            raise
+        print(f"regbench: run {run_id} could not be ended {status} in {tracking_uri()}: {type(err).__name__}: "
+              f"{str(err).splitlines()[0][:200]}", file=sys.stderr)  # fmt: skip
 
 
 def get_run(run_id: str) -> Any:
@@ -335,15 +352,16 @@ def load_meta(run_id: str) -> dict[str, Any]:
     from harness.tracking.logged_model import check_format
 
     configure()
-    try:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=META_ARTIFACT)
-    except Exception as err:  # MlflowException, missing run, missing artifact
-        raise LookupError(
-            f"run {run_id!r} has no logged regbench model in {tracking_uri()} ({type(err).__name__}: {err}). "
-            "Pass the run_id printed by `regbench train` (or a study's cell run), and the same "
-            "MLFLOW_TRACKING_URI it was logged to."
-        ) from None
-    meta = json.loads(Path(path).read_text())
+    with tempfile.TemporaryDirectory() as tmp:  # removed afterwards (without a destination MLflow leaves it)
+        try:
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=META_ARTIFACT, dst_path=tmp)
+        except Exception as err:  # MlflowException, missing run, missing artifact
+            raise LookupError(
+                f"run {run_id!r} has no logged regbench model in {tracking_uri()} ({type(err).__name__}: {err}). "
+                "Pass the run_id printed by `regbench train` (or a study's cell run), and the same "
+                "MLFLOW_TRACKING_URI it was logged to."
+            ) from None
+        meta = json.loads(Path(path).read_text())
     check_format(meta, f"run {run_id}")
     return meta
 

@@ -44,6 +44,7 @@ from harness.tuning.ray_connection import ray_dir
 from harness.tuning.refit import run_refit
 from harness.tuning.trial import enter_worker, run_trial
 
+INTERRUPT_GRACE_S = 3.0  # seconds Tune gets to stop its trials when the driver is interrupted
 TRIAL_MAX_FAILURES = 2  # times Tune starts a trial or refit again whose worker died (an error in it is not retried)
 
 
@@ -185,16 +186,18 @@ def trial_service(name: str | None, env: Mapping[str, str], cpus: float, gpus: f
 
 @contextmanager
 def closing_service(handle: Any) -> Iterator[None]:
-    """Close the service `handle` on the way out — at once, stopping its trials, on an error or Ctrl-C — then kill
-    its process."""
+    """Close the service `handle` on the way out — at once, stopping its trials, on an error; on Ctrl-C or SIGTERM
+    giving Tune only `INTERRUPT_GRACE_S` (the process is leaving: its trial actors die with the service) — then
+    kill its process."""
     import ray
 
     try:
         yield
         ray.get(handle.close.remote())
-    except BaseException:
+    except BaseException as err:
+        grace = INTERRUPT_GRACE_S if isinstance(err, KeyboardInterrupt) else 90
         with suppress(ray.exceptions.RayError):
-            ray.get(handle.close.remote(abort=True), timeout=90)
+            ray.get(handle.close.remote(abort=True, timeout_s=grace), timeout=grace)
         raise
     finally:
         ray.kill(handle)
