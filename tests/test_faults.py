@@ -8,8 +8,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,13 +119,14 @@ def test_trials_whose_runs_are_in_another_store_are_not_reused(tmp_path: Path, m
 
 
 @pytest.mark.slow
-def test_the_same_study_in_one_folder_against_two_fresh_stores(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_the_same_study_in_one_folder_against_two_fresh_stores(tmp_path: Path, ray_env: dict, monkeypatch,
+                                                               capsys) -> None:  # fmt: skip
     """Before: the second store's cell claimed n_trials=2, n_new_trials=0 and held no trial runs (its trials were
     those of the first store's study, through ./optuna.db)."""
     from harness.tracking import store
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "ray"))
+    monkeypatch.setenv("RAY_TMPDIR", ray_env["RAY_TMPDIR"])
     argv = ["study", "--task", "enhancers.synthetic", "--model", "kmer_logreg", "--trials", "2", "--max-epochs", "1",
             "--set", "data.n=200", "--experiment", "twice"]  # fmt: skip
     for name in ("one", "two"):
@@ -150,6 +153,7 @@ seeds: [0]
 trials: 1
 max_epochs: 1
 tiny: true
+shortcuts: false
 task_set:
   enhancers.synthetic: {{data.n: 200}}
 model_set:
@@ -158,22 +162,23 @@ model_set:
 """
 
 
-def _ray_env(tmp_path: Path) -> dict[str, str]:
-    """The environment of a `regbench` subprocess that starts its own local Ray under `tmp_path`."""
-    ray_tmp = Path("/tmp") / f"rayf{os.getpid()}{tmp_path.name[-6:]}"  # short: Ray's socket paths have a limit
-    ray_tmp.mkdir(exist_ok=True)
-    return {**os.environ, "RAY_TMPDIR": str(ray_tmp), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+@pytest.fixture
+def ray_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment of a `regbench` that starts its own local Ray in a short temporary folder (Ray's socket
+    paths have a length limit), removed afterwards; its store is `tmp_path/mlflow.db`."""
+    with tempfile.TemporaryDirectory(prefix="rayf", dir="/tmp") as short:
+        yield {**os.environ, "RAY_TMPDIR": short, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
 
 
 @pytest.mark.slow
-def test_a_benchmark_with_a_failed_cell_exits_1_with_a_plain_reason(tmp_path: Path) -> None:
+def test_a_benchmark_with_a_failed_cell_exits_1_with_a_plain_reason(tmp_path: Path, ray_env: dict) -> None:
     """Before: exit 0, and a reason that was Ray's header with colour codes. The cell whose trials all raise fails
     (its trial FAILs once: an error in a trial is not retried); the other cell is kept."""
     from harness.tracking import store
 
     (tmp_path / "fail.yaml").write_text(FAILING_STUDY.format(name="failing"))
     done = subprocess.run([*REGBENCH, "benchmark", "--study", "fail.yaml", "--no-progress"], cwd=tmp_path,
-                          env=_ray_env(tmp_path), capture_output=True, text=True, timeout=900)  # fmt: skip
+                          env=ray_env, capture_output=True, text=True, timeout=900)  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
     assert "2 cells (0 reused, 1 failed)" in done.stdout and "Traceback" not in done.stderr
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -189,7 +194,7 @@ def test_a_benchmark_with_a_failed_cell_exits_1_with_a_plain_reason(tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_a_trial_whose_worker_is_killed_is_retried_and_counted(tmp_path: Path) -> None:
+def test_a_trial_whose_worker_is_killed_is_retried_and_counted(tmp_path: Path, ray_env: dict) -> None:
     """Before: the trial ended KILLED, was not retried, and nothing counted it."""
     import signal
     import time
@@ -197,7 +202,7 @@ def test_a_trial_whose_worker_is_killed_is_retried_and_counted(tmp_path: Path) -
     from harness.tracking import store
     from harness.tracking.run_owner import PROCESS_TAG
 
-    env = _ray_env(tmp_path)
+    env = ray_env
     argv = ["study", "--task", "enhancers.synthetic", "--model", "kmer_attention", "--trials", "1", "--max-epochs",
             "40", "--experiment", "killed", "--set", "data.n=600", "--set", "train.progress=false"]  # fmt: skip
     proc = subprocess.Popen([*REGBENCH, *argv], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
@@ -301,7 +306,10 @@ def test_report_without_out_and_refused_runs(tmp_path: Path, monkeypatch, capsys
     seqs = tmp_path / "seqs.fa"
     seqs.write_text(">a\n" + "ACGT" * 50 + "\n>b\n" + "TTGA" * 50 + "\n")  # the task's fixed length, 200
     predict = ["predict", "--run", run_id, "--input", str(seqs), "--output", str(tmp_path / "out.tsv")]
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     assert run(predict, capsys).code == 0
+    assert not list((tmp_path / "tmp").iterdir())  # before: a tmpXXXXXXXX/regbench_meta.json left per predict
     copies = sorted(tmp_path.glob("mlartifacts/**/regbench_meta.json"))
     own = next(p for p in copies if "data/regbench" in str(p))
     run_copy = next(p for p in copies if p != own)
@@ -379,3 +387,81 @@ def test_a_full_disk_names_the_folder_and_the_run_ends_failed(model: str, full_f
     runs = store.search_runs("regbench")
     assert list(runs["status"]) == ["FAILED"]
     assert not [p for p in full_folder.rglob("*") if p.name.endswith((".safetensors", ".skops", ".partial"))]
+
+
+# --- item 6: signals ---------------------------------------------------------------------------------------------
+
+LONG_STUDY = """\
+name: {name}
+tasks: [enhancers.synthetic]
+models: [kmer_attention]
+seeds: [0]
+trials: 2
+max_epochs: 40
+tiny: true
+shortcuts: false
+task_set:
+  enhancers.synthetic: {{data.n: 600}}
+model_set:
+  kmer_attention: {{train.progress: false}}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_ends_a_benchmark_within_10_s_with_nothing_running(signum: int, tmp_path: Path, ray_env: dict) -> None:
+    """Before: `timeout -s INT` did not end it within 10 s (SIGKILLed), its benchmark run left RUNNING. Started as
+    a background job of a shell (`&`), which starts it with SIGINT ignored."""
+    import shlex
+    import time
+
+    from harness.tracking import store
+
+    (tmp_path / "long.yaml").write_text(LONG_STUDY.format(name="long"))
+    env = ray_env
+    command = " ".join(shlex.quote(a) for a in [*REGBENCH, "benchmark", "--study", "long.yaml", "--no-progress"])
+    shell = subprocess.Popen(["bash", "-c", f"{command} > out.txt 2>&1 & echo $!; wait"], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    pid = int(shell.stdout.readline())
+    os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and shell.poll() is None:
+        time.sleep(1)
+        if (tmp_path / "mlflow.db").exists():
+            trials = store.search_runs("long", "tags.`regbench.kind` = 'trial' AND attributes.status = 'RUNNING'")
+            if len(trials):
+                break
+    assert shell.poll() is None, (tmp_path / "out.txt").read_text()
+    sent = time.monotonic()
+    os.kill(pid, signum)
+    shell.wait(timeout=60)
+    took = time.monotonic() - sent
+    out = (tmp_path / "out.txt").read_text()
+    assert "interrupted" in out and "Traceback" not in out, out
+    assert took <= 10, f"{took:.1f} s"
+    runs = store.search_runs("long")
+    assert not len(runs[runs["status"] == "RUNNING"]), runs[["tags.mlflow.runName", "status"]]
+    bench = runs[runs["tags.regbench.kind"] == "benchmark"]
+    assert list(bench["status"]) == ["KILLED"]
+
+
+# --- item 7: a local Ray's address and folders --------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_local_ray_listens_on_loopback_and_keeps_its_session_private(ray_env: dict, monkeypatch) -> None:
+    """Before: its node address was the machine's outward one, its servers on every interface, its session folder
+    0777. (Ray turns `_node_ip_address="127.0.0.1"` into the outward address unless
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, which `local_ray_auth` sets before Ray is imported; conftest calls it.)"""
+    import ray
+
+    from harness.tuning.ray_connection import ray_connection
+
+    assert os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"
+    monkeypatch.setenv("RAY_TMPDIR", ray_env["RAY_TMPDIR"])
+    with ray_connection(None, 1):
+        assert [n["NodeManagerAddress"] for n in ray.nodes()] == ["127.0.0.1"]
+        gcs_host = ray.get_runtime_context().gcs_address.rsplit(":", 1)[0]
+        assert gcs_host == "127.0.0.1"
+        sessions = [p for p in Path(ray_env["RAY_TMPDIR"]).glob("session_2*") if p.is_dir()]
+        assert sessions and all(p.stat().st_mode & 0o777 == 0o700 for p in sessions)
