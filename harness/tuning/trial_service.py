@@ -44,7 +44,7 @@ from harness.tuning.ray_connection import ray_dir
 from harness.tuning.refit import run_refit
 from harness.tuning.trial import enter_worker, run_trial
 
-INTERRUPT_GRACE_S = 3.0  # seconds Tune gets to stop its trials when the driver is interrupted
+INTERRUPT_GRACE_S = 1.0  # seconds Tune gets to stop its trials when the driver is interrupted
 TRIAL_MAX_FAILURES = 2  # times Tune starts a trial or refit again whose worker died (an error in it is not retried)
 
 
