@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from harness.limits import MAX_NESTING, too_deep
+
 NAMESPACES = ("model", "train", "data")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -153,7 +155,7 @@ class TrainConfig:
     sampler: str = setting("uniform", choices=("uniform", "balanced"))  # balanced: oversample (training.sampling)
     mask_prob: float = setting(0.0, ge=0, lt=1)  # fraction of training bases replaced with N (augmentation)
     loss: str = setting("mse", choices=("mse", "poisson"))  # regression targets (poisson: counts); classifiers: BCE
-    seed: int = setting(0, ge=0)
+    seed: int = setting(0, ge=0, le=2**32 - 1)  # numpy's seeds are 32-bit
     device: str = setting("auto", pattern=DEVICE.pattern, accepts="auto, cpu, mps, cuda or cuda:N")
     threads: int = setting(0, ge=0)  # torch intra-op threads; 0: fit.default_threads()
     progress: bool = setting(True)  # tqdm progress bars
@@ -171,6 +173,8 @@ def parse_value(text: str) -> Any:
     """A YAML scalar: `3` → 3, `1e-3` → 0.001, `true` → True, anything else (the empty string too) → str."""
     if not text:
         return text
+    if too_deep(text):
+        raise ConfigError(f"value {text[:40]!r}... nests deeper than {MAX_NESTING} levels")
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
@@ -181,6 +185,8 @@ def parse_value(text: str) -> Any:
 
 
 def _looks_float(text: str) -> bool:
+    if not text.isascii():  # float() also reads other scripts' digits: `٣٠٠` is not 300 here
+        return False
     try:
         float(text)
     except ValueError:
@@ -198,7 +204,10 @@ def parse_overrides(items: Iterable[str]) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"--set {item!r}: expected NAMESPACE.KEY=VALUE, e.g. model.k=4 or train.lr=1e-3")
         if ns not in out:
             raise ConfigError(f"--set {item!r}: unknown namespace {ns!r}; use one of {', '.join(NAMESPACES)}")
-        out[ns][name] = parse_value(raw.strip())
+        try:
+            out[ns][name] = parse_value(raw.strip())
+        except ConfigError as err:
+            raise ConfigError(f"--set {key.strip()}: {err}") from None
     return out
 
 
@@ -207,6 +216,8 @@ def coerce(namespace: str, key: str, value: Any, like: Any) -> Any:
     if like is None or (isinstance(value, type(like)) and not (isinstance(value, bool) and not isinstance(like, bool))):
         return value
     try:
+        if isinstance(value, str) and not value.isascii() and isinstance(like, int | float):
+            raise ValueError  # int() and float() also read other scripts' digits
         if isinstance(like, bool):
             if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
                 return value.lower() in ("true", "yes", "1")

@@ -45,9 +45,9 @@ def cache_root() -> Path:
 
 
 def cache_dir() -> Path:
-    """`$REGBENCH_CACHE`, default `~/.cache/regbench`; created on demand."""
+    """`$REGBENCH_CACHE`, default `~/.cache/regbench`; created on demand, readable by its owner only (0700)."""
     path = cache_root()
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 
 

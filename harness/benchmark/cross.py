@@ -52,6 +52,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from harness.benchmark import comparisons
+from harness.benchmark.failure_reason import plain, reason_of
 from harness.benchmark.leaderboard import UNABLE, cell_runs, display, ranked, split_comparison, to_markdown
 from harness.benchmark.study_file import Cell, StudyFile, StudyFileError, load_study
 from harness.plugins import make_task, source_tags
@@ -59,7 +60,8 @@ from harness.tracking import store
 from harness.tracking.model_registry import register_best
 from harness.tracking.run_names import cell_name
 from harness.training.modeling import IncompatibleError
-from harness.tuning.search import StudyRequest, default_storage, optuna_storage, run_study, validate_study
+from harness.tuning.search import StudyRequest, optuna_storage, run_study, validate_study
+from harness.tuning.study_storage import default_storage
 from harness.tuning.trial import enter_worker
 
 CONFIG_TAG = "regbench.cell_config"
@@ -385,8 +387,7 @@ def _collect(study: StudyFile, cell: Cell, bench_id: str, ref: object) -> CellOu
     try:
         return ray.get(ref)
     except ray.exceptions.RayError as err:
-        reason = f"{type(err).__name__}: {err}".splitlines()[0][:500]
-        run_id, reason = _record_failure(study, cell, bench_id, reason, str(err))
+        run_id, reason = _record_failure(study, cell, bench_id, reason_of(err), plain(str(err)))
         print(f"\n{study.name}: cell {cell.label} failed: {reason}", file=sys.stderr)
         return CellOutcome.of(cell, run_id, "failed", reason)
 
@@ -417,8 +418,7 @@ def _run_cell(study: StudyFile, cell: Cell, bench_id: str, ray_address: str | No
         print(f"\n{study.name}: cell {cell.label} cannot run: {reason}", file=sys.stderr)
         return CellOutcome.of(cell, _record_unable(study, cell, bench_id, reason), "unable", reason)
     except Exception as err:
-        reason = f"{type(err).__name__}: {err}".splitlines()[0][:500]
-        run_id, reason = _record_failure(study, cell, bench_id, reason, traceback.format_exc())
+        run_id, reason = _record_failure(study, cell, bench_id, reason_of(err), plain(traceback.format_exc()))
         print(f"\n{study.name}: cell {cell.label} failed: {reason}", file=sys.stderr)
         return CellOutcome.of(cell, run_id, "failed", reason)
     return CellOutcome.of(cell, result.parent_run_id, "finished")
@@ -486,7 +486,7 @@ def _trial_error(experiment: str, cell_run_id: str) -> str:
     for run_id in [] if trials.empty else list(trials["run_id"])[::-1]:  # oldest first
         text = store.read_text_artifact(run_id, "error.txt")
         if text:
-            return text.strip().splitlines()[-1]
+            return plain(text).strip().splitlines()[-1]
     return ""
 
 

@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from harness.config import NAMESPACES, ConfigError, merge, parse_value, train_config
+from harness.limits import COUNTS, MAX_NESTING, LimitError, check_name, too_deep
 from harness.plugin_sources import PluginError
 from harness.plugins import MODELS, TASKS, load_plugins, make_task, shortcut_models
 from harness.registry import Registry, UnknownNameError
@@ -172,11 +173,16 @@ def load_study(path: str | Path) -> StudyFile:
         text = path.read_text()
     except OSError as err:
         raise FileNotFoundError(f"study file {path}: {err.strerror or err}") from None
+    deep = too_deep(text)
+    if deep:
+        raise StudyFileError(path, deep, f"nested deeper than {MAX_NESTING} levels")
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         raise StudyFileError(path, mark.line + 1 if mark else 1, f"not valid YAML: {err}") from None
+    except RecursionError:  # block-style nesting thousands of levels deep
+        raise StudyFileError(path, 1, f"nested deeper than {MAX_NESTING} levels") from None
     study = _Parser(path).parse(root)
     for task in study.tasks:
         for split in study.splits or (None,):
@@ -219,10 +225,12 @@ class _Parser:
             raise self.fail(node, f"{what} must be a scalar (number, string or boolean), not a list or mapping")
         return parse_value(node.value) if node.style is None else node.value
 
-    def integer(self, node: yaml.Node, what: str, minimum: int) -> int:
+    def integer(self, node: yaml.Node, what: str, limits: str) -> int:
+        """An integer within `COUNTS[limits]` (YAML reads only ASCII digits as numbers)."""
         value = self.scalar(node, what)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(node, f"{what}={node.value!r}: must be an integer >= {minimum}")
+        low, high = COUNTS[limits]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.fail(node, f"{what}={node.value!r}: must be an integer in [{low}, {high}]")
         return value
 
     def boolean(self, node: yaml.Node, what: str) -> bool:
@@ -314,7 +322,7 @@ class _Parser:
             values["seeds"] = self.seeds(nodes["seeds"])
         for key in ("trials", "max_epochs", "concurrency"):
             if key in nodes:
-                values[key] = self.integer(nodes[key], key, 1)
+                values[key] = self.integer(nodes[key], key, key)
         for key in ("cpus_per_trial", "gpus_per_trial"):
             if key in nodes:
                 values[key] = self.number(nodes[key], key, positive=key == "cpus_per_trial")
@@ -324,8 +332,10 @@ class _Parser:
         for key in ("tiny", "shortcuts"):
             if key in nodes:
                 values[key] = self.boolean(nodes[key], key)
-        if not values.setdefault("name", self.path.stem).strip():
-            raise self.fail(nodes["name"], "name must not be empty (it is the MLflow experiment name)")
+        try:
+            check_name(values.setdefault("name", self.path.stem), "name (the MLflow experiment)")
+        except LimitError as err:
+            raise self.fail(nodes.get("name", root), str(err)) from None
         if "set" in nodes:
             values["fixed"] = self.overrides(nodes["set"], "set")
         if "task_set" in nodes:
@@ -354,7 +364,7 @@ class _Parser:
     def seeds(self, node: yaml.Node) -> tuple[int, ...]:
         if not isinstance(node, yaml.SequenceNode) or not node.value:
             raise self.fail(node, "seeds must be a non-empty list of integers, e.g. [0, 1, 2]")
-        seeds = [self.integer(item, "seeds entry", 0) for item in node.value]
+        seeds = [self.integer(item, "seeds entry", "seed") for item in node.value]
         if len(set(seeds)) != len(seeds):
             raise self.fail(node, f"seeds {seeds} contain a duplicate")
         return tuple(seeds)

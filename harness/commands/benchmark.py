@@ -6,6 +6,8 @@ import argparse
 import math
 from pathlib import Path
 
+from harness.limits import ascii_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "with Ray Tune + Optuna under one MLflow benchmark run (experiment = the study's name) and log the "
         "leaderboard. With `splits: [chromosome, random]` every cell runs once per data.split and the "
         "leaderboard shows the scores side by side. Cells already finished with the same settings are reused; a "
-        "cell that fails is recorded with its reason and the benchmark goes on.",
+        "cell that fails is recorded with its reason and the benchmark goes on; it then exits 1.",
         epilog="examples:\n  regbench benchmark --study studies/smoke.yaml\n"
         "  regbench benchmark --study studies/epi_splits.yaml   # chromosome vs random split, offline\n"
         "  regbench benchmark --study studies/enhancers.yaml --ray-address auto   # needs an MLflow server",
@@ -24,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ray-address", default=None,
                    help="Ray cluster to attach (auto, host:port, ray://host:port); default: a local Ray")  # fmt: skip
     p.add_argument("--storage", default=None,
-                   help="Optuna storage URL of the cells' searches (default: sqlite:///optuna.db here)")  # fmt: skip
-    p.add_argument("--cells-in-flight", type=int, default=None, metavar="N",
+                   help="Optuna storage of the cells' searches (default: optuna.db beside a SQLite store)")  # fmt: skip
+    p.add_argument("--cells-in-flight", type=ascii_int, default=None, metavar="N",
                    help="cells submitted at once (default: trial slots + 1; 1 = cell after cell)")  # fmt: skip
     p.add_argument("--no-resume", dest="resume", action="store_false", help="recompute cells that already finished")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -57,4 +59,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"report: {report / 'report.html'} (also logged to the benchmark run under report/)")
     print(f"MLflow UI: {store.ui_hint(store.ensure_experiment(result.experiment))}")
     print(f"run_id: {result.run_id}")
-    return 0
+    return 1 if failed else 0  # finished cells are kept either way; a failed cell is re-run by the next invocation

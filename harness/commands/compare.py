@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from harness.limits import ascii_int
+
 METRICS = ("auroc", "auprc", "accuracy")
 
 
@@ -20,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_a", metavar="RUN_A", help="run id")
     p.add_argument("run_b", metavar="RUN_B", help="run id")
     p.add_argument("--metric", choices=METRICS, default=None, help="show only this metric's tests")
-    p.add_argument("--n-boot", type=int, default=10_000, help="paired-bootstrap resamples (default 10000)")
+    p.add_argument("--n-boot", type=ascii_int, default=10_000, help="paired-bootstrap resamples (default 10000)")
     p.set_defaults(func=run)
 
 

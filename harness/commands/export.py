@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.limits import ascii_int
+
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna")
 TABLE_SUFFIXES = {".tsv": "\t", ".txt": "\t", ".csv": ","}
 
@@ -36,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output file: .fa/.fasta/.fna, .tsv/.txt or .csv")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
                    help="a data setting of the task (repeatable), as in `regbench train`")  # fmt: skip
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="write only the first N rows")
+    p.add_argument("--limit", type=ascii_int, default=None, metavar="N", help="write only the first N rows")
     p.set_defaults(func=run)
 
 

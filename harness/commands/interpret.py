@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.interpret import GRADIENT_METHODS, METHODS
+from harness.limits import ascii_int
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,12 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--genome", help="indexed-or-indexable genome FASTA (pyfaidx) for --variants with chrom, pos")
     p.add_argument(
         "--length",
-        type=int,
+        type=ascii_int,
         default=0,
         help="window length around genomic variants (default: the model's fixed input length)",
     )
     p.add_argument("--window", help="START:END, 1-based inclusive positions to mutate (default: all)")
-    p.add_argument("--batch-size", type=int, default=512, help="mutants per forward pass (default 512)")
+    p.add_argument("--batch-size", type=ascii_int, default=512, help="mutants per forward pass (default 512)")
     p.set_defaults(func=run_ism)
 
     e = sub.add_parser(
@@ -61,16 +62,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(e)
     e.add_argument("--input", required=True, help="FASTA, or TSV whose first column is the sequence")
     e.add_argument("--method", required=True, choices=METHODS)
-    e.add_argument("--batch-size", type=int, default=32, help="sequences per batch (default 32; ism: mutants)")
-    e.add_argument("--steps", type=int, default=50, help="integrated-gradients steps (default 50)")
+    e.add_argument("--batch-size", type=ascii_int, default=32, help="sequences per batch (default 32; ism: mutants)")
+    e.add_argument("--steps", type=ascii_int, default=50, help="integrated-gradients steps (default 50)")
     e.set_defaults(func=run_explain)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="MLflow run id of a logged model (printed by `regbench train`)")
     p.add_argument("--out", default="interpret", help="output folder (default ./interpret)")
-    p.add_argument("--output", type=int, default=0, help="model output (label) index to explain (default 0)")
-    p.add_argument("--plots", type=int, default=10, help="draw figures for the first N sequences (default 10)")
+    p.add_argument("--output", type=ascii_int, default=0, help="model output (label) index to explain (default 0)")
+    p.add_argument("--plots", type=ascii_int, default=10, help="draw figures for the first N sequences (default 10)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
 
 

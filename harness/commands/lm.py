@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.limits import ascii_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("lm", help="DNA language-model checkpoints (validate a download)")
@@ -25,12 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.add_argument("folder", type=Path, help="local Hugging Face model folder (e.g. DNABERT-2-117M)")
     check.add_argument("--random-init", action="store_true", help="random weights (for a weight-less folder)")
     check.add_argument("--save", type=Path, default=None, metavar="OUT", help="write a loadable copy to OUT")
-    check.add_argument("--n", type=int, default=12, help="probe sequences to embed (50, 200 and 1000 bp)")
+    check.add_argument("--n", type=ascii_int, default=12, help="probe sequences to embed (50, 200 and 1000 bp)")
     check.add_argument("--pooling", default="mean", help="mean or cls")
-    check.add_argument("--max-length", type=int, default=512, help="tokens per window, special tokens included")
-    check.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    check.add_argument("--max-length", type=ascii_int, default=512, help="tokens per window, special tokens included")
+    check.add_argument("--batch-size", type=ascii_int, default=8, help="windows per forward pass")
     check.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    check.add_argument("--seed", type=int, default=0, help="seed of the random weights and probe sequences")
+    check.add_argument("--seed", type=ascii_int, default=0, help="seed of the random weights and probe sequences")
     check.set_defaults(func=run)
 
 

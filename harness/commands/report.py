@@ -22,11 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.limits import check_name
     from harness.paths import output_dir
-    from harness.reporting.write import write_report
+    from harness.reporting.write import default_out, write_report
 
-    output_dir(args.out, "output folder")
-
-    out = write_report(args.experiment, args.out, log_to_benchmark=not args.no_log)
+    check_name(args.experiment, "--experiment")
+    folder = output_dir(args.out or default_out(args.experiment), "output folder")
+    out = write_report(args.experiment, folder, log_to_benchmark=not args.no_log)
     print(f"wrote {out / 'report.md'} and {out / 'report.html'}")
     return 0

@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from harness.commands.train import overrides_from
+from harness.limits import ascii_int, check_name
 
 if TYPE_CHECKING:
     from harness.tuning.search import StudyRequest, StudyResult
@@ -34,15 +35,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--task", required=True, help="task name (see `regbench tasks`)")
     p.add_argument("--model", required=True, help="model name (see `regbench models`)")
-    p.add_argument("--trials", type=int, default=8, help="finished trials wanted in the study (default 8)")
-    p.add_argument("--concurrency", type=int, default=1, help="trials running at once (default 1)")
-    p.add_argument("--max-epochs", type=int, default=10, help="epoch budget per trial and for the refit (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampler, the splits' training and the refit")
+    p.add_argument("--trials", type=ascii_int, default=8, help="finished trials wanted in the study (default 8)")
+    p.add_argument("--concurrency", type=ascii_int, default=1, help="trials running at once (default 1)")
+    p.add_argument("--max-epochs", type=ascii_int, default=10,
+                   help="epoch budget per trial and for the refit (default 10)")  # fmt: skip
+    p.add_argument("--seed", type=ascii_int, default=0, help="seed of the sampler, the splits' training and the refit")
     p.add_argument("--seeds", default=None, metavar="S,S,...",
                    help="evaluation seeds, one refit of the best configuration each (default: --seed)")  # fmt: skip
     p.add_argument("--experiment", default=None, help="MLflow experiment (default: the study name)")
     p.add_argument("--study-name", default=None, help="Optuna study name (default TASK__MODEL__sSEED)")
-    p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///./optuna.db)")
+    p.add_argument(
+        "--storage", default=None, help="Optuna storage URL (default: optuna.db beside a SQLite tracking store)"
+    )
     p.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="attach to a Ray cluster (auto, host:port or ray://host:port); default: local Ray")  # fmt: skip
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs reserved per trial (default 1)")
@@ -70,8 +74,8 @@ def parse_seeds(text: str | None) -> tuple[int, ...]:
     if text is None:
         return ()
     try:
-        seeds = tuple(int(s) for s in text.split(","))
-    except ValueError:
+        seeds = tuple(ascii_int(s) for s in text.split(","))
+    except (ValueError, argparse.ArgumentTypeError):
         raise SystemExit(f"regbench study: --seeds {text!r} must be comma-separated integers, e.g. 0,1,2") from None
     if len(set(seeds)) != len(seeds):
         raise SystemExit(f"regbench study: --seeds {text!r} repeats a seed")
@@ -108,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.tuning.trial_service import TrialServiceError
 
     spec = spec_from(args)
+    check_name(spec.name, "study name")  # it names Ray's results folder
     try:
         result = run_study(spec)
     except (StudyFailedError, TrialServiceError) as err:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from harness.config import parse_overrides
+from harness.limits import ascii_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,8 +37,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         metavar="'K=V K=V'",
         help="several overrides in one whitespace-separated string (used by the MLproject entry points)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--max-epochs", type=int, default=None, help="maximum training epochs (default: train.max_epochs)")
+    p.add_argument("--seed", type=ascii_int, default=0, help="random seed (default 0)")
+    p.add_argument("--max-epochs", type=ascii_int, default=None,
+                   help="maximum training epochs (default: train.max_epochs)")  # fmt: skip
     p.add_argument("--experiment", default="regbench", help="MLflow experiment name (default: regbench)")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from harness.config import parse_overrides
+from harness.limits import ascii_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,8 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--assay", help="with --task: the assay scored across cell types, e.g. DNase or CTCF")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override model.*, train.* or data.* (data.* for every cell; repeatable)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--max-epochs", type=int, default=None, help="maximum training epochs (default: train.max_epochs)")
+    p.add_argument("--seed", type=ascii_int, default=0, help="random seed (default 0)")
+    p.add_argument("--max-epochs", type=ascii_int, default=None,
+                   help="maximum training epochs (default: train.max_epochs)")  # fmt: skip
     p.add_argument("--experiment", default="regbench", help="MLflow experiment name (default: regbench)")
     p.set_defaults(func=run)
 

@@ -18,6 +18,9 @@ def model_run(run_id: str) -> str:
     """The run holding the model of `run_id`: itself (a `regbench train` run or a refit), or for a study cell its
     refit of the first evaluation seed (the seed the search ran with; tag `seeds` of the cell run)."""
     run = store.get_run(run_id)
+    if run.info.lifecycle_stage == "deleted":
+        raise LookupError(f"run {run_id} is deleted in {store.tracking_uri()}; restore it first "
+                          f"(mlflow runs restore --run-id {run_id}) or pass another run")  # fmt: skip
     if run.data.tags.get("regbench.kind") != "cell":
         return run_id
     first = run.data.tags.get("seeds", run.data.tags.get("seed", "0")).split(",")[0]
@@ -35,7 +38,7 @@ def load_predictor(run_id: str, device: str = "auto") -> tuple[Predictor, dict[s
     `UnsafeModelError`)."""
     run_id = model_run(run_id)
     meta = store.load_meta(run_id)
-    return as_predictor(store.load_model(run_id, meta["kind"]), meta, device), meta
+    return as_predictor(store.load_model(run_id, meta["kind"], meta), meta, device), meta
 
 
 def single_sequence_dataset(

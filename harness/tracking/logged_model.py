@@ -16,6 +16,7 @@ mlflow itself is not imported here (`harness.tracking.store` logs the folder).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ META_FILE = "regbench_meta.json"
 WEIGHTS_FILE = "weights.safetensors"
 STATE_FILE = "state.skops"
 FORMAT = "regbench-weights/1"  # meta["format"] of models stored by this module
+DEFINING = ("format", "kind", "task", "model", "hp", "io")  # the meta keys that define a stored model
 PAIR_COLUMNS = ("enhancer", "promoter")
 # Types skops does not trust by default that regbench's sklearn plugins store (scikit-learn internals, no code).
 TRUSTED_TYPES = (
@@ -50,7 +52,7 @@ def save(predictor: Any, meta: Mapping[str, Any], folder: Path) -> dict[str, Any
     if plugin.is_torch:
         from safetensors.torch import save_model
 
-        save_model(predictor.model, str(folder / WEIGHTS_FILE))
+        _write_then_rename(folder / WEIGHTS_FILE, lambda path: save_model(predictor.model, str(path)))
         kind = "torch"
     else:
         if plugin.save_state is None or plugin.load_state is None:
@@ -58,11 +60,22 @@ def save(predictor: Any, meta: Mapping[str, Any], folder: Path) -> dict[str, Any
                             "(harness.spec.ModelPlugin): its fitted model cannot be stored")  # fmt: skip
         import skops.io
 
-        skops.io.dump(dict(plugin.save_state(predictor)), folder / STATE_FILE)
+        _write_then_rename(folder / STATE_FILE, lambda path: skops.io.dump(dict(plugin.save_state(predictor)), path))
         kind = "sklearn"
     full = {**meta, "kind": kind, "format": FORMAT, **plugin_provenance(plugin.name)}
     (folder / META_FILE).write_text(json.dumps(full, indent=2))
     return full
+
+
+def _write_then_rename(path: Path, write: Any) -> None:
+    """`write(tmp)` to a temporary name beside `path`, then rename it to `path`: a failed write (a full disk) leaves
+    no half-written file under the real name."""
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def logged_name(task: str, model: str) -> str:
@@ -108,24 +121,34 @@ def load(folder: Path) -> Any:
 
     meta = read_meta(folder)
     plugin = recorded_model(meta)
+    hp = checked_hp(plugin, meta, folder)
     if meta["kind"] == "torch":
-        return _load_torch(plugin, meta, folder / WEIGHTS_FILE)
-    return _load_sklearn(plugin, meta, folder / STATE_FILE)
+        return _load_torch(plugin, meta, hp, folder / WEIGHTS_FILE)
+    return _load_sklearn(plugin, meta, hp, folder / STATE_FILE)
 
 
-def stored_hp(plugin: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's hyperparameters over the plugin's defaults: a setting added since the run was logged takes its
-    default (which is what the run used before the setting existed)."""
-    return {**plugin.defaults, **meta["hp"]}
+def checked_hp(plugin: Any, meta: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """The run's hyperparameters over the plugin's defaults (a setting added since the run was logged takes its
+    default, which is what the run used before it existed); ValueError (one line) unless the metadata's kind and
+    hyperparameters fit the plugin it names."""
+    from harness.config import ConfigError, merge
+
+    if meta["kind"] != ("torch" if plugin.is_torch else "sklearn"):
+        raise ValueError(f"{folder}: a {meta['kind']} model, but plugin {plugin.name} is not one; the run's "
+                         "metadata is wrong")  # fmt: skip
+    try:
+        return merge("model", plugin.defaults, meta["hp"])
+    except ConfigError as err:
+        raise ValueError(f"{folder}: the model's settings do not fit plugin {plugin.name} ({err})") from None
 
 
-def _load_torch(plugin: Any, meta: Mapping[str, Any], path: Path) -> Any:
+def _load_torch(plugin: Any, meta: Mapping[str, Any], hp: Mapping[str, Any], path: Path) -> Any:
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
     from harness.training.modeling import build_model
 
-    model = build_model(plugin, io_spec(meta), stored_hp(plugin, meta))
+    model = build_model(plugin, io_spec(meta), hp)
     try:
         load_model(model, str(path), strict=True)
     except (SafetensorError, OSError) as err:
@@ -137,7 +160,7 @@ def _load_torch(plugin: Any, meta: Mapping[str, Any], path: Path) -> Any:
     return model.eval()
 
 
-def _load_sklearn(plugin: Any, meta: Mapping[str, Any], path: Path) -> Any:
+def _load_sklearn(plugin: Any, meta: Mapping[str, Any], hp: Mapping[str, Any], path: Path) -> Any:
     import skops.io
 
     if not path.is_file():
@@ -151,7 +174,7 @@ def _load_sklearn(plugin: Any, meta: Mapping[str, Any], path: Path) -> Any:
         raise UnsafeModelError(f"{path} names types regbench does not trust ({', '.join(foreign)}); refusing to "
                                "load it")  # fmt: skip
     state = skops.io.load(path, trusted=list(untrusted))
-    return plugin.load_state(state, io_spec(meta), stored_hp(plugin, meta))
+    return plugin.load_state(state, io_spec(meta), hp)
 
 
 def as_predictor(model: Any, meta: Mapping[str, Any], device: str) -> Any:

@@ -31,7 +31,10 @@ from mlflow.data.meta_dataset import MetaDataset
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS, MLFLOW_RUN_NOTE
 
+from harness.limits import check_name
+from harness.tracking.disk_full import disk_full_error, is_full
 from harness.tracking.run_owner import PROCESS_TAG, process_gone, process_stamp
+from harness.tracking.store_open import open_store
 
 PARENT_TAG = "mlflow.parentRunId"
 META_ARTIFACT = "regbench_meta.json"
@@ -61,7 +64,9 @@ def tracking_uri() -> str:
 
 
 def configure() -> str:
+    """Point MLflow at `tracking_uri()`, opening the store first (a fresh SQLite one created under a file lock)."""
     uri = tracking_uri()
+    open_store(uri)
     mlflow.set_tracking_uri(uri)
     return uri
 
@@ -85,6 +90,7 @@ def ensure_experiment(name: str) -> str:
             if key not in existing.tags:
                 client.set_experiment_tag(existing.experiment_id, key, value)
         return existing.experiment_id
+    check_name(name, "experiment")  # a new experiment's name also names its artifact folder
     location = None
     if is_local_sqlite(uri):
         db_path = Path(uri.removeprefix("sqlite:///"))
@@ -311,9 +317,25 @@ def run(
     except KeyboardInterrupt:
         status = "KILLED"
         raise
+    except OSError as err:
+        if is_full(err):
+            raise disk_full_error(err, active.info.artifact_uri) from None
+        raise
     finally:
         if not logger.ended:
-            mlflow.end_run(status=status)
+            _end_run(logger.run_id, status)
+
+
+def _end_run(run_id: str, status: str) -> None:
+    """End the fluent run `status`; when the store cannot be written (its disk full too) a FAILED or KILLED run is
+    left as it is with one line on stderr (the next top-level run ends it KILLED), so the first error stands."""
+    try:
+        mlflow.end_run(status=status)
+    except Exception as err:  # MlflowException / sqlite3.OperationalError: "database or disk is full"
+        if status == "FINISHED":
+            raise
+        print(f"regbench: run {run_id} could not be ended {status} in {tracking_uri()}: {type(err).__name__}: "
+              f"{str(err).splitlines()[0][:200]}", file=sys.stderr)  # fmt: skip
 
 
 @contextmanager
@@ -342,23 +364,25 @@ def load_meta(run_id: str) -> dict[str, Any]:
     from harness.tracking.logged_model import check_format
 
     configure()
-    try:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=META_ARTIFACT)
-    except Exception as err:  # MlflowException, missing run, missing artifact
-        raise LookupError(
-            f"run {run_id!r} has no logged regbench model in {tracking_uri()} ({type(err).__name__}: {err}). "
-            "Pass the run_id printed by `regbench train` (or a study's cell run), and the same "
-            "MLFLOW_TRACKING_URI it was logged to."
-        ) from None
-    meta = json.loads(Path(path).read_text())
+    with tempfile.TemporaryDirectory() as tmp:  # removed afterwards (without a destination MLflow leaves it)
+        try:
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=META_ARTIFACT, dst_path=tmp)
+        except Exception as err:  # MlflowException, missing run, missing artifact
+            raise LookupError(
+                f"run {run_id!r} has no logged regbench model in {tracking_uri()} ({type(err).__name__}: {err}). "
+                "Pass the run_id printed by `regbench train` (or a study's cell run), and the same "
+                "MLFLOW_TRACKING_URI it was logged to."
+            ) from None
+        meta = json.loads(Path(path).read_text())
     check_format(meta, f"run {run_id}")
     return meta
 
 
-def load_model(run_id: str, kind: str) -> Any:
+def load_model(run_id: str, kind: str, meta: Mapping[str, Any] | None = None) -> Any:
     """The logged model (an nn.Module for torch runs, the plugin's predictor for sklearn runs), rebuilt from the
     files of its `data/regbench/` folder without unpickling anything (`harness.tracking.logged_model.load`). The
-    model is the run's `MODEL_NAME_TAG` one (runs logged before models were named: `model`)."""
+    model is the run's `MODEL_NAME_TAG` one (runs logged before models were named: `model`). With `meta` (the
+    run's `regbench_meta.json`), the model's own copy must agree with it on what defines the model."""
     from harness.tracking import logged_model
 
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"  # no MLflow loader of ours may unpickle either
@@ -370,9 +394,14 @@ def load_model(run_id: str, kind: str) -> Any:
         except Exception as err:  # MlflowException / OSError: no such artifact
             raise logged_model.UnsafeModelError(f"run {run_id} has no {where} folder of a regbench model "
                                                 f"({type(err).__name__}); re-train it") from None  # fmt: skip
-        found = logged_model.read_meta(Path(folder))["kind"]
-        if found != kind:
-            raise ValueError(f"run {run_id} holds a {found} model, not a {kind} one")
+        own = logged_model.read_meta(Path(folder))
+        if own["kind"] != kind:
+            raise ValueError(f"run {run_id} holds a {own['kind']} model, not a {kind} one")
+        differ = [k for k in logged_model.DEFINING if meta is not None and own.get(k) != meta.get(k)]
+        if differ:
+            raise ValueError(f"run {run_id}: its {META_ARTIFACT} and its logged model's copy disagree on "
+                             f"{', '.join(differ)} (e.g. model {meta.get('model')!r} vs {own.get('model')!r}); "
+                             "refusing to score with either")  # fmt: skip
         return logged_model.load(Path(folder))
 
 

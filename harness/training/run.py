@@ -18,10 +18,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.config import TrainConfig, merge, train_config
+from harness.config import ConfigError, TrainConfig, merge, train_config
 from harness.data.encode import check_lengths
 from harness.data.splits import CvTask
 from harness.evaluation.scoring import Evaluation, evaluate
+from harness.limits import check_name
 from harness.plugins import get_model, make_task, source_tags
 from harness.spec import ModelPlugin, Splits, Task
 from harness.training.fit import FitResult, fit, resolve_device
@@ -60,6 +61,10 @@ class RunRequest:
     def resolve(self, task: Task | None = None) -> ResolvedRun:
         """Build the task (or reuse `task`, already built from the same data options) and model plugin, and
         validate every setting before any data is loaded."""
+        check_name(self.experiment, "experiment")
+        if self.max_epochs is not None and "max_epochs" in self.overrides.get("train", {}):
+            given = self.overrides["train"]["max_epochs"]
+            raise ConfigError(f"--max-epochs {self.max_epochs} and train.max_epochs={given!r} are both given; keep one")
         plugin = get_model(self.model)
         hp = merge("model", plugin.defaults, self.overrides.get("model", {}))
         train = {**plugin.train_defaults, **self.overrides.get("train", {})}

@@ -28,6 +28,7 @@ from harness.tuning.search_space import study_space
 from harness.tuning.trial import BEST_VAL, TRIAL_NUMBER, Searched, TrialContext
 
 JOB = "regbench_call"  # the config key of a Tune trial's `TrialCall`
+TRIAL_ERROR = "trial_error"  # a search trial's last result when it raised: the trial FAILs and is not retried
 _IDLE_WAIT_S = 600.0  # Tune's own limit on waiting for a next trial
 
 
@@ -80,6 +81,7 @@ class JobStatus:
     refits: dict[int, RefitResult] = field(default_factory=dict)
     refit_errors: dict[int, str] = field(default_factory=dict)
     error: str = ""  # the job failed (its Optuna storage), or the service's Tune run did
+    retried: int = 0  # trials started again after their worker died (Tune's `max_failures`)
 
 
 class _Active:
@@ -190,10 +192,16 @@ class JobSearcher(Searcher):
         self._jobs.pop(active.job.key, None)
         self._lock.notify_all()
 
+    def on_trial_recover(self, trial_id: str) -> None:
+        """Tune starts the trial again (its worker died): counted on its job's status."""
+        with self._lock:
+            if (active := self._of.get(trial_id)) is not None:
+                active.status.retried += 1
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         with self._lock:
             active = self._of.get(trial_id)
-            if active is None or active.searcher is None:
+            if active is None or active.searcher is None or TRIAL_ERROR in result:
                 return
             try:
                 active.searcher.on_trial_result(trial_id, result)
@@ -208,6 +216,7 @@ class JobSearcher(Searcher):
             active = self._of.pop(trial_id, None)
             if active is None:
                 return
+            error = error or TRIAL_ERROR in (result or {})
             seed = active.running.pop(trial_id, None)
             status = active.status
             if active.searcher is not None:

@@ -1,10 +1,13 @@
 """Connecting a study to Ray: a local instance on 127.0.0.1 (default) or an existing cluster.
 
-A local instance keeps its files under `$RAY_TMPDIR` (else `./.ray`), has no dashboard and no usage stats, and is
-shut down afterwards. It requires Ray's token auth: `local_ray_auth()` sets `RAY_AUTH_MODE=token` and points
-`RAY_AUTH_TOKEN_PATH` at `<ray dir>/auth_token` (created once, mode 0600) — it must run before `ray` is first
-imported, since Ray reads these settings at import (the CLI calls it for every command that may start a local
-Ray). Ray's servers still listen on all interfaces: the token is what keeps other hosts and users out.
+A local instance keeps its files under `$RAY_TMPDIR` (else `./.ray`, created 0700), has no dashboard and no usage
+stats, and is shut down afterwards; its session folder, which Ray leaves 0777, is narrowed to 0700. It requires
+Ray's token auth: `local_ray_auth()` sets `RAY_AUTH_MODE=token` and points `RAY_AUTH_TOKEN_PATH` at
+`<ray dir>/auth_token` (created once, mode 0600) — it must run before `ray` is first imported, since Ray reads these
+settings at import (the CLI calls it for every command that may start a local Ray). On Linux Ray turns a node
+address of 127.0.0.1 into the machine's outward address and listens on all interfaces, unless
+`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` (Ray's switch for single-machine Rays, read at import), which
+`local_ray_auth()` also sets: then every server of a local Ray listens on 127.0.0.1 only (checked with `ss -ltn`).
 Attaching (`auto`, `host:port`, `ray://host:port`) needs an MLflow tracking server, since
 trials on other nodes cannot write to the driver's SQLite file.
 """
@@ -26,6 +29,7 @@ _QUIET_WARNINGS = "ignore:The pynvml package is deprecated:FutureWarning"
 # Every worker of the job: a reused trial actor waits up to a minute (Tune's default: 2 s) for the previous trial's
 # thread to close its MLflow run, instead of failing with "runner reuse requires reset_config()" on a busy machine.
 JOB_ENV = {"PYTHONWARNINGS": _QUIET_WARNINGS, "TUNE_FUNCTION_THREAD_TIMEOUT_S": "60"}
+LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": a Ray started here keeps 127.0.0.1 and binds to it only
 
 
 def ray_dir() -> Path:
@@ -37,11 +41,13 @@ def local_ray_auth() -> Path | None:
     """Token auth for a Ray this process will start: unless the environment already names a token
     (`RAY_AUTH_TOKEN`, `RAY_AUTH_TOKEN_PATH`) or a mode, write a random token to `<ray dir>/auth_token` (0600,
     reused if present and private) and export `RAY_AUTH_MODE=token`, `RAY_AUTH_TOKEN_PATH`. Returns the file, or
-    None when the environment decides. Call it before `import ray`."""
+    None when the environment decides. Also keeps a local Ray on loopback (`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`,
+    unless set). Call it before `import ray`."""
+    os.environ.setdefault(LOOPBACK_ONLY, "0")
     if any(k in os.environ for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")):
         return None
     path = ray_dir() / "auth_token"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if path.exists() and (path.stat().st_mode & 0o077 or not path.read_text().strip()):
         path.unlink()  # readable by others, or empty: not a secret any more
     if not path.exists():
@@ -79,6 +85,9 @@ def init_local_ray(num_cpus: int | None = None) -> None:
         logging_level=logging.WARNING,
         runtime_env=ray_runtime_env(JOB_ENV),
     )
+    session = Path(ray._private.worker._global_node.get_session_dir_path())
+    for folder in (session, *([ray_dir()] if "RAY_TMPDIR" not in os.environ else [])):
+        folder.chmod(0o700)  # Ray makes them 0777; only this user's processes use them
 
 
 def require_tracking_server(tracking_uri: str, ray_address: str) -> None:
@@ -114,15 +123,16 @@ def _loopback(address: str) -> bool:
 
 @contextmanager
 def _own_sigterm_handler() -> Iterator[None]:
-    """Keep this process's SIGTERM handler across `ray.init`, which replaces it with `sys.exit` (the CLI's handler
-    ends a command as Ctrl-C does, closing its runs KILLED; Ray's exit aborted the driver instead)."""
+    """Keep this process's SIGTERM and SIGINT handlers across `ray.init`, which replaces SIGTERM's with `sys.exit`
+    (the CLI's handler ends a command as Ctrl-C does, closing its runs KILLED; Ray's exit aborted the driver)."""
     in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if in_main else None
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)} if in_main else {}
     try:
         yield
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 @contextmanager

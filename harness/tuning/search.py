@@ -35,6 +35,7 @@ from sqlalchemy.exc import ArgumentError
 
 from harness import paths
 from harness.config import NAMESPACES, ConfigError
+from harness.limits import check_count, check_name
 from harness.plugins import get_model
 from harness.spec import ModelPlugin, Task
 from harness.tracking import store
@@ -46,6 +47,7 @@ from harness.tuning.progress import TrialProgress
 from harness.tuning.ray_connection import ray_connection, require_resources, require_tracking_server
 from harness.tuning.refit import per_seed_table, refit_seeds, seed_summary
 from harness.tuning.search_space import searched_names
+from harness.tuning.study_storage import default_storage, require_trials_in_store
 from harness.tuning.trial import TrialContext, run_request, split_searched
 from harness.tuning.trial_service import driver_env, run_job, trial_service
 
@@ -74,7 +76,7 @@ class StudyRequest:
     max_epochs: int = 10
     experiment: str | None = None  # default: the study name
     study_name: str | None = None  # default f"{task}__{model}__s{seed}"
-    storage: str | None = None  # Optuna RDB URL; default sqlite:///<cwd>/optuna.db
+    storage: str | None = None  # Optuna RDB URL; default `study_storage.default_storage()`
     ray_address: str | None = None  # None: local Ray on 127.0.0.1; "auto", "host:port", "ray://host:port": attach
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
@@ -120,10 +122,6 @@ class _ResolvedStudy:
     storage: str
 
 
-def default_storage() -> str:
-    return f"sqlite:///{Path.cwd() / 'optuna.db'}"
-
-
 def _check_budgets(spec: StudyRequest) -> None:
     checks = {"trials": (spec.trials >= 1, ">= 1"), "concurrency": (spec.concurrency >= 1, ">= 1"),
               "max_epochs": (spec.max_epochs >= 1, ">= 1"), "cpus_per_trial": (spec.cpus_per_trial > 0, "> 0"),
@@ -131,6 +129,11 @@ def _check_budgets(spec: StudyRequest) -> None:
     for key, (ok, hint) in checks.items():
         if not ok:
             raise ConfigError(f"study {key}={getattr(spec, key)!r} is invalid: must be {hint}")
+    for key in ("trials", "concurrency", "max_epochs"):
+        check_count(key, getattr(spec, key), "study")
+    for seed in (spec.seed, *spec.seeds):
+        check_count("seed", seed, "study")
+    check_name(spec.experiment or spec.name, "experiment")
     unknown = sorted(set(spec.overrides) - set(NAMESPACES))
     if unknown:
         raise ConfigError(f"unknown override namespace(s) {', '.join(unknown)}; use {', '.join(NAMESPACES)}")
@@ -222,16 +225,16 @@ def _finish_trial_run(client: Any, run_id: str, trial: optuna.trial.FrozenTrial,
     client.set_terminated(run_id, "FINISHED")
 
 
-def _search(spec: StudyRequest, resolved: _ResolvedStudy, n_new: int, ctx: TrialContext, service: Any) -> None:
+def _search(spec: StudyRequest, resolved: _ResolvedStudy, n_new: int, ctx: TrialContext, service: Any) -> int:
     """Run `n_new` more trials of the cell's Optuna study on `service`, with a progress bar unless `spec.progress`
-    is off."""
+    is off; returns how many trials were started again after their worker died."""
     job = SearchJob(
         key=f"{spec.name}/{ctx.parent_run_id}/search", ctx=ctx, storage=resolved.storage, n_new=n_new,
         concurrency=spec.concurrency, n_startup_trials=max(2, min(10, spec.trials // 3)),
         metric=f"val_{resolved.task.primary_metric}", early_stopping=resolved.plugin.is_torch,
     )  # fmt: skip
     with TrialProgress(n_new, job.metric, spec.name, enabled=spec.progress) as progress:
-        run_job(service, job, on_status=progress.show)
+        return run_job(service, job, on_status=progress.show).retried
 
 
 def end_orphans(experiment: str, parent_run_id: str, study: optuna.Study, max_epochs: int,
@@ -292,6 +295,7 @@ def run_study(spec: StudyRequest) -> StudyResult:
     n_done = len(finished)
     n_new = max(0, spec.trials - n_done)
     experiment = spec.experiment or spec.name
+    require_trials_in_store(finished, experiment, spec.name, resolved.storage)
     digest, _ = load_task_data(resolved.task)  # the cell run is tagged with its data's digest before any trial
     seeds = spec.evaluation_seeds
     tags = {**run_tags(resolved.task, resolved.plugin.name, spec.seed, digest), "regbench.kind": "cell",
@@ -306,9 +310,10 @@ def run_study(spec: StudyRequest) -> StudyResult:
         ctx = _context(spec, resolved.plugin, log.run_id, run_name)
         cpus = max(os.cpu_count() or 1, math.ceil(spec.concurrency * spec.cpus_per_trial))
         with ray_connection(spec.ray_address, cpus), _service(spec) as service:
+            retried = 0
             try:
                 if n_new:
-                    _search(spec, resolved, n_new, ctx, service)
+                    retried = _search(spec, resolved, n_new, ctx, service)
             finally:
                 end_orphans(experiment, log.run_id, optuna.load_study(study_name=spec.name, storage=storage),
                              spec.max_epochs)  # fmt: skip
@@ -343,7 +348,8 @@ def run_study(spec: StudyRequest) -> StudyResult:
         trial_peak = _peak(table, "peak_rss_mb", summary.get("peak_rss_mb"))
         log.metrics({**summary, "study_wall_time_s": wall, "search_wall_time_s": search_s, "compute_time_s": compute,
                      "trial_epochs": trial_epochs, "n_trials": len(table) - n_failed, "n_trials_failed": n_failed,
-                     "n_new_trials": n_new, f"best_trial_val_{resolved.task.primary_metric}": best.value,
+                     "n_new_trials": n_new, "n_trials_retried": retried,
+                     f"best_trial_val_{resolved.task.primary_metric}": best.value,
                      **({"peak_rss_mb": trial_peak} if trial_peak is not None else {})})  # fmt: skip
         return StudyResult(
             parent_run_id=log.run_id, best_params=dict(best.params), best_val=float(best.value),

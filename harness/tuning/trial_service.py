@@ -29,10 +29,23 @@ from typing import Any
 from ray import tune
 
 from harness.tracking import store
-from harness.tuning.jobs import JOB, JobScheduler, JobSearcher, JobStatus, RefitJob, SearchJob, TrialCall, add_job
+from harness.tuning.jobs import (
+    JOB,
+    TRIAL_ERROR,
+    JobScheduler,
+    JobSearcher,
+    JobStatus,
+    RefitJob,
+    SearchJob,
+    TrialCall,
+    add_job,
+)
 from harness.tuning.ray_connection import ray_dir
 from harness.tuning.refit import run_refit
 from harness.tuning.trial import enter_worker, run_trial
+
+INTERRUPT_GRACE_S = 1.0  # seconds Tune gets to stop its trials when the driver is interrupted
+TRIAL_MAX_FAILURES = 2  # times Tune starts a trial or refit again whose worker died (an error in it is not retried)
 
 
 class TrialServiceError(RuntimeError):
@@ -44,7 +57,11 @@ def run_call(config: dict[str, Any]) -> None:
     seconds, or its error (a refit run that opened ends FAILED with `error.txt`), as its only result."""
     call: TrialCall = config[JOB]
     if call.seed is None:
-        run_trial({k: v for k, v in config.items() if k != JOB}, call.ctx)
+        try:
+            run_trial({k: v for k, v in config.items() if k != JOB}, call.ctx)
+        except Exception as err:  # reported, not raised: Tune retries only a trial whose worker died
+            traceback.print_exc()  # to the trial's Ray log (its run holds error.txt)
+            tune.report({TRIAL_ERROR: f"{type(err).__name__}: {err}".splitlines()[0][:500]})
         return
     try:
         result = run_refit(call.ctx, call.searched or {}, call.seed)
@@ -59,6 +76,16 @@ def _no_result_files_notice(record: logging.LogRecord) -> bool:
     """Tune's result grid reads result files that TUNE_DISABLE_AUTO_CALLBACK_LOGGERS leaves unwritten (the results
     are in MLflow): its "Failed to fetch metrics" warning is about files regbench chose not to write."""
     return not record.getMessage().startswith("Failed to fetch metrics for")
+
+
+class _CountRetries(tune.Callback):
+    """Tells the searcher of every trial Tune starts again after its worker died."""
+
+    def __init__(self, searcher: JobSearcher) -> None:
+        self._searcher = searcher
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._searcher.on_trial_recover(trial.trial_id)
 
 
 class _StopAll(tune.Stopper):
@@ -89,7 +116,12 @@ class TrialService:
                 search_alg=self._searcher, scheduler=self._scheduler, num_samples=-1, reuse_actors=True
             ),
             run_config=tune.RunConfig(
-                name=name, storage_path=str(ray_dir() / "ray_results"), stop=self._stopper, verbose=0
+                name=name,
+                storage_path=str(ray_dir() / "ray_results"),
+                stop=self._stopper,
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=TRIAL_MAX_FAILURES),
+                callbacks=[_CountRetries(self._searcher)],
             ),
         )
         logging.getLogger("ray.tune.analysis.experiment_analysis").addFilter(_no_result_files_notice)
@@ -154,16 +186,18 @@ def trial_service(name: str | None, env: Mapping[str, str], cpus: float, gpus: f
 
 @contextmanager
 def closing_service(handle: Any) -> Iterator[None]:
-    """Close the service `handle` on the way out — at once, stopping its trials, on an error or Ctrl-C — then kill
-    its process."""
+    """Close the service `handle` on the way out — at once, stopping its trials, on an error; on Ctrl-C or SIGTERM
+    giving Tune only `INTERRUPT_GRACE_S` (the process is leaving: its trial actors die with the service) — then
+    kill its process."""
     import ray
 
     try:
         yield
         ray.get(handle.close.remote())
-    except BaseException:
+    except BaseException as err:
+        grace = INTERRUPT_GRACE_S if isinstance(err, KeyboardInterrupt) else 90
         with suppress(ray.exceptions.RayError):
-            ray.get(handle.close.remote(abort=True), timeout=90)
+            ray.get(handle.close.remote(abort=True, timeout_s=grace), timeout=grace)
         raise
     finally:
         ray.kill(handle)

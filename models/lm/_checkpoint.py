@@ -136,12 +136,19 @@ def load_backbone(folder: Path, random_init: bool = False, meta: bool = False, s
         raise UnsupportedCheckpointError(f"checkpoint {folder}: config or tokenizer failed to load: {err}") from None
     if tokenizer.pad_token_id is None:
         raise UnsupportedCheckpointError(f"checkpoint {folder}: its tokenizer has no padding token")
-    _compat.fill_config(config, tokenizer.pad_token_id)
     auto_class = _auto_class(raw, folder)
-    cls = _model_class(raw, auto_class, config, folder)
-    with warnings.catch_warnings():  # DNABERT-2 warns that Triton is missing: attention runs in PyTorch by design
-        warnings.filterwarnings("ignore", message="Unable to import Triton")
-        model = _instantiate(cls, config, folder, random_init, meta, seed)
+    try:  # a config.json field of the wrong type, a truncated weights file: the model's own code raises anything
+        _compat.fill_config(config, tokenizer.pad_token_id)
+        cls = _model_class(raw, auto_class, config, folder)
+        with warnings.catch_warnings():  # DNABERT-2 warns that Triton is missing: attention runs in PyTorch by design
+            warnings.filterwarnings("ignore", message="Unable to import Triton")
+            model = _instantiate(cls, config, folder, random_init, meta, seed)
+    except UnsupportedCheckpointError:
+        raise
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [""])[0][:300]
+        raise UnsupportedCheckpointError(f"checkpoint {folder}: the model failed to build or load its weights "
+                                         f"({type(err).__name__}: {first})") from None  # fmt: skip
     _compat.force_torch_attention(model)
     return Backbone(folder, tokenizer, model.eval(), auto_class)
 
