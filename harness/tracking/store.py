@@ -94,7 +94,7 @@ def ensure_experiment(name: str) -> str:
         if kind != EXPERIMENT_KIND and (not kind or kind.endswith("_inferred") or kind == "no_inferred_type"):
             client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         for key, value in leaderboard_view().items():
-            if _view_state(existing.tags.get(key)) != _view_state(value):
+            if key not in existing.tags or _outdated(existing.tags[key], value):
                 client.set_experiment_tag(existing.experiment_id, key, value)
         return existing.experiment_id
     location = None
@@ -120,12 +120,14 @@ def leaderboard_view() -> dict[str, str]:
     return out
 
 
-def _view_state(tag: str | None) -> str | None:
-    """The `state` of a saved view's experiment tag (its timestamps aside), None for a missing or foreign one."""
+def _outdated(tag: str, current: str) -> bool:
+    """Whether a saved view's experiment tag is one regbench wrote (its name starts with "regbench") with another
+    state than `current`'s: an earlier regbench's view is replaced, a view the user changed stays theirs."""
     try:
-        return json.loads(tag or "")["state"]
-    except (ValueError, KeyError, TypeError):
-        return None
+        view = json.loads(tag)
+        return view["name"].startswith("regbench") and view["state"] != json.loads(current)["state"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
 
 
 def leaderboard_link(experiment_id: str, view: str = WINNERS_VIEW) -> str:
