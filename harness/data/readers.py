@@ -104,7 +104,8 @@ def _finish(path: Path, rid: str, header_line: int, parts: list[str]) -> tuple[s
 
 
 def read_tsv(path: Path) -> Labeled:
-    """Rows `sequence<TAB>label` (label 0 or 1); a first line that is not a data row (e.g. `sequence<TAB>label`) is a header."""
+    """Rows `sequence<TAB>label` (label 0 or 1); a first line that is not a data row (e.g. `sequence<TAB>label`) is
+    a header."""
     path = check_file(path, "TSV file")
     seqs: list[str] = []
     labels: list[int] = []
@@ -116,7 +117,8 @@ def read_tsv(path: Path) -> Labeled:
         fields = line.split("\t")
         if len(fields) != 2:
             raise SequenceFileError(
-                f"{path}:{lineno}: expected 2 tab-separated columns (sequence<TAB>label), found {len(fields)}: {line[:60]!r}"
+                f"{path}:{lineno}: expected 2 tab-separated columns (sequence<TAB>label), found {len(fields)}: "
+                f"{line[:60]!r}"
             )
         seq, label = fields[0].strip(), fields[1].strip()
         is_header = first and _is_header(seq, label)
