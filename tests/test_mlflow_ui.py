@@ -63,7 +63,7 @@ def test_experiments_are_model_training_experiments(tracking_uri: str) -> None:
 def test_ui_address_on_a_tracking_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999/")  # only the address is built: no server
     assert store.ui_address("7") == f"http://127.0.0.1:5999/{store.leaderboard_link('7')}"
-    assert store.ui_command() is None and store.tracking_env() == ""
+    assert store.ui_command() is None
 
 
 def test_reopened_run_gets_one_table_and_a_description() -> None:
@@ -87,9 +87,7 @@ def test_reopened_run_gets_one_table_and_a_description() -> None:
         store.ClientRun(ids[0]).ui_table(pd.DataFrame(), "x.csv")
 
 
-def test_train_logs_test_primary_and_prints_a_summary(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_train_logs_test_primary_and_prints_a_summary(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["train", "--task", TASK, "--model", "kmer_logreg", "--set", "data.n=120", "--set", "model.k=3",
             "--experiment", "ui"]  # fmt: skip
     assert main(argv) == 0
@@ -107,11 +105,9 @@ def test_train_logs_test_primary_and_prints_a_summary(
     assert lines[-3] == f"model: {uri}" and uri.startswith("models:/")
     assert store.client().get_logged_model(uri.removeprefix("models:/")).name == "enhancers-synthetic__kmer_logreg"
     assert lines[-2] == (f"score with it: regbench export --task {TASK} --split test --out seqs.csv && "
-                         f"mlflow models predict -m {uri} -i seqs.csv -t csv --env-manager local")  # fmt: skip
+                         f"MLFLOW_TRACKING_URI={store.tracking_uri()} mlflow models predict -m {uri} -i seqs.csv "
+                         "-t csv --env-manager local")  # fmt: skip
     assert store.client().get_experiment_by_name("ui").tags[store.EXPERIMENT_KIND_TAG] == store.EXPERIMENT_KIND
-    # without MLFLOW_TRACKING_URI the printed line names the store, so `mlflow` reads the one regbench wrote
-    monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    assert store.tracking_env() == f"MLFLOW_TRACKING_URI={store.tracking_uri()} "
 
 
 UNABLE_STUDY = """\

@@ -157,9 +157,10 @@ def ui_command() -> str | None:
 
 
 def tracking_env() -> str:
-    """`MLFLOW_TRACKING_URI=<uri> ` to put before an `mlflow` command so that it reads the store in use ("" when
-    the environment already names it)."""
-    return "" if os.environ.get("MLFLOW_TRACKING_URI") else f"MLFLOW_TRACKING_URI={tracking_uri()} "
+    """`MLFLOW_TRACKING_URI=<uri> ` to put before a printed `mlflow` command so that, pasted into any shell, it
+    reads the store in use (always: `mlflow.set_tracking_uri` exports the variable in this process, so whether the
+    user's shell has it cannot be told from here)."""
+    return f"MLFLOW_TRACKING_URI={tracking_uri()} "
 
 
 def git_sha() -> str:
