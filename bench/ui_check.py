@@ -54,6 +54,7 @@ tiny: true  # every model's small variant
 shortcuts: false  # only the listed models
 task_set:
   enhancers.synthetic: {data.n: 200}
+  epi.synthetic: {data.enhancer_window: 100, data.promoter_window: 100}
   chromatin.synthetic: {data.n: 300}
 model_set:
   kmer_logreg: {model.k: 3, model.max_iter: 200}
