@@ -122,47 +122,50 @@ def start_ui(command: str, port: int, work: Path) -> subprocess.Popen:
     raise RuntimeError(f"mlflow ui did not answer on port {port} within 90 s; see {work / 'mlflow_ui.log'}")
 
 
-def _visible_cell(page: object, text: str, row_y: float | None = None) -> dict | None:
-    """The box of a grid cell reading exactly `text` (on the row at height `row_y` if given) that lies wholly inside
-    the viewport and is the topmost element at its centre (not under a side panel); None (or, without `row_y`, an
-    AssertionError) when there is none."""
+def _visible(page: object, cells: object, row_y: float | None = None) -> dict | None:
+    """The box of one of `cells` (a locator; on the row at height `row_y` if given) that lies wholly inside the
+    viewport and is the topmost element at its centre (not under a side panel), else None."""
     size = page.viewport_size  # type: ignore[attr-defined]
-    for cell in page.get_by_role("gridcell", name=text, exact=True).all():  # type: ignore[attr-defined]
+    for cell in cells.all():  # type: ignore[attr-defined]
         box = cell.bounding_box()
-        if box is None or (row_y is not None and abs(box["y"] - row_y) > 4):
+        if box is None or (row_y is not None and abs(box["y"] + box["height"] / 2 - row_y) > 8):
             continue
         inside = box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= size["width"] and \
             box["y"] + box["height"] <= size["height"]  # fmt: skip
-        centre = [box["x"] + min(box["width"] / 2, 30), box["y"] + box["height"] / 2]
+        centre = [box["x"] + min(box["width"] / 2, 20), box["y"] + box["height"] / 2]
         on_top = page.evaluate("([x, y]) => document.elementFromPoint(x, y)?.innerText ?? ''", centre)  # type: ignore[attr-defined]
-        if inside and text in on_top:
+        if inside and cell.inner_text().strip() in on_top:
             return box
-    assert row_y is not None, f"no cell reading {text!r} wholly visible and uncovered in the first 1366×768 screen"
     return None
 
 
 def check_winners(browser: object, base: str, printed: str, winners: dict[str, str], out: Path) -> list[str]:
-    """The printed address at 1366×768 in a fresh browser: every task's winner and score in the first viewport
-    (no scrolling), left of MLflow's side panel; saves `winners.png`."""
+    """The printed address at 1366×768 in a fresh browser: on the first screen (no scrolling), left of MLflow's
+    side panel, every task's winner (its run, `model · task`) and, on its row, its score and 95% CI bounds as the
+    summary printed them (the rounded `store.DISPLAY_METRICS`); saves `winners.png`."""
     from playwright.sync_api import expect
 
     from harness.tracking import store
+    from harness.tracking.run_names import cell_name
 
     page = browser.new_page(viewport={"width": 1366, "height": 768})  # type: ignore[attr-defined]
     page.set_default_timeout(60_000)
     page.goto(base + printed.removeprefix(store.UI_ADDRESS))
     expect(page.get_by_text("regbench winners").first).to_be_visible()
     seen = []
-    expect(page.get_by_role("gridcell", name=next(iter(winners)), exact=True).first).to_be_visible()
+    first = next(iter(winners))
+    expect(page.get_by_role("link", name=cell_name(first, winners[first].split("|")[0])).first).to_be_visible()
     page.wait_for_timeout(1500)
     page.screenshot(path=str(out / "winners.png"))  # before the checks: a miss leaves its picture
     for task, value in winners.items():
         model, score = value.split("|")
-        # MLflow draws the pinned run-name column and the other columns as separate rows: match them by height
-        row_y = _visible_cell(page, task)["y"]
-        for text in (model, score):
-            box = _visible_cell(page, text, row_y)
-            assert box is not None, f"{text!r} is not on the row of {task} in the first 1366×768 screen"
+        run = _visible(page, page.get_by_role("link", name=cell_name(task, model), exact=True))
+        assert run is not None, f"the winner {cell_name(task, model)} is not on the first 1366×768 screen"
+        row_y = run["y"] + run["height"] / 2  # MLflow draws pinned and scrolling columns as separate rows
+        for number in re.findall(r"[\d.]+", score):
+            text = str(round(float(number), 3))
+            box = _visible(page, page.get_by_role("gridcell", name=text, exact=True), row_y)
+            assert box is not None, f"{text} ({task}: {score}) is not on its row of the first 1366×768 screen"
         seen.append(f"1366×768 first viewport: {task}: {model} {score}")
     page.close()
     return seen
@@ -197,12 +200,12 @@ def check_pages(base: str, ids: tuple[str, str, str], printed: str, winners: dic
 
         assert printed.startswith(store.UI_ADDRESS), printed
         page.goto(base + printed.removeprefix(store.UI_ADDRESS))  # what `regbench benchmark` printed
-        expect(page.get_by_role("columnheader", name=store.SCORE_TAG).first).to_be_visible()
+        expect(page.get_by_role("columnheader", name=store.DISPLAY_METRICS[0]).first).to_be_visible()
         expect(page.get_by_text("regbench winners").first).to_be_visible()
         expect(page.get_by_text("Models", exact=True).first).to_be_visible()  # the model-training side nav
         assert page.get_by_text("Overview", exact=True).count() == 0, "the GenAI side nav is shown"
         assert f"/experiments/{experiment}/runs?" in page.url, page.url
-        seen += [f"printed address: {page.url.removeprefix(base)[:90]}..., Training runs with {store.SCORE_TAG}"]
+        seen += [f"printed address: {page.url.removeprefix(base)[:90]}..., Training runs with {store.DISPLAY_METRICS}"]
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "experiment.png"))
 

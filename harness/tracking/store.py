@@ -56,10 +56,13 @@ SCORE_TAG = "regbench.score"  # "0.846 [0.813, 0.874]", rounded for display
 WINNER_TAG = "regbench.winner"  # "yes" on each task's winner of the latest board
 TIED_TAG = "regbench.tied_with"  # on a winner: the models tied with it, "—" for none
 ORDER_TAG = "regbench.board_order"  # "<task> [<split>] 001": sorts a view by task, then board position
+# The score and its 95% CI rounded to 3 decimals, logged on the cells of the latest board for the views: MLflow's
+# table shows metrics (before every tag column, so left of its side panels at 1366 px) with all their digits.
+DISPLAY_METRICS = ("score", "score_lower", "score_upper")  # in this order in the table (alphabetical)
 UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told otherwise
 VIEWS = {  # key → (name, filter, columns)
     WINNERS_VIEW: ("regbench winners", f"tags.`{WINNER_TAG}` = 'yes'",
-                   ("tags.`task`", "tags.`model`", f"tags.`{SCORE_TAG}`", f"tags.`{TIED_TAG}`",
+                   (*(f"metrics.`{m}`" for m in DISPLAY_METRICS), "tags.`task`", f"tags.`{TIED_TAG}`",
                     "tags.`primary_metric`")),
     LEADERBOARD_VIEW: ("regbench leaderboard", f"tags.`{RANK_TAG}` LIKE '%'",
                        ("tags.`task`", f"tags.`{RANK_TAG}`", "tags.`model`", f"tags.`{SCORE_TAG}`",
