@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: setup test test-fast lint format demo lm-tiny ui lock clean
+.PHONY: setup test test-fast lint format demo lm-tiny ui lock clean docs
 LM_CHECKPOINTS ?= $(or $(REGBENCH_LM_CHECKPOINTS),../shared/lm_checkpoints)
 
 setup: $(VENV)/.installed
@@ -38,7 +38,6 @@ lm-tiny: setup
 
 demo: setup lm-tiny
 	$(BIN)/regbench benchmark --study studies/smoke.yaml
-	@echo "Open the runs: the 'MLflow UI:' address above, after $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1
@@ -49,3 +48,6 @@ lock: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+docs: setup
+	$(BIN)/python -m mkdocs build --strict

@@ -1,28 +1,29 @@
-"""The MLflow UI as a user first sees it: run a tiny benchmark, start `mlflow ui` on loopback, drive Debian's Chromium
-with Playwright and save screenshots of the experiment page, the benchmark run (its description is the
-leaderboard) and a cell run; assert what a user must see.
+"""The MLflow UI as a user first sees it: run a tiny 3-task benchmark, start the `mlflow ui` command it printed on
+loopback, drive Debian's Chromium with Playwright and save screenshots; assert what a user must see.
 
     .venv/bin/python bench/ui_check.py [--out ui_check] [--keep]
 
 Needs `/usr/bin/chromium` (`apt-get install -y chromium`) and `pip install playwright` in .venv; the browser is
 never downloaded (`executable_path=/usr/bin/chromium`). Everything runs in a temporary folder (its own SQLite
 store, Optuna storage and Ray dir; `--keep` leaves it for `mlflow ui --backend-store-uri ...`). The study is two
-sequence models and a feature-table model (which cannot run on a sequence task) on `enhancers.synthetic`, one
-trial each; about a minute on 2 cores.
+sequence models and a feature-table model (which cannot run on a sequence task) on three synthetic tasks
+(enhancers, EPI pairs, multi-label chromatin), one trial each; a few minutes on 2 cores.
 
-Asserted: no run is FAILED; the address `regbench benchmark` prints last but one (`MLflow UI: ...`, the
-leaderboard link `store.leaderboard_link`, also in the benchmark run's description) opens the model-training Runs page
-(side nav "Runs" / "Models", no GenAI "Overview") in the saved view "regbench leaderboard" with a `test_primary`
-column; the benchmark run's page shows the leaderboard of its description and that link; a cell run's page lists
-`test_primary`; the benchmark's `report.html` shows its header and leaderboard and fits a 1366 px laptop screen
-without sideways scrolling. The mlflow ui listens on the first free port of 5300-5399 (put in the printed address).
+Asserted: no run is FAILED; `regbench benchmark` prints one `MLflow UI: <command>, then open <address>` line whose
+command serves the store in use and whose address names `workflowType=machine_learning`; that address, in a fresh
+browser at 1366×768, shows every task's winner (model) and its score [CI] as the summary printed them, inside the
+first viewport and not covered by MLflow's side panels (`winners.png`); at 1600×1000 it opens the model-training
+Runs page (side nav "Runs" / "Models", no GenAI "Overview") in the saved view "regbench winners"; the benchmark
+run's page shows the winners and the leaderboard of its description and the link to the "regbench leaderboard"
+view; a cell run's page lists `test_primary`; the benchmark's `report.html` shows its header and leaderboard and
+fits a 1366 px laptop screen without sideways scrolling. The mlflow ui listens on the first free port of 5300-5399.
 Reported, not asserted: where the plain experiment address (what the experiments list links to) lands in a fresh
 browser, and again after the printed address was opened, with the browser's localStorage `mlflow.workflowType`:
 MLflow 3.17 sends it to the GenAI overview whatever the experiment's kind tag, until the sidebar's "Model training"
 toggle is once clicked in that browser (see `store.leaderboard_link`); whether the cell run's page names its logged
 model `<task>__<model>`.
-Screenshots in --out: `experiment_default.png`, `experiment.png`, `benchmark_run.png`, `cell_run.png`,
-`report_top.png` (the laptop viewport), `report.png` (the whole page).
+Screenshots in --out: `winners.png` (1366×768, the first screen), `experiment_default.png`, `experiment.png`,
+`benchmark_run.png`, `cell_run.png`, `report_top.png` (the laptop viewport), `report.png` (the whole page).
 """
 
 from __future__ import annotations
@@ -45,13 +46,16 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 STUDY = """\
 name: ui-check
-tasks: [enhancers.synthetic]
+tasks: [enhancers.synthetic, epi.synthetic, chromatin.synthetic]
 models: [kmer_logreg, kmer_attention, targetfinder_gbm]
 trials: 1
 max_epochs: 1
+tiny: true  # every model's small variant
 shortcuts: false  # only the listed models
 task_set:
   enhancers.synthetic: {data.n: 200}
+  epi.synthetic: {data.enhancer_window: 100, data.promoter_window: 100}
+  chromatin.synthetic: {data.n: 300}
 model_set:
   kmer_logreg: {model.k: 3, model.max_iter: 200}
   kmer_attention: {model.k: 3, model.d_model: 16, model.head_dim: 16}
@@ -70,16 +74,25 @@ def free_port(first: int = 5300, last: int = 5399) -> int:
     raise RuntimeError(f"no free port in {first}-{last}")
 
 
-def run_benchmark(work: Path) -> tuple[str, str, str, str]:
+def run_benchmark(work: Path) -> tuple[str, str, str, str, str, dict[str, str]]:
     """Run the study in `work` as a user would (`regbench benchmark`); returns (experiment id, benchmark run id,
-    the id of a finished cell run, the UI address it printed)."""
+    the id of a finished cell run, the `mlflow ui` command and the UI address it printed, and the winner's
+    score per task from its summary lines)."""
     (work / "ui-check.yaml").write_text(STUDY)
     done = subprocess.run([sys.executable, "-m", "harness.cli", "benchmark", "--study", "ui-check.yaml"], cwd=work,
                           check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
                           text=True)  # fmt: skip
     print(done.stdout)
-    printed = [line.split()[2] for line in done.stdout.splitlines() if line.startswith("MLflow UI: ")]
-    assert len(printed) == 1, "regbench benchmark printed no `MLflow UI: <address>` line"
+    printed = [line for line in done.stdout.splitlines() if line.startswith("MLflow UI: ")]
+    assert len(printed) == 1, "regbench benchmark printed no `MLflow UI: <command>, then open <address>` line"
+    command, address = printed[0].removeprefix("MLflow UI: ").split(", then open ")
+    assert "workflowType=machine_learning" in address, address
+    winners = {}  # task → "model|score" as the summary prints them: "  task  model  metric 0.812 [0.7, 0.9]  (tied …"
+    for line in done.stdout.splitlines():
+        found = re.match(r"  (\S+)\s+(\S+)  \w+ (\S+ \[[^]]+\])", line)
+        if found:
+            winners[found[1]] = f"{found[2]}|{found[3]}"
+    assert len(winners) == 3, done.stdout
     sys.path.insert(0, str(ROOT))
     from harness.tracking import store
 
@@ -87,14 +100,17 @@ def run_benchmark(work: Path) -> tuple[str, str, str, str]:
     assert "FAILED" not in set(runs["status"]), runs[["tags.mlflow.runName", "status"]]
     bench = runs[runs["tags.regbench.kind"] == "benchmark"]
     cells = runs[(runs["tags.regbench.kind"] == "cell") & runs["metrics.test_primary"].notna()]
-    return str(runs["experiment_id"].iloc[0]), str(bench["run_id"].iloc[0]), str(cells["run_id"].iloc[0]), printed[0]
+    ids = str(runs["experiment_id"].iloc[0]), str(bench["run_id"].iloc[0]), str(cells["run_id"].iloc[0])
+    return *ids, command, address, winners
 
 
-def start_ui(uri: str, port: int, work: Path) -> subprocess.Popen:
+def start_ui(command: str, port: int, work: Path) -> subprocess.Popen:
+    """The `mlflow ui` command regbench printed, run in the venv (as the README's activated shell would), on
+    `port` of loopback."""
     log = (work / "mlflow_ui.log").open("w")
-    ui = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", uri, "--host",
-                           "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=work, stdout=log,
-                          stderr=subprocess.STDOUT)  # fmt: skip
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    argv = [*command.split(), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    ui = subprocess.Popen(argv, cwd=work, stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
@@ -106,9 +122,60 @@ def start_ui(uri: str, port: int, work: Path) -> subprocess.Popen:
     raise RuntimeError(f"mlflow ui did not answer on port {port} within 90 s; see {work / 'mlflow_ui.log'}")
 
 
-def check_pages(base: str, ids: tuple[str, str, str], printed: str, out: Path, report: Path) -> list[str]:
+def _visible(page: object, cells: object, row_y: float | None = None) -> dict | None:
+    """The box of one of `cells` (a locator; on the row at height `row_y` if given) that lies wholly inside the
+    viewport and is the topmost element at its centre (not under a side panel), else None."""
+    size = page.viewport_size  # type: ignore[attr-defined]
+    for cell in cells.all():  # type: ignore[attr-defined]
+        box = cell.bounding_box()
+        if box is None or (row_y is not None and abs(box["y"] + box["height"] / 2 - row_y) > 8):
+            continue
+        inside = box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= size["width"] and \
+            box["y"] + box["height"] <= size["height"]  # fmt: skip
+        centre = [box["x"] + min(box["width"] / 2, 20), box["y"] + box["height"] / 2]
+        on_top = page.evaluate("([x, y]) => document.elementFromPoint(x, y)?.innerText ?? ''", centre)  # type: ignore[attr-defined]
+        if inside and cell.inner_text().strip() in on_top:
+            return box
+    return None
+
+
+def check_winners(browser: object, base: str, printed: str, winners: dict[str, str], out: Path) -> list[str]:
+    """The printed address at 1366×768 in a fresh browser: on the first screen (no scrolling), left of MLflow's
+    side panel, every task's winner (its run, `model · task`) and, on its row, its score and 95% CI bounds as the
+    summary printed them (the rounded `store.DISPLAY_METRICS`); saves `winners.png`."""
+    from playwright.sync_api import expect
+
+    from harness.tracking import store
+    from harness.tracking.run_names import cell_name
+
+    page = browser.new_page(viewport={"width": 1366, "height": 768})  # type: ignore[attr-defined]
+    page.set_default_timeout(60_000)
+    page.goto(base + printed.removeprefix(store.UI_ADDRESS))
+    expect(page.get_by_text("regbench winners").first).to_be_visible()
+    seen = []
+    first = next(iter(winners))
+    expect(page.get_by_role("link", name=cell_name(first, winners[first].split("|")[0])).first).to_be_visible()
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(out / "winners.png"))  # before the checks: a miss leaves its picture
+    for task, value in winners.items():
+        model, score = value.split("|")
+        run = _visible(page, page.get_by_role("link", name=cell_name(task, model), exact=True))
+        assert run is not None, f"the winner {cell_name(task, model)} is not on the first 1366×768 screen"
+        row_y = run["y"] + run["height"] / 2  # MLflow draws pinned and scrolling columns as separate rows
+        for number in re.findall(r"[\d.]+", score):
+            text = str(round(float(number), 3))
+            box = _visible(page, page.get_by_role("gridcell", name=text, exact=True), row_y)
+            assert box is not None, f"{text} ({task}: {score}) is not on its row of the first 1366×768 screen"
+        seen.append(f"1366×768 first viewport: {task}: {model} {score}")
+    page.close()
+    return seen
+
+
+def check_pages(base: str, ids: tuple[str, str, str], printed: str, winners: dict[str, str], out: Path,
+                report: Path) -> list[str]:  # fmt: skip
     """Visit the pages in a fresh browser profile, save screenshots, return what was seen (raises AssertionError
-    on a miss). `ids`: the experiment, the benchmark run, a cell run; `printed`: the UI address regbench printed."""
+    on a miss). `ids`: the experiment, the benchmark run, a cell run; `printed`: the UI address regbench printed;
+    `winners`: task → "model|score" from its summary."""
     from playwright.sync_api import expect, sync_playwright
 
     sys.path.insert(0, str(ROOT))
@@ -120,6 +187,7 @@ def check_pages(base: str, ids: tuple[str, str, str], printed: str, out: Path, r
     expect.set_options(timeout=60_000)  # a busy machine's mlflow ui can take more than expect's default 5 s
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        seen += check_winners(browser, base, printed, winners, out)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.set_default_timeout(60_000)
 
@@ -132,12 +200,12 @@ def check_pages(base: str, ids: tuple[str, str, str], printed: str, out: Path, r
 
         assert printed.startswith(store.UI_ADDRESS), printed
         page.goto(base + printed.removeprefix(store.UI_ADDRESS))  # what `regbench benchmark` printed
-        expect(page.get_by_role("columnheader", name="test_primary").first).to_be_visible()
-        expect(page.get_by_text("regbench leaderboard").first).to_be_visible()
+        expect(page.get_by_role("columnheader", name=store.DISPLAY_METRICS[0]).first).to_be_visible()
+        expect(page.get_by_text("regbench winners").first).to_be_visible()
         expect(page.get_by_text("Models", exact=True).first).to_be_visible()  # the model-training side nav
         assert page.get_by_text("Overview", exact=True).count() == 0, "the GenAI side nav is shown"
         assert f"/experiments/{experiment}/runs?" in page.url, page.url
-        seen += [f"printed address: {page.url.removeprefix(base)[:90]}..., Training runs with test_primary"]
+        seen += [f"printed address: {page.url.removeprefix(base)[:90]}..., Training runs with {store.DISPLAY_METRICS}"]
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "experiment.png"))
 
@@ -147,11 +215,13 @@ def check_pages(base: str, ids: tuple[str, str, str], printed: str, out: Path, r
                  f"workflowType entries: {page.evaluate(workflow)})"]  # fmt: skip
 
         page.goto(f"{base}/#/experiments/{experiment}/runs/{bench}")
-        expect(page.get_by_text("Best model per task").first).to_be_visible()
+        expect(page.get_by_text("Winner per task").first).to_be_visible()
         expect(page.get_by_text("unable", exact=True).first).to_be_visible()
-        link = page.get_by_role("link", name="All scored runs, best test_primary first").first
-        assert link.get_attribute("href") == store.leaderboard_link(experiment), link.get_attribute("href")
-        seen += ["benchmark run page: the description is the leaderboard (with the unable cell) and its link"]
+        link = page.get_by_role("link", name="Every cell by task and rank").first
+        want = store.leaderboard_link(experiment, store.LEADERBOARD_VIEW)
+        assert link.get_attribute("href") == want, link.get_attribute("href")
+        seen += ["benchmark run page: the description is the winners, the leaderboard (with the unable cell) and "
+                 "the link to the leaderboard view"]  # fmt: skip
         page.wait_for_timeout(1000)
         page.screenshot(path=str(out / "benchmark_run.png"), full_page=True)
 
@@ -190,12 +260,13 @@ def main() -> int:
     os.environ.update({"MLFLOW_TRACKING_URI": uri, "RAY_TMPDIR": tempfile.mkdtemp(prefix="rb", dir="/tmp"),
                        "REGBENCH_CACHE": str(work / "cache"), "RAY_USAGE_STATS_ENABLED": "0"})  # fmt: skip
     start = time.perf_counter()
-    experiment, bench, cell, printed = run_benchmark(work)
+    experiment, bench, cell, command, printed, winners = run_benchmark(work)
+    assert command == f"mlflow ui --backend-store-uri {uri}", command  # the one line, for the store in use
     port = free_port()
-    ui = start_ui(uri, port, work)
+    ui = start_ui(command, port, work)
     try:
         report = work / "reports" / "ui-check" / "report.html"
-        seen = check_pages(f"http://127.0.0.1:{port}", (experiment, bench, cell), printed, out, report)
+        seen = check_pages(f"http://127.0.0.1:{port}", (experiment, bench, cell), printed, winners, out, report)
     finally:
         ui.terminate()
         ui.wait(timeout=30)

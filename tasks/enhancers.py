@@ -346,7 +346,9 @@ for _name in IENHANCER2L:
 def files_task(**options: Any) -> Task:
     opts = _options("enhancers.files", {"train": PATH, "test": PATH, "test_fraction": TEST_FRACTION}, options)
     if not opts["train"]:
-        raise ConfigError("enhancers.files needs data.train=PATH.tsv (seq<TAB>label) or data.train=1:pos.fa,0:neg.fa")
+        raise ConfigError(
+            "enhancers.files needs data.train=PATH.tsv (sequence<TAB>label) or data.train=1:pos.fa,0:neg.fa"
+        )
     if opts["test"] and "test_fraction" in options:
         raise ConfigError("enhancers.files: data.test_fraction applies only when no data.test is given")
     about = f"files: {opts['train']}"

@@ -162,7 +162,7 @@ def test_files_task_fasta_pairs_with_given_test(tmp_path: Path, rng: np.random.G
     splits = task.splits()
     assert task.split_protocol == "given_test+stratified_val0.1_seed0"
     assert {k: len(v) for k, v in splits.items()} == {"train": 54, "val": 6, "test": 10}
-    assert splits["test"].ids[0] == "tpos.fa:tpos0"
+    assert splits["test"].ids[0] == "tpos0"  # the record's own id
 
 
 def test_files_task_tsv_without_test_is_carved(tmp_path: Path, rng: np.random.Generator) -> None:

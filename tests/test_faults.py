@@ -180,7 +180,7 @@ def test_a_benchmark_with_a_failed_cell_exits_1_with_a_plain_reason(tmp_path: Pa
     done = subprocess.run([*REGBENCH, "benchmark", "--study", "fail.yaml", "--no-progress"], cwd=tmp_path,
                           env=ray_env, capture_output=True, text=True, timeout=900)  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "2 cells (0 reused, 1 failed)" in done.stdout and "Traceback" not in done.stderr
+    assert "2 cells (1 ran, 0 reused, 1 failed, 0 unable)" in done.stdout and "Traceback" not in done.stderr
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cells = store.search_runs("failing", "tags.`regbench.kind` = 'cell'")
     by_model = {row["tags.model"]: row for _, row in cells.iterrows()}

@@ -54,11 +54,13 @@ def test_benchmark_relaunched_by_mlflow_run_keeps_one_run_and_its_cells(
     first = launch(mlflow_run)
     runs = store.search_runs("ui")
     bench = runs[runs["tags.regbench.kind"] == "benchmark"]
-    assert len(bench) == 1 and "2 cells (0 reused, 0 failed)" in first  # kmer_logreg ran, targetfinder_gbm unable
+    assert (
+        len(bench) == 1 and "2 cells (1 ran, 0 reused, 0 failed, 1 unable)" in first
+    )  # kmer_logreg ran, targetfinder_gbm unable
     bench_id = bench["run_id"].iloc[0]
     assert bench["tags.mlflow.project.entryPoint"].iloc[0] == "benchmark"  # the launched run became the benchmark
     experiment = bench["experiment_id"].iloc[0]
-    assert f"MLflow UI: {store.UI_ADDRESS}/{store.leaderboard_link(experiment)} (after: mlflow ui" in first
+    assert f"then open {store.UI_ADDRESS}/{store.leaderboard_link(experiment)}" in first
     cells = set(runs.loc[runs["tags.regbench.kind"] == "cell", "run_id"])
     assert len(cells) == 2
 
@@ -66,7 +68,7 @@ def test_benchmark_relaunched_by_mlflow_run_keeps_one_run_and_its_cells(
     assert main(["benchmark", "--study", "ui.yaml", "--no-progress"]) == 0  # in-process: no Ray, all reused
     third = capsys.readouterr().out
     for out in (second, third):
-        assert "2 cells (1 reused, 0 failed)" in out and out.strip().endswith(f"run_id: {bench_id}")
+        assert "2 cells (0 ran, 1 reused, 0 failed, 1 unable)" in out and out.strip().endswith(f"run_id: {bench_id}")
     runs = store.search_runs("ui")
     assert not (runs["status"] == "RUNNING").any()
     bench = runs[runs["tags.regbench.kind"] == "benchmark"]

@@ -41,20 +41,29 @@ def test_experiments_are_model_training_experiments(tracking_uri: str) -> None:
     for experiment in (created.experiment_id, old):
         view = json.loads(c.get_experiment(experiment).tags[view_tag])
         state = json.loads(view["state"])
-        assert view["name"] == "regbench leaderboard" and state["orderByKey"] == "metrics.`test_primary`"
-        assert state["selectedColumns"][:3] == ["tags.`model`", "tags.`task`", "metrics.`test_primary`"]
-        assert not state["orderByAsc"] and "tags.`regbench.kind` != 'refit'" in state["searchFilter"]
+        assert view["name"] == "regbench leaderboard" and state["orderByKey"] == f"tags.`{store.ORDER_TAG}`"
+        assert state["selectedColumns"][:3] == ["tags.`task`", f"tags.`{store.RANK_TAG}`", "tags.`model`"]
+        assert state["orderByAsc"] and state["searchFilter"] == f"tags.`{store.RANK_TAG}` LIKE '%'"
+        assert not any(c.startswith("attributes.") for c in state["selectedColumns"])
+    winners_tag = store.SHARED_VIEW_PREFIX + store.WINNERS_VIEW
+    winners = json.loads(json.loads(c.get_experiment(old).tags[winners_tag])["state"])
+    assert winners["searchFilter"] == f"tags.`{store.WINNER_TAG}` = 'yes'"
+    outdated = json.loads(c.get_experiment(old).tags[winners_tag]) | {"state": "{}"}  # an earlier regbench's view
+    c.set_experiment_tag(old, winners_tag, json.dumps(outdated))
     c.set_experiment_tag(old, view_tag, "edited in the UI")
     store.ensure_experiment("old")
     assert c.get_experiment(old).tags[view_tag] == "edited in the UI"  # a view the user changed stays theirs
+    assert json.loads(c.get_experiment(old).tags[winners_tag])["state"] == json.dumps(winners)  # updated
     link = store.leaderboard_link(old)
-    assert link.endswith(f"/runs?workflowType=machine_learning&viewStateShareKey={store.LEADERBOARD_VIEW}")
-    assert store.ui_hint(old) == f"http://127.0.0.1:5000/{link} (after: mlflow ui --backend-store-uri {tracking_uri})"
+    assert link.endswith(f"/runs?workflowType=machine_learning&viewStateShareKey={store.WINNERS_VIEW}")
+    assert store.ui_address(old) == f"http://127.0.0.1:5000/{link}"
+    assert store.ui_command() == f"mlflow ui --backend-store-uri {tracking_uri}"
 
 
-def test_ui_hint_on_a_tracking_server(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ui_address_on_a_tracking_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999/")  # only the address is built: no server
-    assert store.ui_hint("7") == f"http://127.0.0.1:5999/{store.leaderboard_link('7')}"
+    assert store.ui_address("7") == f"http://127.0.0.1:5999/{store.leaderboard_link('7')}"
+    assert store.ui_command() is None
 
 
 def test_reopened_run_gets_one_table_and_a_description() -> None:
@@ -96,7 +105,8 @@ def test_train_logs_test_primary_and_prints_a_summary(capsys: pytest.CaptureFixt
     assert lines[-3] == f"model: {uri}" and uri.startswith("models:/")
     assert store.client().get_logged_model(uri.removeprefix("models:/")).name == "enhancers-synthetic__kmer_logreg"
     assert lines[-2] == (f"score with it: regbench export --task {TASK} --split test --out seqs.csv && "
-                         f"mlflow models predict -m {uri} -i seqs.csv -t csv --env-manager local")  # fmt: skip
+                         f"MLFLOW_TRACKING_URI={store.tracking_uri()} mlflow models predict -m {uri} -i seqs.csv "
+                         "-t csv --env-manager local")  # fmt: skip
     assert store.client().get_experiment_by_name("ui").tags[store.EXPERIMENT_KIND_TAG] == store.EXPERIMENT_KIND
 
 
@@ -145,10 +155,12 @@ def test_benchmark_as_the_ui_shows_it(workdir: Path) -> None:
     bench = store.client().get_run(first.run_id)
     markdown = Path(store.client().download_artifacts(first.run_id, "leaderboard.md", str(workdir))).read_text()
     assert markdown == f"# ui\n\n{first.markdown}"
-    link = store.leaderboard_link(bench.info.experiment_id)
+    link = store.leaderboard_link(bench.info.experiment_id, store.LEADERBOARD_VIEW)
     note = bench.data.tags[store.NOTE_TAG]
-    assert note.startswith(f"# ui\n\n{to_markdown(display(first.leaderboard))}") and len(note) <= 8000
-    assert f"[All scored runs, best test_primary first]({link})" in note
+    assert note.startswith("# ui\n\n**Winner per task**") and len(note) <= 8000
+    assert "| enhancers.synthetic | **kmer_logreg** | auroc " in note
+    assert f"## Leaderboard\n\n{to_markdown(display(first.leaderboard))}" in note
+    assert f"[Every cell by task and rank]({link})" in note
     assert "models:/regbench.ui.enhancers.synthetic@best" in note  # the winner, registered with its alias
     table = logged_table("ui", first.run_id)
     shown = display(first.leaderboard)

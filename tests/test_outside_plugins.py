@@ -221,16 +221,17 @@ def test_benchmark_on_local_ray_ships_the_plugin_and_reruns_when_it_changes(tmp_
 
     first = bench()
     origin = f"{path} sha256:"
-    assert "1 cells (0 reused, 0 failed)" in first and f"plugin from {origin}" in first
+    assert "1 cells (1 ran, 0 reused, 0 failed, 0 unable)" in first
+    assert f"plugin from {origin}" in (tmp_path / "reports/outside/leaderboard.md").read_text()
     client = MlflowClient(store.tracking_uri())
     runs = client.search_runs([client.get_experiment_by_name("outside").experiment_id])
     worked = [r for r in runs if r.data.tags["regbench.kind"] in ("trial", "refit")]
     assert sorted(r.data.tags["regbench.kind"] for r in worked) == ["refit", "trial", "trial"]
     assert all(r.data.tags["regbench.plugin_source"].startswith(origin) for r in worked)
     assert all(r.data.tags.get("ray_trial_id") for r in worked)  # each one a Ray Tune trial, in a Ray worker
-    assert "1 cells (1 reused, 0 failed)" in bench()
+    assert "1 cells (0 ran, 1 reused, 0 failed, 0 unable)" in bench()
     path.write_text(path.read_text().replace("padding=4", "padding=4, bias=False"))
-    assert "1 cells (0 reused, 0 failed)" in bench()  # another digest: the old cell is not reused
+    assert "1 cells (1 ran, 0 reused, 0 failed, 0 unable)" in bench()  # another digest: the old cell is not reused
 
 
 def test_the_public_api_is_one_small_module() -> None:

@@ -102,6 +102,6 @@ def test_source_fasta_pairs(tmp_path: Path) -> None:
     neg = write(tmp_path, "neg.fa", ">n1\nCCCC\n")
     data = read_source(f"1:{pos}, 0:{neg}")
     assert data.seqs == ["ACGT", "AAAA", "CCCC"]
-    assert list(data.labels) == [1, 1, 0] and list(data.ids) == ["pos.fa:p1", "pos.fa:p2", "neg.fa:n1"]
+    assert list(data.labels) == [1, 1, 0] and list(data.ids) == ["p1", "p2", "n1"]
     with pytest.raises(SequenceFileError, match=r"item '2:.*pos\.fa'.*expected LABEL:PATH with LABEL 0 or 1"):
         read_source(f"2:{pos},0:{neg}")

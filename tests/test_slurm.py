@@ -261,7 +261,7 @@ def test_scancel_ends_runs_killed_and_a_resubmitted_job_resumes(slurm: Slurm, tm
     again = _submit(slurm, work)
     _wait_gone(slurm, again, 900, work)
     out = (work / "slurm" / "tiny" / f"job-{again}.out").read_text()
-    assert "2 cells (1 reused, 0 failed)" in out, out[-4000:]
+    assert "2 cells (1 ran, 1 reused, 0 failed, 0 unable)" in out, out[-4000:]
     runs = _runs(client)
     assert not (runs["status"] == "RUNNING").any(), runs
     finished = runs[(runs["kind"] == "cell") & (runs["status"] == "FINISHED")]

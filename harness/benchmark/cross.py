@@ -30,8 +30,11 @@ Resume: re-running a study file reopens its benchmark run (the newest one with t
 digest, tag `regbench.study_digest`) and reuses each cell whose newest FINISHED cell run in the experiment has the
 same task, model and `regbench.cell_config` tag (a digest of the cell's overrides, its split included, budgets and
 seeds), so editing a cell's settings re-runs exactly that cell. Failed and unable cells are always retried (an
-unable cell that is still unable keeps its one run); `resume=False` recomputes. A cell that runs again continues
-its Optuna search (only the missing trials run) and reuses its finished refits (see `harness.tuning.refit`).
+unable cell that is still unable keeps its one run). A cell that runs again continues its Optuna search (only the
+missing trials run) and reuses its finished refits (see `harness.tuning.refit`). `resume=False` recomputes every
+cell: each gets a new Optuna study (`optuna_study_name` with this invocation's `generation`), so its search runs all
+its trials and its refits train again (a refit is reused only within the same Optuna study); the same seeds give the
+same numbers. Every board shows each cell once, the latest (`harness.benchmark.winners.mark_board`).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from typing import Literal
 import pandas as pd
 from tqdm.auto import tqdm
 
-from harness.benchmark import comparisons
+from harness.benchmark import comparisons, winners
 from harness.benchmark.failure_reason import plain, reason_of
 from harness.benchmark.leaderboard import UNABLE, cell_runs, display, ranked, split_comparison, to_markdown
 from harness.benchmark.study_file import Cell, StudyFile, StudyFileError, load_study
@@ -117,12 +120,13 @@ def cell_config(study: StudyFile, cell: Cell) -> str:
                     "seeds": list(cell.seeds), **source_tags(cell.task, cell.model)})  # fmt: skip
 
 
-def optuna_study_name(study: StudyFile, cell: Cell) -> str:
+def optuna_study_name(study: StudyFile, cell: Cell, generation: str = "") -> str:
     """The cell's Optuna study: unique per benchmark, cell and trial-defining settings, but not per trial budget,
-    so raising `trials` extends the earlier search instead of starting over."""
+    so raising `trials` extends the earlier search instead of starting over; a `generation` (`--no-resume`: the
+    invocation's start time) starts a new one."""
     key = _digest({"overrides": cell.overrides, "max_epochs": study.max_epochs,
                    **source_tags(cell.task, cell.model)})[:8]  # fmt: skip
-    return f"{study.name}__{cell.where}__{cell.model}__s{cell.seed}__{key}"
+    return f"{study.name}__{cell.where}__{cell.model}__s{cell.seed}__{key}" + (f"__{generation}" if generation else "")
 
 
 def cell_run_name(cell: Cell) -> str:
@@ -132,13 +136,13 @@ def cell_run_name(cell: Cell) -> str:
 
 def study_spec(
     study: StudyFile, cell: Cell, benchmark_run_id: str | None, ray_address: str | None, storage: str | None,
-    service: str | None = None,
+    service: str | None = None, generation: str = "",
 ) -> StudyRequest:  # fmt: skip
     return StudyRequest(
         task=cell.task, model=cell.model, overrides=cell.overrides, seed=cell.seed, seeds=cell.seeds,
         trials=study.trials,
         concurrency=study.concurrency, max_epochs=study.max_epochs, experiment=study.name,
-        study_name=optuna_study_name(study, cell), storage=storage,
+        study_name=optuna_study_name(study, cell, generation), storage=storage,
         ray_address=ray_address, cpus_per_trial=study.cpus_per_trial, gpus_per_trial=study.gpus_per_trial,
         benchmark_run_id=benchmark_run_id, run_name=cell_run_name(cell), tags={CONFIG_TAG: cell_config(study, cell)},
         child_tags={BENCHMARK_TAG: benchmark_run_id} if benchmark_run_id else {},
@@ -191,6 +195,7 @@ def run_benchmark(
         raise StudyFileError(study.path, 1, f"cells_in_flight={cells_in_flight} must be >= 1")
     start = time.perf_counter()
     reusable = finished_cells(study.name) if resume else {}
+    generation = "" if resume else time.strftime("%Y%m%dT%H%M%S")
     tags = {"regbench.kind": "benchmark", "study_name": study.name, "study_file": str(study.path),
             STUDY_DIGEST_TAG: study_digest(study)}  # fmt: skip
     reuse = ("regbench.kind", "study_name", STUDY_DIGEST_TAG)  # re-running the same study file reopens its run
@@ -216,7 +221,8 @@ def run_benchmark(
                 since_ms = int(time.time() * 1000)
                 order = _longest_first(study, {i: cells[i] for i in todo})
                 ran = _run_cells(study, {i: cells[i] for i in order}, bench, ray_address, storage, slots,
-                                 cells_in_flight or slots + 1, progress, reused=len(outcomes))  # fmt: skip
+                                 cells_in_flight or slots + 1, progress, reused=len(outcomes),
+                                 generation=generation)  # fmt: skip
                 outcomes.update(ran)
                 utilization = slot_utilization(study.name, bench.run_id, since_ms, slots)
             ordered = [outcomes[i] for i in range(len(cells))]
@@ -225,30 +231,27 @@ def run_benchmark(
 
 
 def _description(name: str, board: pd.DataFrame, registered: dict[str, str], link: str) -> str:
-    """The benchmark run's description in the UI: the leaderboard, where the winners are registered and where the
-    rest is (MLflow keeps 8,000 characters of a description: the paired tests stay in their artifacts)."""
-    lines = [f"# {name}", "", to_markdown(display(board))]
+    """The benchmark run's description in the UI: the winner of each task, where the winners are registered, then
+    the leaderboard and where the rest is (MLflow keeps 8,000 characters of a description: the paired tests stay
+    in their artifacts, and a leaderboard that does not fit is left to `leaderboard.md`)."""
+    head = [f"# {name}", "", "**Winner per task** (rank `1=`: the paired tests cannot tell the model from it)", "",
+            *winners.description_lines(board), ""]  # fmt: skip
     if registered:
-        lines += [
-            "**Best model per task** (Model Registry):",
-            *(f"- {t}: `{uri}`" for t, uri in registered.items()),
-            "",
-        ]
-    lines += [f"[All scored runs, best test_primary first]({link}) · paired tests: `comparisons.csv`, "
-              "`leaderboard.md` · report: `report/report.html`"]  # fmt: skip
-    text = "\n".join(lines)
+        head += ["Registered (Model Registry):", *(f"- {t}: `{uri}`" for t, uri in registered.items()), ""]
+    tail = [f"[Every cell by task and rank]({link}) · paired tests: `comparisons.csv`, `leaderboard.md` · report: "
+            "`report/report.html`"]  # fmt: skip
+    text = "\n".join([*head, "## Leaderboard", "", to_markdown(display(board)), *tail])
     if len(text) > store.DESCRIPTION_LIMIT:
-        text = (
-            f"# {name}\n\nThe leaderboard is too long for a description: see `leaderboard.md` and [the runs]({link})."
-        )
-    return text
+        text = "\n".join([*head, *tail])
+    return text[: store.DESCRIPTION_LIMIT]
 
 
 def _log_board(
     bench: store.ClientRun, study: StudyFile, outcomes: list[CellOutcome], wall: float, utilization: float
 ) -> BenchmarkResult:
     """Rank the cells' runs and log the leaderboard, comparisons, description and counts on the benchmark run."""
-    board, table = ranked(_rows(study.name, outcomes))
+    rows = _rows(study.name, outcomes)
+    board, table = ranked(rows)
     markdown = to_markdown(display(board)) + comparisons.markdown(board, table)
     bench.table(table, "comparisons.csv")
     side_by_side = split_comparison(board)
@@ -259,7 +262,8 @@ def _log_board(
     bench.ui_table(display(board), "leaderboard.json")
     bench.text(f"# {study.name}\n\n{markdown}", "leaderboard.md")
     registered = register_best(study.name, board)
-    link = store.leaderboard_link(store.ensure_experiment(study.name))
+    winners.mark_board(study.name, board, rows, {o.run_id for o in outcomes})
+    link = store.leaderboard_link(store.ensure_experiment(study.name), store.LEADERBOARD_VIEW)
     bench.description(_description(study.name, board, registered, link))
     bench.table(pd.DataFrame([o.__dict__ for o in outcomes]), "cells.csv")
     counts = {f"n_{s}": sum(o.status == s for o in outcomes) for s in ("finished", "reused", "failed", "unable")}
@@ -319,7 +323,7 @@ def _longest_first(study: StudyFile, cells: dict[int, Cell]) -> list[int]:
 
 def _run_cells(
     study: StudyFile, cells: dict[int, Cell], bench: store.ClientRun, ray_address: str | None, storage: str | None,
-    slots: int, in_flight: int, progress: bool, reused: int,
+    slots: int, in_flight: int, progress: bool, reused: int, generation: str = "",
 ) -> dict[int, CellOutcome]:  # fmt: skip
     """Submit `cells` (in their order) as Ray tasks, at most `in_flight` at once, and collect their outcomes; one
     progress bar over all cells (done / running / failed / reused and the busy slots), the same counts as
@@ -340,7 +344,7 @@ def _run_cells(
             while queue or running:
                 while queue and len(running) < in_flight:
                     key = queue.pop(0)
-                    args = (study, cells[key], bench.run_id, ray_address, storage, name, env, cwd)
+                    args = (study, cells[key], bench.run_id, ray_address, storage, name, env, cwd, generation)
                     running[remote.remote(*args)] = key
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=2.0)
                 for ref in ready:
@@ -373,11 +377,11 @@ def _busy_slots(cpus_per_trial: float, gpus_per_trial: float) -> int:
 
 
 def _cell_task(study: StudyFile, cell: Cell, bench_id: str, ray_address: str | None, storage: str | None,
-               service: str, env: dict[str, str], cwd: str) -> CellOutcome:  # fmt: skip
+               service: str, env: dict[str, str], cwd: str, generation: str = "") -> CellOutcome:  # fmt: skip
     """One cell in a Ray worker (zero CPUs: it only drives the cell's search and refits on the `TrialService`
     called `service`)."""
     enter_worker(env, cwd)
-    return _run_cell(study, cell, bench_id, ray_address, storage, service)
+    return _run_cell(study, cell, bench_id, ray_address, storage, service, generation)
 
 
 def _collect(study: StudyFile, cell: Cell, bench_id: str, ref: object) -> CellOutcome:
@@ -408,11 +412,11 @@ def _end_running(experiment: str, bench_id: str) -> None:
 
 
 def _run_cell(study: StudyFile, cell: Cell, bench_id: str, ray_address: str | None, storage: str | None,
-              service: str) -> CellOutcome:  # fmt: skip
+              service: str, generation: str = "") -> CellOutcome:  # fmt: skip
     """Run one cell; record a cell that cannot run (`_record_unable`), or on any other error a FAILED cell run with
     the reason, and return what happened."""
     try:
-        result = run_study(study_spec(study, cell, bench_id, ray_address, storage, service))
+        result = run_study(study_spec(study, cell, bench_id, ray_address, storage, service, generation))
     except IncompatibleError as err:
         reason = str(err).splitlines()[0][:500]
         print(f"\n{study.name}: cell {cell.label} cannot run: {reason}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""`regbench benchmark`: run a study file's tasks × models cross; prints the leaderboard and `run_id: <id>` last."""
+"""`regbench benchmark`: run a study file's tasks × models cross; prints the winner of each task, where the
+leaderboard, the report and the MLflow UI are, and `run_id: <id>` last."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from harness.limits import ascii_int
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "benchmark",
-        help="run every task × model × seed cell of a study file and print the leaderboard",
+        help="run every task × model × seed cell of a study file and print the winner of each task",
         description="Validate STUDY (a YAML cross of tasks × models × seeds, see studies/), then tune every cell "
         "with Ray Tune + Optuna under one MLflow benchmark run (experiment = the study's name) and log the "
         "leaderboard. With `splits: [chromosome, random]` every cell runs once per data.split and the "
@@ -38,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from harness.benchmark.cross import run_benchmark
+    from harness.benchmark.winners import summary_lines
     from harness.paths import input_file, output_dir
     from harness.reporting.write import write_report
     from harness.tracking import store
@@ -48,15 +50,20 @@ def run(args: argparse.Namespace) -> int:
 
     result = run_benchmark(args.study, args.ray_address, args.storage, resume=args.resume, progress=args.progress,
                            cells_in_flight=args.cells_in_flight)  # fmt: skip
-    failed = sum(c.status == "failed" for c in result.cells)
-    reused = sum(c.status == "reused" for c in result.cells)
-    print(f"\n{result.markdown}")
+    report = write_report(result.experiment, args.report_dir or Path("reports") / result.experiment)
+    board = report / "leaderboard.md"
+    board.write_text(f"# {result.experiment}\n\n{result.markdown}")
+    counts = {s: sum(c.status == s for c in result.cells) for s in ("finished", "reused", "failed", "unable")}
     used = result.slot_utilization
     busy = f", slot utilization {used:.0%}" if math.isfinite(used) else ""
-    print(f"{len(result.cells)} cells ({reused} reused, {failed} failed) in {result.wall_time_s:.1f} s{busy}; "
-          f"experiment {result.experiment!r}")  # fmt: skip
-    report = write_report(result.experiment, args.report_dir or Path("reports") / result.experiment)
-    print(f"report: {report / 'report.html'} (also logged to the benchmark run under report/)")
-    print(f"MLflow UI: {store.ui_hint(store.ensure_experiment(result.experiment))}")
+    print(f"\n{result.experiment}: {len(result.cells)} cells ({counts['finished']} ran, {counts['reused']} reused, "
+          f"{counts['failed']} failed, {counts['unable']} unable) in {result.wall_time_s:.1f} s{busy}")  # fmt: skip
+    print("winner per task (test score [95% CI]; tied: the paired tests cannot tell them apart):")
+    print("\n".join(summary_lines(result.leaderboard)))
+    print(f"leaderboard: {board}")
+    print(f"report: {report / 'report.html'}")
+    command = store.ui_command()
+    address = store.ui_address(store.ensure_experiment(result.experiment))
+    print(f"MLflow UI: {command}, then open {address}" if command else f"MLflow UI: {address}")
     print(f"run_id: {result.run_id}")
-    return 1 if failed else 0  # finished cells are kept either way; a failed cell is re-run by the next invocation
+    return 1 if counts["failed"] else 0  # finished cells are kept; a failed cell is re-run by the next invocation

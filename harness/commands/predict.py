@@ -41,12 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser(
         "evaluate",
         help="metrics with 95%% CIs of a logged model on a labelled TSV",
-        description="Score a labelled TSV (seq<TAB>label) with the model logged by RUN and print its metrics with "
+        description="Score a labelled TSV (sequence<TAB>label) with the model logged by RUN and print its metrics with "
         "bootstrap 95% CIs (binary tasks).",
         epilog=EVALUATE_EPILOG,
     )
     e.add_argument("--run", required=True, help="MLflow run id")
-    e.add_argument("--input", required=True, help="TSV with columns seq<TAB>label")
+    e.add_argument("--input", required=True, help="TSV with columns sequence<TAB>label")
     e.add_argument("--threshold", type=float, default=0.5, help="threshold for the thresholded metrics (default 0.5)")
     e.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     e.set_defaults(func=run_evaluate)

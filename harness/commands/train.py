@@ -74,9 +74,8 @@ def summary(run_id: str) -> str:
     if uri is None:  # a cross-validated run: its fold runs hold the models
         return metrics
     export = f"regbench export --task {task} --split test --out seqs.csv"
-    return "\n".join([metrics, f"model: {uri}",
-                      f"score with it: {export} && mlflow models predict -m {uri} -i seqs.csv -t csv "
-                      "--env-manager local"])  # fmt: skip
+    predict = f"{store.tracking_env()}mlflow models predict -m {uri} -i seqs.csv -t csv --env-manager local"
+    return "\n".join([metrics, f"model: {uri}", f"score with it: {export} && {predict}"])
 
 
 def _metric_lines(m: dict[str, float], metric: str) -> str:

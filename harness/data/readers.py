@@ -1,4 +1,4 @@
-"""Readers for labelled DNA files: FASTA and `seq<TAB>label` TSV.
+"""Readers for labelled DNA files: FASTA and `sequence<TAB>label` TSV.
 
 Every error names the file, the line (and FASTA record) and the offending value. Sequences come back
 upper-cased; only A, C, G, T, N are accepted. Accepted as their clean forms: CRLF line ends, lower case, FASTA
@@ -8,6 +8,7 @@ wrapped over several lines, a UTF-8 byte-order mark, blank lines.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +104,8 @@ def _finish(path: Path, rid: str, header_line: int, parts: list[str]) -> tuple[s
 
 
 def read_tsv(path: Path) -> Labeled:
-    """Rows `seq<TAB>label` (label 0 or 1); a first line that is not a data row (e.g. `seq<TAB>label`) is a header."""
+    """Rows `sequence<TAB>label` (label 0 or 1); a first line that is not a data row (e.g. `sequence<TAB>label`) is
+    a header."""
     path = check_file(path, "TSV file")
     seqs: list[str] = []
     labels: list[int] = []
@@ -115,7 +117,8 @@ def read_tsv(path: Path) -> Labeled:
         fields = line.split("\t")
         if len(fields) != 2:
             raise SequenceFileError(
-                f"{path}:{lineno}: expected 2 tab-separated columns (seq<TAB>label), found {len(fields)}: {line[:60]!r}"
+                f"{path}:{lineno}: expected 2 tab-separated columns (sequence<TAB>label), found {len(fields)}: "
+                f"{line[:60]!r}"
             )
         seq, label = fields[0].strip(), fields[1].strip()
         is_header = first and _is_header(seq, label)
@@ -136,7 +139,7 @@ def read_tsv(path: Path) -> Labeled:
         labels.append(LABELS[label])
         ids.append(f"{path.name}:{lineno}")
     if not seqs:
-        raise SequenceFileError(f"{path}: no data rows (expected lines seq<TAB>label)")
+        raise SequenceFileError(f"{path}: no data rows (expected lines sequence<TAB>label)")
     return Labeled(seqs, np.asarray(labels, dtype=np.int8), np.asarray(ids))
 
 
@@ -145,15 +148,19 @@ def _is_header(seq: str, label: str) -> bool:
 
 
 def read_fasta_classes(pairs: list[tuple[int, Path]]) -> Labeled:
-    """FASTA files, one per class: `[(label, path), ...]` → all records, labelled, ids `file:record`."""
+    """FASTA files, one per class: `[(label, path), ...]` → all records, labelled, ids the records' own (their
+    headers up to the first space); a record id that occurs more than once becomes `file:record` so ids stay
+    unique."""
     seqs: list[str] = []
     labels: list[int] = []
-    ids: list[str] = []
+    records: list[tuple[str, str]] = []  # (file name, record id)
     for label, path in pairs:
         for rid, seq in read_fasta(path):
             seqs.append(seq)
             labels.append(label)
-            ids.append(f"{Path(path).name}:{rid}")
+            records.append((Path(path).name, rid))
+    counts = Counter(rid for _, rid in records)
+    ids = [rid if counts[rid] == 1 else f"{name}:{rid}" for name, rid in records]
     return Labeled(seqs, np.asarray(labels, dtype=np.int8), np.asarray(ids))
 
 
@@ -188,15 +195,15 @@ def require_two_classes(labels: np.ndarray, source: str) -> None:
 
 def read_sequences(path: str | Path, labelled: bool) -> tuple[np.ndarray, list[str], np.ndarray | None]:
     """Sequences to score: `(ids, sequences, labels or None)` from a FASTA (ids = record ids) or a TSV
-    (`seq[<TAB>label]`, ids = row numbers; an optional `seq`/`sequence` header).
+    (`sequence[<TAB>label]`, ids = row numbers; an optional header, `sequence` (or `seq`)).
 
-    FASTA input has no labels; `labelled=True` requires a TSV `seq<TAB>label`.
+    FASTA input has no labels; `labelled=True` requires a TSV `sequence<TAB>label`.
     """
     path = check_file(Path(path), "input file")
     first = next((line for _, line in numbered_lines(path) if line.strip()), "")
     if first.lstrip().startswith(">"):
         if labelled:
-            raise SequenceFileError(f"{path}: FASTA has no labels; give a TSV with columns seq<TAB>label")
+            raise SequenceFileError(f"{path}: FASTA has no labels; give a TSV with columns sequence<TAB>label")
         records = read_fasta(path)
         return np.asarray([r for r, _ in records]), [s for _, s in records], None
     if labelled:

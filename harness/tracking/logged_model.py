@@ -258,9 +258,16 @@ class PyfuncModel:
         self.predictor, self.meta = predictor, meta
 
     def predict(self, model_input: Any, params: Mapping[str, Any] | None = None) -> Any:
+        """Scores of `model_input` (a DataFrame of `input_columns`); input the model cannot take raises MLflow's
+        invalid-input error with regbench's one-line cause, which `mlflow models serve` answers as HTTP 400."""
         import pandas as pd
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-        scores = self.predictor.score(frame_dataset(pd.DataFrame(model_input), self.meta))
+        try:  # regbench's input checks: columns, fixed length, alphabet, a model's longest input
+            scores = self.predictor.score(frame_dataset(pd.DataFrame(model_input), self.meta))
+        except ValueError as err:
+            raise MlflowException(str(err).splitlines()[0], error_code=INVALID_PARAMETER_VALUE) from None
         return pd.DataFrame(scores.reshape(len(scores), -1), columns=list(output_columns(self.meta)))
 
 

@@ -47,15 +47,30 @@ NOTE_TAG = MLFLOW_RUN_NOTE  # a run's description, Markdown, on its page in the 
 DESCRIPTION_LIMIT = 8000  # characters of a description (a tag value) MLflow keeps
 MODEL_NAME_TAG = "regbench.model_name"  # the name of the run's logged model (runs:/<run_id>/<name>)
 MODEL_URI_TAG = "regbench.model_uri"  # its models:/<model_id> URI
-# A saved runs view of the UI is an experiment tag `mlflow.sharedViewState.<key>` (opened by `?viewStateShareKey=`):
-# regbench's shows every scored run flat, best `test_primary` first, with the columns that compare them.
+# A saved runs view of the UI is an experiment tag `mlflow.sharedViewState.<key>` (opened by `?viewStateShareKey=`).
+# regbench's two read the display tags a benchmark writes on the cells of its latest board
+# (`harness.benchmark.winners.mark_board`): WINNERS_VIEW one row per task, its winner; LEADERBOARD_VIEW every cell,
+# by task and then rank.
 SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
+WINNERS_VIEW = "regbench-winners"
 LEADERBOARD_VIEW = "regbench-leaderboard"
+RANK_TAG = "regbench.rank"  # "1", "1=", "3", "failed", "unable"
+SCORE_TAG = "regbench.score"  # "0.846 [0.813, 0.874]", rounded for display
+WINNER_TAG = "regbench.winner"  # "yes" on each task's winner of the latest board
+TIED_TAG = "regbench.tied_with"  # on a winner: the models tied with it, "—" for none
+ORDER_TAG = "regbench.board_order"  # "<task> [<split>] 001": sorts a view by task, then board position
+# The score and its 95% CI rounded to 3 decimals, logged on the cells of the latest board for the views: MLflow's
+# table shows metrics (before every tag column, so left of its side panels at 1366 px) with all their digits.
+DISPLAY_METRICS = ("score", "score_lower", "score_upper")  # in this order in the table (alphabetical)
 UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told otherwise
-VIEW_COLUMNS = ("tags.`model`", "tags.`task`", "metrics.`test_primary`", "metrics.`test_primary_ci_low`",
-                "metrics.`test_primary_ci_high`", "metrics.`test_primary_sd`", "tags.`primary_metric`",
-                "tags.`seeds`", "metrics.`compute_time_s`", "metrics.`wall_time_s`", "metrics.`n_params`",
-                "metrics.`peak_rss_mb`")  # fmt: skip
+VIEWS = {  # key → (name, filter, columns)
+    WINNERS_VIEW: ("regbench winners", f"tags.`{WINNER_TAG}` = 'yes'",
+                   (*(f"metrics.`{m}`" for m in DISPLAY_METRICS), "tags.`task`", f"tags.`{TIED_TAG}`",
+                    "tags.`primary_metric`")),
+    LEADERBOARD_VIEW: ("regbench leaderboard", f"tags.`{RANK_TAG}` LIKE '%'",
+                       ("tags.`task`", f"tags.`{RANK_TAG}`", "tags.`model`", f"tags.`{SCORE_TAG}`",
+                        "tags.`primary_metric`", "metrics.`compute_time_s`", "metrics.`n_params`")),
+}  # fmt: skip
 
 
 def tracking_uri() -> str:
@@ -87,7 +102,7 @@ def ensure_experiment(name: str) -> str:
         if kind != EXPERIMENT_KIND and (not kind or kind.endswith("_inferred") or kind == "no_inferred_type"):
             client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         for key, value in leaderboard_view().items():
-            if key not in existing.tags:
+            if key not in existing.tags or _outdated(existing.tags[key], value):
                 client.set_experiment_tag(existing.experiment_id, key, value)
         return existing.experiment_id
     check_name(name, "experiment")  # a new experiment's name also names its artifact folder
@@ -100,19 +115,31 @@ def ensure_experiment(name: str) -> str:
 
 
 def leaderboard_view() -> dict[str, str]:
-    """The experiment tag of the UI's saved view `LEADERBOARD_VIEW`: runs with a `test_primary` but no refits or
-    folds — cells (the mean over their seeds) and `regbench train` runs, shown flat since the filter leaves out their
-    parents — sorted by it, with the `VIEW_COLUMNS`."""
-    query = "metrics.test_primary >= 0 AND tags.`regbench.kind` != 'refit' AND tags.`regbench.kind` != 'fold'"
-    state = {"searchFilter": query, "orderByKey": "metrics.`test_primary`", "orderByAsc": False,
-             "startTime": "ALL", "lifecycleFilter": "Active", "modelVersionFilter": "All Runs", "datasetsFilter": [],
-             "selectedColumns": list(VIEW_COLUMNS), "runsHiddenMode": "SHOW_ALL"}  # fmt: skip
+    """The experiment tags of the UI's saved views `VIEWS`: the cells of the latest board (flat, since the filter
+    leaves out their parents), sorted by task and then board position, only the columns that compare them (no
+    attribute columns, which would push them behind the UI's side panels)."""
     now = int(time.time() * 1000)
-    envelope = {"name": "regbench leaderboard", "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
-    return {SHARED_VIEW_PREFIX + LEADERBOARD_VIEW: json.dumps(envelope)}
+    out = {}
+    for key, (name, query, columns) in VIEWS.items():
+        state = {"searchFilter": query, "orderByKey": f"tags.`{ORDER_TAG}`", "orderByAsc": True, "startTime": "ALL",
+                 "lifecycleFilter": "Active", "modelVersionFilter": "All Runs", "datasetsFilter": [],
+                 "selectedColumns": list(columns), "runsHiddenMode": "SHOW_ALL"}  # fmt: skip
+        envelope = {"name": name, "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
+        out[SHARED_VIEW_PREFIX + key] = json.dumps(envelope)
+    return out
 
 
-def leaderboard_link(experiment_id: str) -> str:
+def _outdated(tag: str, current: str) -> bool:
+    """Whether a saved view's experiment tag is one regbench wrote (its name starts with "regbench") with another
+    state than `current`'s: an earlier regbench's view is replaced, a view the user changed stays theirs."""
+    try:
+        view = json.loads(tag)
+        return view["name"].startswith("regbench") and view["state"] != json.loads(current)["state"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def leaderboard_link(experiment_id: str, view: str = WINNERS_VIEW) -> str:
     """The UI's address (relative to the server) of the experiment's runs in the leaderboard view.
 
     It names the workflow type because MLflow 3.17's UI picks an experiment's first page from that alone: its
@@ -121,16 +148,28 @@ def leaderboard_link(experiment_id: str) -> str:
     workflow-based navigation is on, which the released build hard-codes; the `mlflow.experimentKind` tag is read
     only when it is off. So the plain `#/experiments/<id>` opens the GenAI overview in a fresh browser whatever the
     tag, and no server-side setting changes that (bench/ui_check.py shows both)."""
-    return f"#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={LEADERBOARD_VIEW}"
+    return f"#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={view}"
 
 
-def ui_hint(experiment_id: str) -> str:
-    """Where a browser finds the experiment's leaderboard view: on the tracking server when MLFLOW_TRACKING_URI is
-    one, else on the address `mlflow ui` serves the store at by default, after the command that starts it."""
+def ui_address(experiment_id: str, view: str = WINNERS_VIEW) -> str:
+    """The address of the experiment's saved `view` (`leaderboard_link`): on the tracking server when
+    MLFLOW_TRACKING_URI is one, else where `ui_command` serves the store."""
     uri = tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        return f"{uri.rstrip('/')}/{leaderboard_link(experiment_id)}"
-    return f"{UI_ADDRESS}/{leaderboard_link(experiment_id)} (after: mlflow ui --backend-store-uri {uri})"
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else UI_ADDRESS
+    return f"{base}/{leaderboard_link(experiment_id, view)}"
+
+
+def ui_command() -> str | None:
+    """The one `mlflow ui` line that serves the store in use (None when it is a tracking server already)."""
+    uri = tracking_uri()
+    return None if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {uri}"
+
+
+def tracking_env() -> str:
+    """`MLFLOW_TRACKING_URI=<uri> ` to put before a printed `mlflow` command so that, pasted into any shell, it
+    reads the store in use (always: `mlflow.set_tracking_uri` exports the variable in this process, so whether the
+    user's shell has it cannot be told from here)."""
+    return f"MLFLOW_TRACKING_URI={tracking_uri()} "
 
 
 def git_sha() -> str:

@@ -1,0 +1,69 @@
+"""The documentation: `mkdocs build --strict` (a broken link, a page missing from the nav or a settings table the
+hook cannot generate fails), the README's size as a landing page, and every command example in the README and
+the docs run as written.
+
+Command examples are the fenced `bash` blocks of README.md and docs/**/*.md. Each page's blocks run in order in
+one `bash -e` shell (so a variable set in one block is seen by the next) in a fresh temporary folder, with its own
+MLflow store (`mlflow.db` there), caches and Ray folder, the venv's programs first on PATH (the README activates
+the venv) and `REGBENCH_DATA` as the environment gives it. Blocks that cannot run in a test (set-up, servers,
+multi-minute jobs) are `console` blocks whose first line says why: `# not run by tests: <reason>`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```", re.M | re.S)
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def blocks(page: Path, language: str) -> list[str]:
+    return [body for lang, body in FENCE.findall(page.read_text()) if lang == language]
+
+
+def test_mkdocs_build_strict(tmp_path: Path) -> None:
+    """Not `-q`: MkDocs counts the warnings that strict mode turns into failure only when it logs them."""
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    settings = (tmp_path / "site" / "reference" / "settings" / "index.html").read_text()
+    for name in ("train.max_epochs", "model.k", "data.n", "data.genome"):  # generated, never typed
+        assert f"<code>{name}</code>" in settings, name
+
+
+def test_readme_is_a_landing_page() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 150
+    assert max(map(len, text.splitlines())) <= 200  # no table cells running to hundreds of characters
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_commands_not_run_say_why(page: Path) -> None:
+    for body in blocks(page, "console") + blocks(page, "shell") + blocks(page, "sh"):
+        assert body.startswith("# not run by tests: "), f"{page.name}: a shell block that no test runs: {body[:80]!r}"
+
+
+RUN = [p for p in PAGES if blocks(p, "bash") and p.name != "plugins.md"]  # plugins.md: tests/test_plugin_guide.py
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", RUN, ids=lambda p: str(p.relative_to(ROOT)))
+def test_command_examples_run_as_written(page: Path, tmp_path: Path) -> None:
+    script = "set -euo pipefail\n" + "\n".join(blocks(page, "bash"))
+    ray_tmp = tempfile.mkdtemp(prefix="rd", dir="/tmp")
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_TMPDIR": ray_tmp, "VIRTUAL_ENV": str(BIN.parent)}
+    env.pop("MLFLOW_TRACKING_URI")  # the store a reader gets: mlflow.db in the working folder
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    subprocess.run(["rm", "-rf", ray_tmp], check=False)
+    assert done.returncode == 0, f"{page.name}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
