@@ -125,9 +125,30 @@ def import_source(source: Source) -> None:
         if source.path:
             _exec_path_module(source)
         else:
-            importlib.import_module(source.module)
+            _import_installed(source.module)
     except Exception as err:
         raise PluginError(f"plugin {source.label}: {_cause(err, source)}") from None
+
+
+def _import_installed(module: str) -> None:
+    """Import an installed plugin module by name. A folder of that name without `__init__.py` on `sys.path` (the
+    project folder `regbench new NAME --out NAME` wrote, in the working directory that Ray workers and `python -m`
+    put first on `sys.path`) would be imported as an empty namespace package instead: such folders are passed over."""
+    imported = importlib.import_module(module)
+    if getattr(imported, "__file__", None) is not None or not hasattr(imported, "__path__"):
+        return
+    top = module.split(".")[0]
+    shadows = [
+        p for p in sys.path if (Path(p or ".") / top).is_dir() and not (Path(p or ".") / top / "__init__.py").exists()
+    ]
+    for name in [m for m in sys.modules if m == top or m.startswith(f"{top}.")]:
+        del sys.modules[name]
+    saved = list(sys.path)
+    sys.path[:] = [p for p in sys.path if p not in shadows]
+    try:
+        importlib.import_module(module)
+    finally:
+        sys.path[:] = saved
 
 
 def _exec_path_module(source: Source) -> None:

@@ -178,7 +178,10 @@ def test_installed_entry_points_good_and_broken(tmp_path: Path) -> None:
              target)  # fmt: skip
     _install(tmp_path, "broken-models", "broken_models", "raise ImportError('needs a CUDA build of torch')\n", target)
     env = {**os.environ, "PYTHONPATH": str(target), "REGBENCH_CACHE": str(tmp_path / "cache")}
-    listed = subprocess.run([str(BIN / "regbench"), "models"], env=env, capture_output=True, text=True, timeout=300)
+    (tmp_path / "outside_installed").mkdir()  # a project folder of the module's name where regbench runs (Ray
+    # workers and `python -m` put the working folder first on sys.path): not imported as an empty namespace package
+    listed = subprocess.run([sys.executable, "-m", "harness.cli", "models"], env=env, capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path)  # fmt: skip
     assert listed.returncode == 0, listed.stderr
     assert "outside CNN  [from outside-models==0.3.1]" in listed.stdout
     assert ("broken plugin entry point broken_models = broken_models (broken-models==0.3.1): ImportError: needs a "

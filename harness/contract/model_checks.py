@@ -112,7 +112,9 @@ def check_signature(plugin: ModelPlugin) -> str:
     expect(hooks(plugin), f"{plugin.name} has neither build nor fit_sklearn")
     problems = signature_problems(plugin)
     expect(not problems, "; ".join(problems))
-    return f"{' and '.join(hooks(plugin))} take exactly the {len(plugin.defaults)} keys of defaults"
+    names = list(hooks(plugin))
+    verb = "takes" if len(names) == 1 else "take"
+    return f"{' and '.join(names)} {verb} exactly the {len(plugin.defaults)} keys of defaults"
 
 
 def check_settings(plugin: ModelPlugin) -> str:
