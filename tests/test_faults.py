@@ -13,32 +13,14 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from tests.test_bad_inputs import Outcome, run
 
 REGBENCH = [sys.executable, "-m", "harness.cli"]
 TINY_TRAIN = ["train", "--task", "enhancers.synthetic", "--model", "kmer_logreg", "--set", "data.n=200"]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    code: int
-    text: str  # stdout and stderr together
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> Outcome:
-    """`regbench ARGV` in this process: its exit code (argparse's SystemExit included) and what it printed."""
-    capsys.readouterr()
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-    out = capsys.readouterr()
-    return Outcome(code, out.out + out.err)
 
 
 def one_line_error(outcome: Outcome, *names: str) -> None:
