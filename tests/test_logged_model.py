@@ -14,6 +14,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.exceptions import MlflowException
 
 from harness.cli import main
 from harness.config import parse_overrides, train_config
@@ -145,7 +146,7 @@ def test_pyfunc_of_a_pair_model_reads_enhancer_promoter_and_id_columns() -> None
     assert (logged.name, logged.tags["task"]) == ("epi-synthetic__element_propensity", "epi.synthetic")
     assert [c.name for c in pyfunc.metadata.get_input_schema().inputs] == ["enhancer", "promoter", "id"]
     np.testing.assert_allclose(pyfunc.predict(frame)["score"].to_numpy(), predictor.score(test), rtol=1e-12)
-    with pytest.raises(ValueError, match="enhancer has length 10, but model element_propensity"):
+    with pytest.raises(MlflowException, match="enhancer has length 10, but model element_propensity"):
         pyfunc.predict(frame.head(1).assign(enhancer="ACGTACGTAC"))
 
 

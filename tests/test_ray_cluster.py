@@ -23,6 +23,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness.tracking import store
+from harness.tuning.ray_connection import LOOPBACK_ONLY
 from tests.outside_plugin import write_model
 
 pytestmark = pytest.mark.slow
@@ -85,6 +86,8 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     ray_env = {"RAY_TMPDIR": tmp, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
                "RAY_AUTH_TOKEN_PATH": str(token)}  # fmt: skip
     env = {**os.environ, **ray_env}
+    env.pop(LOOPBACK_ONLY, None)  # conftest's local_ray_auth keeps local Rays single-machine; this one has 2 nodes
+    monkeypatch.delenv(LOOPBACK_ONLY, raising=False)
     for key, value in ray_env.items():
         monkeypatch.setenv(key, value)
     port, mlflow_port = _free_port(), _free_port()
