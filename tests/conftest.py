@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,23 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def ray_tmp() -> Iterator[str]:
+    """A folder for Ray's files under /tmp, short: Ray's socket paths must stay under 108 bytes; removed after."""
+    path = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, ray_tmp: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test's folder as the working directory (Optuna's default storage and reports stay out of the repo), with
+    Ray's files in `ray_tmp`."""
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
 @pytest.fixture

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -36,16 +33,6 @@ model_set:
 WITH_FAILING = SYNTHETIC.replace("[enhancers.synthetic]", "[enhancers.synthetic, enhancers.files]").replace(
     "model_set:", "  enhancers.files: {data.train: /nonexistent/train.tsv}\nmodel_set:"
 )
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Optuna's default storage and Ray's files stay out of the repo; Ray's socket paths stay short."""
-    ray_tmp = tempfile.mkdtemp(prefix="rb", dir="/tmp")
-    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
-    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def runs_by_kind(experiment: str) -> dict[str, pd.DataFrame]:

@@ -3,9 +3,6 @@ seeds); the saved views and the board show each cell once, the latest; the termi
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,15 +24,6 @@ task_set:
 model_set:
   kmer_logreg: {model.k: 3, model.max_iter: 200}
 """
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    ray_tmp = tempfile.mkdtemp(prefix="rr", dir="/tmp")
-    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
-    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def _count(kind: str) -> int:

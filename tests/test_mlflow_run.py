@@ -14,7 +14,7 @@ import pytest
 
 from harness.cli import main
 from harness.tracking import store
-from tests.test_mlflow_ui import UNABLE_STUDY, workdir  # noqa: F401  (fixture)
+from tests.test_mlflow_ui import UNABLE_STUDY
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def project(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
+def project(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the project's files (what git tracks or would track) holding the study file `ui.yaml`, since
     `mlflow run` runs an entry point in the project folder and the benchmark writes `optuna.db` and `reports/`
     there; the venv first on PATH (the entry points call `python`)."""

@@ -5,9 +5,6 @@ file, and `regbench train`'s closing summary."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -122,16 +119,6 @@ task_set:
 model_set:
   kmer_logreg: {model.k: 3, model.max_iter: 200}
 """
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Optuna's default storage and Ray's files stay out of the repo; Ray's socket paths stay short."""
-    ray_tmp = tempfile.mkdtemp(prefix="rb", dir="/tmp")
-    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
-    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 @pytest.mark.slow

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -197,14 +195,6 @@ def test_installed_entry_points_good_and_broken(tmp_path: Path) -> None:
                              capture_output=True, text=True, timeout=300)  # fmt: skip
     assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
     assert "unknown model 'broken_models'" in unknown.stderr and "needs a CUDA build" in unknown.stderr
-
-
-@pytest.fixture
-def ray_tmp() -> Iterator[str]:
-    """Ray's folder, short: its socket paths must stay under 108 bytes."""
-    path = tempfile.mkdtemp(prefix="rp", dir="/tmp")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.slow
