@@ -124,12 +124,6 @@ def get_model(name: str) -> ModelPlugin:
         raise _unknown(err) from None
 
 
-def origin_of(kind: str, name: str) -> str:
-    """Where the registered task or model `name` came from ("built-in", `package==version`, `PATH sha256:…`)."""
-    load_plugins()
-    return (TASKS if kind == "task" else MODELS).entry(name).origin
-
-
 def source_tags(task: str, model: str) -> dict[str, str]:
     """`{regbench.plugin_source: ORIGIN}` for a run whose task or model is a registered outside plugin (else {})."""
     load_plugins()
@@ -154,8 +148,11 @@ def recorded_model(meta: Mapping[str, Any]) -> ModelPlugin:
     load_plugins()
     name, source = meta["model"], meta.get("plugin_source", "")
     recorded_path = meta.get("plugin_path", "")
-    unchanged = recorded_path and Path(recorded_path).exists() and path_source(recorded_path).origin == source
-    if name not in MODELS and unchanged:
+    unchanged = (  # the file as it was when the model was logged; read only when the model is not registered
+        name not in MODELS and recorded_path and Path(recorded_path).exists()
+        and path_source(recorded_path).origin == source
+    )  # fmt: skip
+    if unchanged:
         load_plugins([recorded_path])
     if name not in MODELS and source:
         raise PluginError(

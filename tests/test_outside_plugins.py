@@ -58,7 +58,7 @@ def test_an_outside_task_lists_and_trains(tmp_path: Path, capsys: pytest.Capture
     assert done.code == 0, done.text
     run_id = re.search(r"^run_id: (\w+)$", done.text, re.M).group(1)
     tags = MlflowClient(store.tracking_uri()).get_run(run_id).data.tags
-    assert tags["regbench.plugin_source"] == plugins.origin_of("task", "outside.gata")
+    assert tags["regbench.plugin_source"] == plugins.TASKS.entry("outside.gata").origin
 
 
 def _package(folder: Path) -> Path:
@@ -125,7 +125,7 @@ def test_trained_tagged_and_scored_from_its_logged_model(tmp_path: Path, capsys:
     assert done.code == 0, done.text
     run_id = re.search(r"^run_id: (\w+)$", done.text, re.M).group(1)
     source = MlflowClient(store.tracking_uri()).get_run(run_id).data.tags["regbench.plugin_source"]
-    assert source == plugins.origin_of("model", "outside_train") and source.startswith(f"{path} sha256:")
+    assert source == plugins.MODELS.entry("outside_train").origin and source.startswith(f"{path} sha256:")
     exported = tmp_path / "test.tsv"
     assert run(["export", "--task", "enhancers.synthetic", "--set", "data.n=200", "--split", "test", "--out",
                 str(exported)], capsys).code == 0  # fmt: skip
