@@ -11,7 +11,7 @@ bf16 + `torch.compile` (`train.compile=true`), per model, in one run on one thre
 - Each configuration: `--warmup` untimed steps (they include compilation), then the median of `--steps` steps.
 Numbers are under whatever load the machine has: the load average is printed before and after.
 
-    .venv/bin/python bench/cpu_speed.py [--models basset kmer_attention] [--steps 5] [--lm DIR | --lm none]
+    .venv/bin/python -m bench.cpu_speed [--models basset kmer_attention] [--steps 5] [--lm DIR | --lm none]
 """
 
 from __future__ import annotations

@@ -215,6 +215,7 @@ DEEP = "[" * 3000 + "]" * 3000
 STUDY = "name: {name}\ntasks: [enhancers.synthetic]\nmodels: [kmer_logreg]\n{extra}\n"
 
 
+@pytest.mark.fresh_store  # asserts that a refused command creates no store
 @pytest.mark.parametrize(
     "argv, named",
     [
@@ -249,6 +250,7 @@ def test_only_ascii_digits_are_numbers_on_the_command_line(capsys) -> None:
     assert outcome.code == 2 and "'٣' is not an integer of ASCII digits" in outcome.text
 
 
+@pytest.mark.fresh_store  # asserts that a refused command creates no store
 @pytest.mark.parametrize(
     "name, extra, line, named",
     [
