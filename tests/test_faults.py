@@ -177,7 +177,8 @@ def test_a_benchmark_with_a_failed_cell_exits_1_with_a_plain_reason(tmp_path: Pa
 
 @pytest.mark.slow
 def test_a_trial_whose_worker_is_killed_is_retried_and_counted(tmp_path: Path, ray_env: dict) -> None:
-    """Before: the trial ended KILLED, was not retried, and nothing counted it."""
+    """Before: the trial ended KILLED, was not retried, and nothing counted it. The trial is long enough (12 epochs of
+    ≥ 1 s) to be seen RUNNING by the 1 s poll, and short enough that its retry finishes soon."""
     import signal
     import time
 
@@ -186,7 +187,7 @@ def test_a_trial_whose_worker_is_killed_is_retried_and_counted(tmp_path: Path, r
 
     env = ray_env
     argv = ["study", "--task", "enhancers.synthetic", "--model", "kmer_attention", "--trials", "1", "--max-epochs",
-            "40", "--experiment", "killed", "--set", "data.n=600", "--set", "train.progress=false"]  # fmt: skip
+            "12", "--experiment", "killed", "--set", "data.n=600", "--set", "train.progress=false"]  # fmt: skip
     proc = subprocess.Popen([*REGBENCH, *argv], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
     os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
