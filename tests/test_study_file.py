@@ -78,6 +78,9 @@ BAD = [
     ("tiny: 1\n", 7, "tiny='1': must be true or false"),
     ("tiny: 'true'\n", 7, "tiny='true': must be true or false (unquoted)"),
     ("tiny: [true]\n", 7, "tiny must be a scalar"),
+    ("variants:\n  - {name: snps, path: nowhere.tsv}\n", 8, "variants entry 'snps': "),
+    ("variants:\n  - {path: v.tsv, genom: hg38.fa}\n", 8, "variants entry: genom: the keys are path, name, genome"),
+    ("variants: v.tsv\n", 7, "variants must be a non-empty list"),
 ]
 
 
