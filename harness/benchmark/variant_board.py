@@ -176,10 +176,11 @@ def display(board: pd.DataFrame) -> pd.DataFrame:
 
 
 def display_tests(tests: pd.DataFrame) -> pd.DataFrame:
-    """The paired tests for people: `A − B [95% CI]`, p and Holm-adjusted p to 3 digits."""
+    """The paired tests for people: `A − B [95% CI]`, p and Holm-adjusted p to 2 significant digits."""
     delta = [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in zip(tests["delta"], tests["ci_low"],
                                                                       tests["ci_high"], strict=True)]  # fmt: skip
-    shown = tests.assign(**{"A − B [95% CI]": delta}).round({"p_value": 3, "p_adjusted": 3})
+    p = {name: [f"{v:.2g}" if np.isfinite(v) else "" for v in tests[name]] for name in ("p_value", "p_adjusted")}
+    shown = tests.assign(**{"A − B [95% CI]": delta}, **p)
     return shown[["variant_set", "model_a", "model_b", "metric", "A − B [95% CI]", "p_value", "p_adjusted", "test",
                   "note"]]  # fmt: skip
 
