@@ -168,8 +168,8 @@ def test_an_activity_table_is_a_regression_task_trained_exported_and_predicted_a
 
 @pytest.mark.parametrize(
     ("row", "message"),
-    [("ACGTACGT\thigh", "t.tsv:4: label 'high' is not a number"), ("ACGTACGT\tNaN", "t.tsv:4: label 'NaN' is not a "
-     "finite number"), ("ACGTACGT\t", "t.tsv:4: label '' is not a number")],
+    [("ACGTACGT\thigh", "t.tsv:4: bad label 'high' (not a number"), ("ACGTACGT\tNaN", "t.tsv:4: bad label 'NaN' "
+     "(not a finite number"), ("ACGTACGT\t", "t.tsv:4: bad label '' (not a number")],
 )  # fmt: skip
 def test_bad_activity_labels_name_the_line_before_any_work(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], row: str, message: str

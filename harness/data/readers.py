@@ -164,10 +164,10 @@ def _label(path: Path, lineno: int, text: str, target: str) -> float:
         return LABELS[text]
     value = _number(text)
     if value is None:
-        raise SequenceFileError(f"{path}:{lineno}: label {text!r} is not a number (the label column mixes numbers "
-                                "and text)")  # fmt: skip
+        raise SequenceFileError(f"{path}:{lineno}: bad label {text!r} (not a number: the label column mixes "
+                                "numbers and text)")  # fmt: skip
     if not np.isfinite(value):
-        raise SequenceFileError(f"{path}:{lineno}: label {text!r} is not a finite number; drop or fill this row")
+        raise SequenceFileError(f"{path}:{lineno}: bad label {text!r} (not a finite number: drop or fill this row)")
     return value
 
 
