@@ -377,8 +377,10 @@ def files_task(**options: Any) -> Task:
     if opts["test"] and "test_fraction" in options:
         raise ConfigError("enhancers.files: data.test_fraction applies only when no data.test is given")
     target = opts["target"]
-    if target == "auto":  # the label column decides (read, and checked, now: bad labels fail before any work)
-        target = read_source(opts["train"], "auto").target if is_tsv_source(opts["train"]) else "binary"
+    if target == "auto":  # the label column decides (read and checked now: bad labels fail before any work); a
+        # file that is not there yet fails when the splits load, as every task's missing data does
+        tsv = is_tsv_source(opts["train"]) and Path(opts["train"]).is_file()
+        target = read_source(opts["train"], "auto").target if tsv else "binary"
     label = "value" if target == "regression" else "positive"
     about = f"files: {opts['train']}"
 
