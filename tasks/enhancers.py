@@ -21,7 +21,6 @@ train and test pooled; `enhancers.files` without `data.test`), validation carved
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,10 +32,19 @@ from harness.data import encode, readers
 from harness.data import splits as split_rules
 from harness.data.datasets import SeqDataset, Seqs, concat
 from harness.data.near_duplicates import keep_one_per_cluster
-from harness.data.readers import Labeled, read_fasta_classes, read_source, read_tsv, require_two_classes
+from harness.data.readers import (
+    Labeled,
+    is_tsv_source,
+    read_fasta_classes,
+    read_source,
+    read_tsv,
+    require_two_classes,
+)
 from harness.data.split_cache import cached_splits
 from harness.data.split_task import SplitTask
 from harness.data.splits import CvTask, check_protocol_options, cv_protocol, fold_indices, stratified_holdout
+from harness.evaluation.regression import PRIMARY as REGRESSION_PRIMARY
+from harness.evaluation.regression import regression_metrics
 from harness.paths import require_data
 from harness.plugins import TASKS
 from harness.spec import IOSpec, Task
@@ -168,19 +176,28 @@ def _fractions(opts: Mapping[str, Any], with_test: bool = True) -> str:
     return f"{test}_val{opts['val_fraction']:g}_seed{opts['seed']}"
 
 
+def _target(length: int, label: str, target: str) -> tuple[IOSpec, str, Callable[..., dict[str, float]]]:
+    """`(io, primary metric, metric function)` of a one-output task: binary (AUROC) or regression (Spearman, as
+    `activity.synthetic`)."""
+    if target == "regression":
+        return IOSpec("seq", (length,), 1, "regression", (label,)), REGRESSION_PRIMARY, regression_metrics
+    return IOSpec("seq", (length,), 1, "binary", (label,)), PRIMARY, binary_task_metrics
+
+
 def _task(
     name: str, length: int, label: str, protocol: str, load: Callable[[], Mapping[str, SeqDataset]], **kw: Any
 ) -> SplitTask:
     if kw.pop("dedup", "exact") == "near":
         protocol += "+near_dedup"
+    io, primary, metric_fn = _target(length, label, kw.pop("target", "binary"))
     return SplitTask(
         name=name,
-        io=IOSpec("seq", (length,), 1, "binary", (label,)),
-        primary_metric=PRIMARY,
+        io=io,
+        primary_metric=primary,
         split_protocol=protocol,
         synthetic=kw.pop("synthetic", False),
         load=load,
-        metric_fn=binary_task_metrics,
+        metric_fn=metric_fn,
         **kw,
     )
 
@@ -191,8 +208,9 @@ def _cv_task(
     """`data.split=cv` over the dataset `pool()` (see the module docstring)."""
     k, val, seed, dedup = opts["folds"], opts["val_fraction"], opts["seed"], opts["dedup"]
     protocol = cv_protocol(k, "stratified", val, seed) + ("+near_dedup" if dedup == "near" else "")
-    return CvTask(name, IOSpec("seq", (length,), 1, "binary", (label,)), PRIMARY, protocol, kw.pop("synthetic", False),
-                  k, lambda: cv_folds(pool(), k, val, seed, dedup), binary_task_metrics, **kw)  # fmt: skip
+    io, primary, metric_fn = _target(length, label, kw.pop("target", "binary"))
+    return CvTask(name, io, primary, protocol, kw.pop("synthetic", False),
+                  k, lambda: cv_folds(pool(), k, val, seed, dedup), metric_fn, **kw)  # fmt: skip
 
 
 # --- Genomic Benchmarks -------------------------------------------------------------------------------------------
@@ -342,40 +360,57 @@ for _name in IENHANCER2L:
 # --- your own files, synthetic ----------------------------------------------------------------------------------------
 
 
+TARGETS = ("auto", "binary", "regression")
+
+
 @TASKS.decorator("enhancers.files", "your data: data.train=TSV or 1:pos.fa,0:neg.fa, optional data.test")
 def files_task(**options: Any) -> Task:
-    opts = _options("enhancers.files", {"train": PATH, "test": PATH, "test_fraction": TEST_FRACTION}, options)
+    """`data.target`: `auto` (default) makes a TSV whose label column holds numbers other than 0 and 1 a regression
+    task (Spearman ρ primary, as `activity.synthetic`), else binary; `binary` requires 0/1 labels; `regression`
+    reads the labels as values whatever they are. The regression splits are stratified on label quintiles."""
+    declared = {"train": PATH, "test": PATH, "test_fraction": TEST_FRACTION, "target": Setting("auto", choices=TARGETS)}
+    opts = _options("enhancers.files", declared, options)
     if not opts["train"]:
         raise ConfigError(
             "enhancers.files needs data.train=PATH.tsv (sequence<TAB>label) or data.train=1:pos.fa,0:neg.fa"
         )
     if opts["test"] and "test_fraction" in options:
         raise ConfigError("enhancers.files: data.test_fraction applies only when no data.test is given")
+    target = opts["target"]
+    if target == "auto":  # the label column decides (read and checked now: bad labels fail before any work); a
+        # file that is not there yet fails when the splits load, as every task's missing data does
+        tsv = is_tsv_source(opts["train"]) and Path(opts["train"]).is_file()
+        target = read_source(opts["train"], "auto").target if tsv else "binary"
+    label = "value" if target == "regression" else "positive"
     about = f"files: {opts['train']}"
+
+    def source(spec: str) -> SeqDataset:
+        return to_dataset(read_source(spec, target))
+
     if opts["split"] == "cv":
         if opts["test"]:
             raise ConfigError(f"enhancers.files: data.split=cv folds data.train; drop data.test={opts['test']!r}")
-        return _cv_task("enhancers.files", 0, "positive", opts, lambda: to_dataset(read_source(opts["train"])),
-                        description=about)  # fmt: skip
+        return _cv_task("enhancers.files", 0, label, opts, lambda: source(opts["train"]), description=about,
+                        target=target)  # fmt: skip
 
     def load() -> dict[str, SeqDataset]:
-        train = to_dataset(read_source(opts["train"]))
+        train = source(opts["train"])
         if opts["test"]:
-            test = to_dataset(read_source(opts["test"]))
-            return with_val(train, test, opts["val_fraction"], opts["seed"], opts["dedup"])
+            return with_val(train, source(opts["test"]), opts["val_fraction"], opts["seed"], opts["dedup"])
         return carve(train, opts["test_fraction"], opts["val_fraction"], opts["seed"], opts["dedup"])
 
     protocol = (
         ("given_test+stratified" + _fractions(opts, False)) if opts["test"] else "stratified_holdout" + _fractions(opts)
     )
     sources = cached("enhancers.files", opts, lambda: source_paths(opts["train"]) + source_paths(opts["test"]), load)
-    return _task("enhancers.files", 0, "positive", protocol, sources, description=about, dedup=opts["dedup"])
+    return _task("enhancers.files", 0, label, protocol, sources, description=about, dedup=opts["dedup"],
+                 target=target)  # fmt: skip
 
 
 def source_paths(spec: str) -> list[Path]:
     """The files of a `read_source` spec (a TSV path or `label:path` FASTA pairs); `[]` for an empty spec."""
     items = [item.strip() for item in spec.split(",") if item.strip()]
-    if len(items) == 1 and not re.match(r"^[^:/\\]+:", items[0]):  # as `read_source` tells a TSV from pairs
+    if is_tsv_source(spec):
         return [Path(items[0])]
     return [Path(item.partition(":")[2].strip()) for item in items]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,6 +15,7 @@ from harness.benchmark.study_file import StudyFileError
 from harness.cli import main
 from harness.reporting.write import write_report
 from harness.tracking import store
+from tests.test_variants import HEADER, variant_rows, write
 
 SYNTHETIC = """\
 name: tiny
@@ -29,6 +31,12 @@ model_set:
   kmer_logreg: {model.k: 3, model.max_iter: 200}
   kmer_attention: {model.k: 3, model.d_model: 16, model.head_dim: 16}
 """
+# Variant sets every refit is scored on (written by `write_variant_sets`): one with labels, one with effects only.
+VARIANTS = """\
+variants:
+  - {name: ctcf, path: ctcf.tsv}
+  - {path: effects.tsv}
+"""
 # The same cells plus a task whose data file is missing: validation passes, both of its cells fail at run time.
 WITH_FAILING = SYNTHETIC.replace("[enhancers.synthetic]", "[enhancers.synthetic, enhancers.files]").replace(
     "model_set:", "  enhancers.files: {data.train: /nonexistent/train.tsv}\nmodel_set:"
@@ -40,9 +48,19 @@ def runs_by_kind(experiment: str) -> dict[str, pd.DataFrame]:
     return {kind: group for kind, group in runs.groupby("tags.regbench.kind")}
 
 
+def write_variant_sets(folder: Path) -> None:
+    """`ctcf.tsv` (label: a variant that breaks a planted motif, or background) and `effects.tsv` (the same variants
+    with a made-up effect instead), 40 variants on 200 bp sequences (`tests.test_variants`)."""
+    rows = variant_rows(np.random.default_rng(3), 20)
+    write(folder / "ctcf.tsv", rows)
+    effects = [f"{r.rsplit(chr(9), 1)[0]}\t{float(r[-1]) + 0.1 * i:.2f}" for i, r in enumerate(rows)]
+    write(folder / "effects.tsv", effects, HEADER.replace("label", "effect"))
+
+
 @pytest.mark.slow
 def test_benchmark_hierarchy_leaderboard_failures_and_resume(workdir: Path) -> None:
-    (workdir / "tiny.yaml").write_text(WITH_FAILING)
+    write_variant_sets(workdir)
+    (workdir / "tiny.yaml").write_text(WITH_FAILING + VARIANTS)
     result = run_benchmark(workdir / "tiny.yaml", progress=False)
 
     status = {(c.task, c.model): c.status for c in result.cells}
@@ -102,8 +120,24 @@ def test_benchmark_hierarchy_leaderboard_failures_and_resume(workdir: Path) -> N
     assert paired["p_adjusted"].between(0, 1).all() and "## Paired tests of the primary metric" in markdown
     assert set(ok["group"]) in ({"1", "2"}, {"1="})  # the paired DeLong test groups them
 
+    # Variant sets: every refit scored once on each (nested variants runs), one board per set, ranked by its test.
+    scored = runs["variants"]
+    assert len(scored) == 8 and set(scored["tags.mlflow.parentRunId"]) == set(refits["run_id"])
+    assert "## Variant effects" in markdown and "### ctcf" in markdown and "### effects" in markdown
+    variants = pd.read_csv(store.client().download_artifacts(result.run_id, "variant_board.csv", str(workdir)))
+    tests = pd.read_csv(store.client().download_artifacts(result.run_id, "variant_tests.csv", str(workdir)))
+    assert set(variants["metric"]) == {"auroc of |Δ|", "spearman of Δ"} and (variants["n_seeds"] == 2).all()
+    assert ((variants["ci_low"] <= variants["value"]) & (variants["value"] <= variants["ci_high"])).all()
+    assert dict(zip(tests["variant_set"], tests["test"], strict=True)) == {"ctcf": "delong",
+                                                                           "effects": "paired_bootstrap"}  # fmt: skip
+    for name, of_set in variants.groupby("variant_set"):  # "=" only from a test that ran and found no difference
+        tied = tests.loc[tests["variant_set"] == name, "p_adjusted"].iloc[0] >= 0.05
+        assert sorted(of_set["rank"].astype(str)) == (["1=", "1="] if tied else ["1", "2"]), of_set
+    report = write_report("tiny", workdir / "report").joinpath("report.md").read_text()
+    assert "## Variant effects" in report and "2 paired tests" in report
+
     # Resume: the finished cells are reused (no new cell or trial runs), only the failed task would run again.
-    (workdir / "again.yaml").write_text(SYNTHETIC)
+    (workdir / "again.yaml").write_text(SYNTHETIC + VARIANTS)
     again = run_benchmark(workdir / "again.yaml", progress=False)
     assert [c.status for c in again.cells] == ["reused", "reused"]
     assert {c.run_id for c in again.cells} == set(finished.index)
@@ -111,6 +145,7 @@ def test_benchmark_hierarchy_leaderboard_failures_and_resume(workdir: Path) -> N
     assert len(after["cell"]) == 4 and len(after["trial"]) == len(runs["trial"]) and len(after["benchmark"]) == 2
     assert len(after["refit"]) == len(refits)
     assert again.leaderboard["test_primary"].tolist() == ok["test_primary"].tolist()
+    assert set(after["variants"]["run_id"]) == set(scored["run_id"]) and "### effects" in again.markdown  # not rescored
 
 
 def test_bad_study_fails_before_any_run(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -101,8 +101,8 @@ def test_train_logs_test_primary_and_prints_a_summary(capsys: pytest.CaptureFixt
     uri = run.data.tags[store.MODEL_URI_TAG]
     assert lines[-3] == f"model: {uri}" and uri.startswith("models:/")
     assert store.client().get_logged_model(uri.removeprefix("models:/")).name == "enhancers-synthetic__kmer_logreg"
-    assert lines[-2] == (f"score with it: regbench export --task {TASK} --split test --out seqs.csv && "
-                         f"MLFLOW_TRACKING_URI={store.tracking_uri()} mlflow models predict -m {uri} -i seqs.csv "
+    assert lines[-2] == (f"score with it: regbench export --task {TASK} --set data.n=120 --split test --out seqs.csv "
+                         f"&& MLFLOW_TRACKING_URI={store.tracking_uri()} mlflow models predict -m {uri} -i seqs.csv "
                          "-t csv --env-manager local")  # fmt: skip
     assert store.client().get_experiment_by_name("ui").tags[store.EXPERIMENT_KIND_TAG] == store.EXPERIMENT_KIND
 

@@ -3,6 +3,9 @@ losses and output links, and tracked runs on `activity.synthetic` through the le
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -17,6 +20,7 @@ from harness.benchmark.comparisons import compare_runs
 from harness.benchmark.leaderboard import cell_runs, ranked
 from harness.cli import main
 from harness.config import ConfigError, train_config
+from harness.data.encode import decode
 from harness.evaluation.regression import bootstrap_regression_samples, regression_metrics
 from harness.plugins import make_task
 from harness.tracking import store
@@ -120,3 +124,60 @@ def test_a_cnn_trains_on_activity_with_mse_and_on_counts_with_poisson(tmp_path: 
     with pytest.raises(ValueError, match="non-negative"):  # plain activity has negative values
         overrides = {"data": {"n": 200}, "model": tiny, "train": {"progress": False, "loss": "poisson"}}
         train_run(RunRequest("activity.synthetic", "basset", overrides, 0, max_epochs=1))
+
+
+def activity_table(path: Path, n: int, seed: int) -> Path:
+    """An MPRA-style table `sequence<TAB>activity` (header) from `activity.synthetic`'s generator."""
+    seqs, activity, _ = generate(n, 120, 0.3, seed)
+    path.write_text("sequence\tactivity\n" + "".join(f"{s}\t{a:.4f}\n" for s, a in zip(seqs, activity, strict=True)))
+    return path
+
+
+def test_an_activity_table_is_a_regression_task_trained_exported_and_predicted_as_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = activity_table(tmp_path / "my mpra.tsv", 400, 3)  # a space: the printed command quotes it
+    task = make_task("enhancers.files", {"train": str(table)})
+    assert (task.io.target, task.primary_metric) == ("regression", "spearman")
+    forced = make_task("enhancers.files", {"train": str(table), "target": "regression"})
+    assert forced.splits()["test"].labels.dtype == np.float32 and forced.io.target == "regression"
+    with pytest.raises(ValueError, match=r"my mpra.tsv:2: bad label '-?\d.*' \(expected 0 or 1\)"):
+        make_task("enhancers.files", {"train": str(table), "target": "binary"}).splits()
+    argv = ["train", "--task", "enhancers.files", "--model", "kmer_logreg", "--set", f"data.train={table}",
+            "--set", "model.k=4", "--experiment", "mpra"]  # fmt: skip
+    capsys.readouterr()
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    run_id = lines[-1].removeprefix("run_id: ")
+    assert lines[0].startswith("test spearman: ") and float(lines[0].split()[2]) > 0.3, lines[0]
+    export = lines[-2].removeprefix("score with it: ").split(" && ")[0]
+    assert f"--set 'data.train={table}'" in export
+    bin_dir = Path(sys.executable).parent  # the printed line, run by a shell as printed
+    subprocess.run(export, shell=True, cwd=tmp_path, check=True, env={**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"})
+    test = task.splits()["test"]
+    assert pd.read_csv(tmp_path / "seqs.csv")["sequence"].tolist() == [decode(c, int(k)) for c, k in zip(
+        test.seqs[0].codes, test.seqs[0].lengths, strict=True)]  # fmt: skip
+    assert main(["export", "--task", "enhancers.files", "--set", f"data.train={table}", "--split", "test", "--out",
+                 str(tmp_path / "test.tsv")]) == 0  # fmt: skip
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "test.tsv", sep="\t")["label"], test.labels, rtol=1e-6)
+    out = tmp_path / "scores.tsv"
+    assert main(["predict", "--run", run_id, "--input", str(table), "--output", str(out)]) == 0
+    predicted = pd.read_csv(out, sep="\t")["score"].to_numpy()
+    assert stats.spearmanr(predicted, pd.read_csv(table, sep="\t")["activity"])[0] > 0.3
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [("ACGTACGT\thigh", "t.tsv:4: bad label 'high' (not a number"), ("ACGTACGT\tNaN", "t.tsv:4: bad label 'NaN' "
+     "(not a finite number"), ("ACGTACGT\t", "t.tsv:4: bad label '' (not a number")],
+)  # fmt: skip
+def test_bad_activity_labels_name_the_line_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], row: str, message: str
+) -> None:
+    path = tmp_path / "t.tsv"
+    path.write_text(f"sequence\tactivity\nACGTAAAT\t0.5\nACGTCCCT\t1.5\n{row}\nACGTGGGT\t2\n")
+    capsys.readouterr()
+    argv = ["train", "--task", "enhancers.files", "--model", "kmer_logreg", "--set", f"data.train={path}"]
+    assert main(argv) != 0
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err, err

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.benchmark.study_file import StudyFileError, load_study
+from tests.test_variants import write as write_variants
 
 STUDIES = sorted((Path(__file__).parents[1] / "studies").glob("*.yaml"))
 HEAD = """\
@@ -78,6 +79,9 @@ BAD = [
     ("tiny: 1\n", 7, "tiny='1': must be true or false"),
     ("tiny: 'true'\n", 7, "tiny='true': must be true or false (unquoted)"),
     ("tiny: [true]\n", 7, "tiny must be a scalar"),
+    ("variants:\n  - {name: snps, path: nowhere.tsv}\n", 8, "variants entry 'snps': "),
+    ("variants:\n  - {path: v.tsv, genom: hg38.fa}\n", 8, "variants entry: genom: the keys are path, name, genome"),
+    ("variants: v.tsv\n", 7, "variants must be a non-empty list"),
 ]
 
 
@@ -216,3 +220,20 @@ def test_shortcut_baselines_join_every_board_that_accepts_them(tmp_path: Path) -
     assert all(off.models_of(t) == ("kmer_logreg", "kmer_attention") for t in off.tasks)
     with pytest.raises(StudyFileError, match=r"study.yaml:6: shortcuts='no'"):
         load_study(write(tmp_path, text + "shortcuts: 'no'\n"))
+
+
+def test_a_bad_variant_file_is_named_by_the_study_line_before_any_work(tmp_path: Path) -> None:
+    write_variants(tmp_path / "v.tsv", ["a\tACGTACGT\t2\tC\tG\t1", "b\tACGTACGT\t3\tGT\tG\t0"])
+    study = tmp_path / "s.yaml"
+    study.write_text("tasks: [enhancers.synthetic]\nmodels: [kmer_logreg]\nvariants:\n  - {path: v.tsv}\n")
+    with pytest.raises(StudyFileError, match=r"s.yaml:4: variants entry 'v': variants file .*v.tsv: 1 indel\(s\) "
+                       r"refused .* e.g. line 3 \(id b\)"):  # fmt: skip
+        load_study(study)
+    write_variants(tmp_path / "v.tsv", ["a\tACGTACGT\t2\tC\tG\t1"])
+    study.write_text(study.read_text() + "  - {path: v.tsv}\n")
+    with pytest.raises(StudyFileError, match=r"s.yaml:5: variants: name 'v' is listed twice"):
+        load_study(study)
+    study.write_text(study.read_text().replace("  - {path: v.tsv}\n", "", 1))
+    assert [(v.name, v.path, v.genome, v.line) for v in load_study(study).variants] == [
+        ("v", str(tmp_path / "v.tsv"), "", 4)
+    ]

@@ -17,8 +17,9 @@ leaderboard (its description, `mlflow.note.content`, is `leaderboard.md` plus a 
 view `store.LEADERBOARD_VIEW`; the MLflow table `leaderboard.json` holds the same rows; `leaderboard.csv`,
 `cells.csv`, `comparisons.csv` — the paired tests of every pair of models per task × split protocol, which also set
 the rank groups, see `harness.benchmark.comparisons` — and `split_comparison.csv` when a task ran under several split
-protocols), `benchmark_wall_time_s`, `slot_utilization` (`slot_utilization`), and, as it goes, the counts
-`cells_done`, `cells_running`, `cells_failed`, `cells_reused`, `slots_busy` (step = seconds since the start).
+protocols; with a `variants:` key, `variant_board.csv` and `variant_tests.csv`: `harness.benchmark.variant_board`),
+`benchmark_wall_time_s`, `slot_utilization` (`slot_utilization`), and, as it goes, the counts `cells_done`,
+`cells_running`, `cells_failed`, `cells_reused`, `slots_busy` (step = seconds since the start).
 
 A cell that cannot run (`IncompatibleError`: the model does not take the task's inputs, a checkpoint is missing)
 is not a failure: it is recorded as a FINISHED cell run without metrics, tagged `regbench.status=unable` with the
@@ -54,7 +55,7 @@ from typing import Literal
 import pandas as pd
 from tqdm.auto import tqdm
 
-from harness.benchmark import comparisons, winners
+from harness.benchmark import comparisons, variant_board, winners
 from harness.benchmark.failure_reason import plain, reason_of
 from harness.benchmark.leaderboard import UNABLE, cell_runs, display, ranked, split_comparison, to_markdown
 from harness.benchmark.study_file import Cell, StudyFile, StudyFileError, load_study
@@ -253,6 +254,7 @@ def _log_board(
     rows = _rows(study.name, outcomes)
     board, table = ranked(rows)
     markdown = to_markdown(display(board)) + comparisons.markdown(board, table)
+    markdown += variant_board.log_boards(bench, study, board)
     bench.table(table, "comparisons.csv")
     side_by_side = split_comparison(board)
     if len(side_by_side):

@@ -14,6 +14,8 @@ splits: [chromosome, random]                     # optional: every cell once per
 set: {data.n: 300, train.batch_size: 32}         # overrides for every cell
 task_set: {enhancers.synthetic: {data.n: 400}}   # per task (wins over `set`)
 model_set: {kmer_attention: {model.d_model: 16}} # per model (wins over both)
+variants:                                        # optional: variant sets every refit is scored on
+  - {name: snps, path: snps.vcf.gz, genome: hg38.fa}
 ```
 `tiny: true` applies each model's `tiny` overrides (`ModelPlugin.tiny`, as `model.*` settings) under `set`,
 `task_set` and `model_set`, which win over them; a tiny setting is fixed like any other, so it is not tuned.
@@ -21,6 +23,9 @@ Every task's board also gets the registered shortcut baselines (`ModelPlugin.sho
 EPI distance, element propensity) that accept the task, unless `shortcuts: false` or they are listed in `models`.
 `splits` crosses every cell with `data.split` (tasks that take it: `epi.*`, `epi.targetfinder_nhek`), so one
 benchmark scores the same task × model under several split protocols and the leaderboard puts them side by side.
+`variants` (`name`, `path`, optional `genome`; paths relative to the study file; `name` defaults to the file's stem):
+after the cells, every refit on the leaderboard is scored on each set (`harness.benchmark.variant_board`); each
+file is read and checked here.
 Values are registry names and scalars only. `load_study` checks everything against the live registries, the
 model defaults, `TrainConfig` and the task factories before anything runs; every error names the file and line.
 """
@@ -43,7 +48,8 @@ from harness.registry import Registry, UnknownNameError
 from harness.tuning.search_space import searched_names
 
 KEYS = ("name", "description", "tasks", "models", "seeds", "splits", "trials", "max_epochs", "concurrency",
-        "cpus_per_trial", "gpus_per_trial", "tiny", "shortcuts", "set", "task_set", "model_set", "plugins")  # fmt: skip
+        "cpus_per_trial", "gpus_per_trial", "tiny", "shortcuts", "set", "task_set", "model_set", "plugins",
+        "variants")  # fmt: skip
 RESERVED = {"train.max_epochs": "the top-level max_epochs", "train.seed": "the top-level seeds list"}
 SPLIT_KEY = "data.split"
 
@@ -62,6 +68,16 @@ class Override:
 
     key: str
     value: Any
+    line: int
+
+
+@dataclass(frozen=True)
+class VariantSet:
+    """One `variants` entry: a variant file (`harness.interpret.variant_files`), its genome ("" for sequences)."""
+
+    name: str
+    path: str
+    genome: str
     line: int
 
 
@@ -121,6 +137,7 @@ class StudyFile:
     tiny: bool = False  # apply each model's `tiny` overrides under the file's own settings
     shortcuts: bool = True  # add the shortcut baselines that accept each task to its board
     plugins: tuple[str, ...] = ()  # outside plugin files or folders, resolved against the study file's folder
+    variants: tuple[VariantSet, ...] = ()  # variant sets every refit is scored on after the cells
 
     def tiny_overrides(self, model: str) -> tuple[Override, ...]:
         """The model's `tiny` settings as `model.*` overrides on the `tiny` key's line; none unless `tiny: true`."""
@@ -344,6 +361,8 @@ class _Parser:
             values["per_model"] = self.per_name(nodes["model_set"], "model_set", MODELS, models)
         if "splits" in nodes:
             values["splits"] = self.splits(nodes["splits"], values)
+        if "variants" in nodes:
+            values["variants"] = self.variant_sets(nodes["variants"])
         return StudyFile(path=self.path, lines=dict(self.lines), **values)
 
     def splits(self, node: yaml.Node, values: Mapping[str, Any]) -> tuple[Override, ...]:
@@ -359,6 +378,34 @@ class _Parser:
         groups = [values.get("fixed", ()), *values.get("per_task", {}).values(), *values.get("per_model", {}).values()]
         for entry in (e for group in groups for e in group if e.key == SPLIT_KEY):
             raise self.fail(entry.line, f"{SPLIT_KEY} is set here and by splits (line {_line(node)}); keep one")
+        return tuple(out)
+
+    def variant_sets(self, node: yaml.Node) -> tuple[VariantSet, ...]:
+        """The `variants` list, each file read and checked now (`read_variant_table`), errors on its entry's line."""
+        from harness.interpret.variant_files import read_variant_table
+
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            raise self.fail(node, "variants must be a non-empty list of {name, path, genome} mappings")
+        out: list[VariantSet] = []
+        for item in node.value:
+            fields = {
+                k.value: self.scalar(v, f"variants entry {k.value}") for k, v in self.mapping(item, "variants entry")
+            }
+            unknown = ", ".join(sorted(set(fields) - {"name", "path", "genome"}))
+            if unknown or "path" not in fields:
+                raise self.fail(item, f"variants entry: {unknown or 'no path'}: the keys are path, name, genome")
+            path, genome = (str(self.path.parent / str(fields[k])) if fields.get(k) else "" for k in ("path", "genome"))
+            name = str(fields.get("name") or Path(path).name.split(".")[0])
+            if name in [v.name for v in out]:
+                raise self.fail(item, f"variants: name {name!r} is listed twice")
+            try:
+                for file in filter(None, (path, genome)):
+                    if not Path(file).is_file():
+                        raise ValueError(f"{file}: no such file")
+                read_variant_table(path, genomic=bool(genome))
+            except ValueError as err:
+                raise self.fail(item, f"variants entry {name!r}: {err}") from None
+            out.append(VariantSet(name, path, genome, _line(item)))
         return tuple(out)
 
     def seeds(self, node: yaml.Node) -> tuple[int, ...]:

@@ -81,8 +81,9 @@ def fasta_labels(frame: Any, io: Any) -> list[str]:
 
 
 def split_frame(dataset: Any, io: Any, limit: int | None) -> Any:
-    """A split as a DataFrame: id, `sequence` (or `enhancer`, `promoter`), then `label` (one 0/1 column per label,
-    named by the label, for a multi-label task); a feature-table task raises ValueError."""
+    """A split as a DataFrame: id, `sequence` (or `enhancer`, `promoter`), then `label` (the measured value for a
+    regression task; one 0/1 column per label, named by the label, for a multi-label task); a feature-table task
+    raises ValueError."""
     import numpy as np
     import pandas as pd
 
@@ -102,7 +103,7 @@ def split_frame(dataset: Any, io: Any, limit: int | None) -> Any:
         frame[name] = [decode(c, int(k)) for c, k in zip(branch.codes[:n], branch.lengths[:n], strict=True)]
     labels = np.asarray(dataset.labels[:n])
     if labels.ndim == 1:
-        frame["label"] = labels.astype(int)
+        frame["label"] = labels if io.target == "regression" else labels.astype(int)
     else:
         for j, name in enumerate(io.label_names or range(labels.shape[1])):
             frame[str(name)] = labels[:, j].astype(int)

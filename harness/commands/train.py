@@ -4,6 +4,11 @@ summary of what was logged, then `run_id: <id>` as its last line."""
 from __future__ import annotations
 
 import argparse
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
 
 from harness.config import parse_overrides
 from harness.limits import ascii_int
@@ -58,14 +63,15 @@ def run(args: argparse.Namespace) -> int:
         run_id = train_run_on_workers(spec, args.workers)
     else:
         run_id = train_run(spec)
-    print(summary(run_id))
+    print(summary(run_id, spec.overrides.get("data", {})))
     print(f"run_id: {run_id}")
     return 0
 
 
-def summary(run_id: str) -> str:
+def summary(run_id: str, data: Mapping[str, Any]) -> str:
     """The logged run in a few lines: test primary metric with its 95% CI (and val), time and epochs, parameters,
-    then its logged model's `models:/<id>` URI and the `mlflow models predict` line that scores with it."""
+    then its logged model's `models:/<id>` URI and the `mlflow models predict` line that scores with it (its
+    `regbench export` carries the run's `data` settings, so it exports the data the model was trained on)."""
     from harness.tracking import store
 
     run = store.client().get_run(run_id)
@@ -73,9 +79,16 @@ def summary(run_id: str) -> str:
     uri, task = run.data.tags.get(store.MODEL_URI_TAG), run.data.tags.get("task", "TASK")
     if uri is None:  # a cross-validated run: its fold runs hold the models
         return metrics
-    export = f"regbench export --task {task} --split test --out seqs.csv"
+    sets = "".join(f" --set {shlex.quote(f'data.{key}={setting_text(value)}')}" for key, value in data.items())
+    export = f"regbench export --task {task}{sets} --split test --out seqs.csv"
     predict = f"{store.tracking_env()}mlflow models predict -m {uri} -i seqs.csv -t csv --env-manager local"
     return "\n".join([metrics, f"model: {uri}", f"score with it: {export} && {predict}"])
+
+
+def setting_text(value: Any) -> str:
+    """`value` as `--set K=TEXT` text that `harness.config.parse_value` reads back as `value` (YAML flow style)."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 20).strip()
+    return text.removesuffix("...").strip()
 
 
 def _metric_lines(m: dict[str, float], metric: str) -> str:

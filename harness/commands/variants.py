@@ -4,17 +4,20 @@ ground truth (`label`, `effect`), measure them as a benchmark (`harness.evaluati
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from pathlib import Path
 
 EPILOG = """\
-input (TSV with a header):
+input (TSV with a header, or a VCF):
   id, sequence, pos, ref, alt          pos 1-based within the sequence
   id, chrom, pos, ref, alt  --genome   windows of the model's input length centred on the variant
   optional: label (1 causal / significant, 0 control), effect (measured effect size)
+  VCF (plain or .gz) --genome          CHROM POS ID REF ALT [QUAL FILTER INFO]: one variant per ALT allele,
+                                       id = ID or chrom:pos:ref:alt, label= and effect= read from INFO
 
 examples:
   regbench variants --run RUN_ID --input variants.tsv
   regbench variants --run RUN_ID --input snps.tsv --genome hg38.fa --out scored/ --min-effect 0.1
+  regbench variants --run RUN_ID --input snps.vcf.gz --genome hg38.fa
 """
 
 
@@ -26,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "agreement, each with a bootstrap 95% CI, logged on a run nested under --run.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--run", required=True, help="run id of a trained model (train run, refit or cell)")
-    p.add_argument("--input", required=True, help="variants TSV (see below)")
+    p.add_argument("--input", required=True, help="variants TSV or VCF (see below)")
     p.add_argument("--genome", help="genome FASTA (pyfaidx) for inputs with chrom, pos")
     p.add_argument("--out", default="variants_out", help="output folder (default variants_out)")
     p.add_argument("--output", default=None, metavar="NAME|INDEX",
@@ -38,66 +41,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def output_index(value: str | None, names: list[str]) -> int | None:
-    """`--output` as an index into the model's outputs: a label name or a 0-based index; None stays None."""
-    if value is None:
-        return None
-    if value in names:
-        return names.index(value)
-    if value.isdigit() and int(value) < max(len(names), 1):
-        return int(value)
-    raise ValueError(f"--output {value!r}: not one of the model's outputs ({', '.join(names[:10]) or '0'})")
-
-
 def run(args: argparse.Namespace) -> int:
-    from harness.evaluation.reload import load_predictor, single_sequence_dataset
-    from harness.evaluation.variant_metrics import variant_metrics
-    from harness.interpret.ism import logit_fn, read_variants, variant_effects
+    from harness.evaluation.variant_runs import TABLE, log_variants, score_variants
     from harness.paths import input_file, output_dir
-    from harness.training.predictor import TorchPredictor
 
     for name in ("input", "genome"):
         if getattr(args, name):
             input_file(getattr(args, name), f"--{name} file")
     out = output_dir(args.out, "output folder")
-    predictor, meta = load_predictor(args.run, args.device)
-    io = meta["io"]
-    regression = io["target"] == "regression"
-    output = output_index(args.output, list(io.get("label_names") or []))
-    variants = read_variants(args.input, args.genome, int(io["lengths"][0]), args.skip_mismatch)
-    single_sequence_dataset(variants.ids, variants.seqs, None, meta, args.input)  # checks lengths and bases
-    device = predictor.device if isinstance(predictor, TorchPredictor) else "cpu"
-    fn = logit_fn(predictor, device, regression)
-    table = variant_effects(fn, variants, args.batch_size, output, device, both_strands=True,
-                            probabilities=not regression)  # fmt: skip
-    table.to_csv(out / "variants.tsv", sep="\t", index=False, float_format="%.6g")
-    metrics = variant_metrics(table["abs_delta"].to_numpy(), table["delta"].to_numpy(), variants.labels,
-                              variants.effects, args.min_effect)  # fmt: skip
-    skipped = f"; {variants.skipped} left out (ref mismatch)" if variants.skipped else ""
-    print(f"scored {len(table)} variants with {meta['model']} ({meta['task']}){skipped}: {out / 'variants.tsv'}")
-    for name, (value, low, high) in metrics.items():
+    scored = score_variants(args.run, args.input, args.genome, out, args.output, args.min_effect, args.skip_mismatch,
+                            args.batch_size, args.device)  # fmt: skip
+    skipped = f"; {scored.skipped} left out (ref mismatch)" if scored.skipped else ""
+    meta = scored.meta
+    print(f"scored {len(scored.table)} variants with {meta['model']} ({meta['task']}){skipped}: {out / TABLE}")
+    for name, (value, low, high) in scored.metrics.items():
         print(f"{name}: {value:.4f} [{low:.4f}, {high:.4f}]")
-    run_id = log_variants(args, meta, metrics, out / "variants.tsv", len(table), variants.skipped)
+    run_id = log_variants(args.run, scored, args.input, args.genome, out, Path(args.input).name)
     print(f"logged as run {run_id}, nested under {args.run}")
     return 0
-
-
-def log_variants(args: argparse.Namespace, meta: dict[str, Any], metrics: dict[str, tuple[float, float, float]],
-                 table: Any, n: int, skipped: int) -> str:  # fmt: skip
-    """A run nested under the scored run (`regbench.kind=variants`) with the metrics and `variants.tsv`."""
-    from pathlib import Path
-
-    from harness.evaluation.reload import model_run
-    from harness.tracking import store
-
-    parent = model_run(args.run)
-    experiment = store.client().get_experiment(store.get_run(parent).info.experiment_id).name
-    tags = {"regbench.kind": "variants", "model": meta["model"], "task": meta["task"],
-            "variants_file": str(Path(args.input).resolve())}  # fmt: skip
-    with store.run(experiment, f"variants: {Path(args.input).name}", tags, parent_run_id=parent) as log:
-        values = {"variants_n": float(n), "variants_skipped": float(skipped)}
-        for name, (value, low, high) in metrics.items():
-            values.update({name: value, f"{name}_ci_low": low, f"{name}_ci_high": high})
-        log.metrics(values)
-        log.file(table)
-        return log.run_id

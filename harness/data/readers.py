@@ -27,11 +27,13 @@ class SequenceFileError(ValueError):
 
 @dataclass(frozen=True)
 class Labeled:
-    """Sequences with binary labels `(N,) int8` and ids `(N,) str` (unique within one source)."""
+    """Sequences with labels `(N,)` (int8 0/1, or float32 values when `target` is `regression`) and ids `(N,) str`
+    (unique within one source)."""
 
     seqs: list[str]
     labels: np.ndarray
     ids: np.ndarray
+    target: str = "binary"
 
 
 _BOM = "\xef\xbb\xbf"  # the UTF-8 byte-order mark as read in latin-1
@@ -103,12 +105,14 @@ def _finish(path: Path, rid: str, header_line: int, parts: list[str]) -> tuple[s
     return rid, "".join(parts).upper()
 
 
-def read_tsv(path: Path) -> Labeled:
-    """Rows `sequence<TAB>label` (label 0 or 1); a first line that is not a data row (e.g. `sequence<TAB>label`) is
-    a header."""
+def read_tsv(path: Path, target: str = "binary") -> Labeled:
+    """Rows `sequence<TAB>label`; a first line that is not a data row (e.g. `sequence<TAB>label`) is a header.
+
+    `target`: `binary` (labels 0 or 1), `regression` (labels finite numbers) or `auto` (regression when some label
+    is a number other than 0 and 1). A label that is text, NaN or infinite is an error naming its line."""
     path = check_file(path, "TSV file")
     seqs: list[str] = []
-    labels: list[int] = []
+    labels: list[float] = []
     ids: list[str] = []
     first = True
     for lineno, line in numbered_lines(path):
@@ -133,18 +137,42 @@ def read_tsv(path: Path) -> Labeled:
                 f"{path}:{lineno}: invalid character {bad[1]!r} at position {bad[0] + 1} of the sequence "
                 "(only A, C, G, T, N are allowed)"
             )
-        if label not in LABELS:
-            raise SequenceFileError(f"{path}:{lineno}: bad label {label!r} (expected 0 or 1)")
         seqs.append(seq.upper())
-        labels.append(LABELS[label])
+        labels.append(_label(path, lineno, label, target))
         ids.append(f"{path.name}:{lineno}")
     if not seqs:
         raise SequenceFileError(f"{path}: no data rows (expected lines sequence<TAB>label)")
-    return Labeled(seqs, np.asarray(labels, dtype=np.int8), np.asarray(ids))
+    values = np.asarray(labels)
+    if target == "regression" or (target == "auto" and not np.isin(values, (0, 1)).all()):
+        return Labeled(seqs, values.astype(np.float32), np.asarray(ids), "regression")
+    return Labeled(seqs, values.astype(np.int8), np.asarray(ids))
+
+
+def _number(text: str) -> float | None:
+    """`text` as a float (ASCII digits only), or None."""
+    try:
+        return float(text) if text.isascii() else None
+    except ValueError:
+        return None
+
+
+def _label(path: Path, lineno: int, text: str, target: str) -> float:
+    """One label of a TSV (see `read_tsv`), or a SequenceFileError naming `path:lineno` and the value."""
+    if target == "binary":
+        if text not in LABELS:
+            raise SequenceFileError(f"{path}:{lineno}: bad label {text!r} (expected 0 or 1)")
+        return LABELS[text]
+    value = _number(text)
+    if value is None:
+        raise SequenceFileError(f"{path}:{lineno}: bad label {text!r} (not a number: the label column mixes "
+                                "numbers and text)")  # fmt: skip
+    if not np.isfinite(value):
+        raise SequenceFileError(f"{path}:{lineno}: bad label {text!r} (not a finite number: drop or fill this row)")
+    return value
 
 
 def _is_header(seq: str, label: str) -> bool:
-    return label not in LABELS and invalid_char(seq) is not None
+    return _number(label) is None and invalid_char(seq) is not None
 
 
 def read_fasta_classes(pairs: list[tuple[int, Path]]) -> Labeled:
@@ -164,13 +192,14 @@ def read_fasta_classes(pairs: list[tuple[int, Path]]) -> Labeled:
     return Labeled(seqs, np.asarray(labels, dtype=np.int8), np.asarray(ids))
 
 
-def read_source(spec: str) -> Labeled:
-    """A user data source: a TSV path, or comma-separated FASTA `label:path` pairs (`1:pos.fa,0:neg.fa`)."""
+def read_source(spec: str, target: str = "binary") -> Labeled:
+    """A user data source: a TSV path, or comma-separated FASTA `label:path` pairs (`1:pos.fa,0:neg.fa`); `target`
+    as `read_tsv` has it (FASTA classes under `regression` become the values 0.0 and 1.0)."""
     items = [item.strip() for item in spec.split(",") if item.strip()]
     if not items:
         raise SequenceFileError(f"empty data source {spec!r}: give a TSV path or label:path FASTA pairs")
-    if len(items) == 1 and not re.match(r"^[^:/\\]+:", items[0]):
-        data = read_tsv(Path(items[0]))
+    if is_tsv_source(spec):
+        data = read_tsv(Path(items[0]), target)
     else:
         pairs = []
         for item in items:
@@ -181,8 +210,17 @@ def read_source(spec: str) -> Labeled:
                 )
             pairs.append((LABELS[label.strip()], Path(path.strip())))
         data = read_fasta_classes(pairs)
-    require_two_classes(data.labels, spec)
+        if target == "regression":
+            data = Labeled(data.seqs, data.labels.astype(np.float32), data.ids, "regression")
+    if data.target == "binary":
+        require_two_classes(data.labels, spec)
     return data
+
+
+def is_tsv_source(spec: str) -> bool:
+    """Whether a `read_source` spec names one TSV (not `label:path` FASTA pairs)."""
+    items = [item.strip() for item in spec.split(",") if item.strip()]
+    return len(items) == 1 and not re.match(r"^[^:/\\]+:", items[0])
 
 
 def require_two_classes(labels: np.ndarray, source: str) -> None:

@@ -5,6 +5,7 @@ Cross-validation (`data.split=cv`, `data.folds=K`): `fold_indices` deals the row
 label (scikit-learn `StratifiedKFold`) or, given groups (EPI: the chromosome), with whole groups per fold
 (`StratifiedGroupKFold`); both shuffled with `data.seed`. Fold i trains on the other folds, from which its
 validation rows are carved as the task's holdout does (stratified `val_fraction` of them; whole groups when grouped).
+A quantitative target is stratified on its quantile bins (`strata`).
 The test folds partition the rows: the pooled out-of-fold predictions score every example exactly once.
 """
 
@@ -25,12 +26,20 @@ from harness.spec import Dataset, IOSpec, Task
 SPLIT_NAMES = ("train", "val", "test")
 
 
+def strata(labels: np.ndarray, bins: int = 5) -> np.ndarray:
+    """The classes to stratify `(N,)` labels on: the labels themselves (0/1), or for a quantitative target (more than
+    two distinct values) their quantile bin, `bins` bins of equal count, so that every split spans its range."""
+    if np.unique(labels).size <= 2:
+        return labels
+    return np.argsort(np.argsort(labels, kind="stable"), kind="stable") * bins // len(labels)
+
+
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices `(keep, holdout)`: a seeded, label-stratified `fraction` held out."""
+    """Indices `(keep, holdout)`: a seeded, label-stratified `fraction` held out (`strata`)."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"holdout fraction must be in (0, 1), got {fraction}")
     idx = np.arange(len(labels))
-    strat = labels if labels.ndim == 1 else None
+    strat = strata(labels) if labels.ndim == 1 else None
     keep, hold = train_test_split(idx, test_size=fraction, random_state=seed, stratify=strat)
     return np.sort(keep), np.sort(hold)
 
@@ -61,6 +70,7 @@ def fold_indices(
     check_folds(folds)
     rows = np.arange(len(labels))
     if groups is None:
+        labels = strata(labels)
         counts = np.bincount(labels.astype(np.int64), minlength=2)
         if counts.min() < folds:
             raise ConfigError(f"data.folds={folds}: needs at least {folds} examples of each class, found {counts}")

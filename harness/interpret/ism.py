@@ -21,6 +21,7 @@ import torch
 
 from harness.data.datasets import SeqDataset, Seqs
 from harness.data.encode import ALPHABET, reverse_complement
+from harness.interpret.variant_files import OPTIONAL, read_variant_table
 from harness.spec import Predictor
 from harness.training.precision import amp_dtype, autocast
 from harness.training.predictor import TorchPredictor
@@ -203,30 +204,18 @@ class Variants:
 
 
 def read_variants(path: str, genome: str | None = None, length: int = 0, skip_mismatch: bool = False) -> Variants:
-    """A variants TSV with header `id, sequence, pos, ref, alt` (pos 1-based within the sequence), or, with a
-    `genome` FASTA, `id, chrom, pos, ref, alt` (pos 1-based on the chromosome; the sequence is the `length` bp
-    centred on the variant); optional columns `label` (0/1) and `effect` (a number). Raises ValueError naming the
-    file and line of the first bad row: indels (all counted), duplicate ids, a ref that does not match the sequence
-    (unless `skip_mismatch`: such rows are dropped and counted), pos outside the sequence, labels that are not 0/1
-    or effects that are not numbers."""
-    try:
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise ValueError(f"variants file {path}: cannot read it as a TSV ({err})") from None
-    place = "chrom" if genome else "sequence"
-    missing = [c for c in ("id", place, "pos", "ref", "alt") if c not in table.columns]
-    if missing or table.empty:
-        raise ValueError(
-            f"variants file {path}: needs a header with columns id, {place}, pos, ref, alt and at least "
-            f"one row (missing: {', '.join(missing) or 'rows'})"
-        )
+    """The variants of a TSV, or with a `genome` FASTA a genomic TSV or VCF (`variant_files.read_variant_table`:
+    pos 1-based within the sequence, or on the chromosome, where the sequence is the `length` bp centred on the
+    variant). Raises ValueError naming the file and line of the first bad row: those of `read_variant_table`, a ref
+    that does not match the sequence (unless `skip_mismatch`: such rows are dropped and counted), pos outside the
+    sequence."""
     if genome and length < 1:
         raise ValueError("--genome needs a window length: the model's fixed input length, or --length N")
-    _check_table(path, table)
+    table = read_variant_table(path, genomic=bool(genome))
     fasta = _open_genome(genome) if genome else None
     seqs, positions, keep = [], [], []
-    for n, row in enumerate(table.itertuples(index=False), start=2):  # line 1 is the header
-        where = f"variants file {path}, line {n} (id {row.id})"
+    for n, row in enumerate(table.itertuples(index=False)):
+        where = f"variants file {path}, line {row.line} (id {row.id})"
         ref, alt = row.ref.upper(), row.alt.upper()
         if ref not in "ACGT" or alt not in "ACGT" or ref == alt:
             raise ValueError(f"{where}: ref {row.ref!r} and alt {row.alt!r} must be two different single bases ACGT")
@@ -247,38 +236,14 @@ def read_variants(path: str, genome: str | None = None, length: int = 0, skip_mi
                              "(--skip-mismatch leaves such variants out)")  # fmt: skip
         seqs.append(seq)
         positions.append(pos - 1)
-        keep.append(n - 2)
+        keep.append(n)
     if not keep:
         raise ValueError(f"variants file {path}: every variant's ref mismatches its sequence; nothing to score")
     kept = table.iloc[keep]
-    numbers = {c: kept[c].astype(float).to_numpy() if c in kept.columns else None for c in ("label", "effect")}
+    numbers = {c: kept[c].astype(float).to_numpy() if c in kept.columns else None for c in OPTIONAL}
     return Variants(kept["id"].to_numpy(), seqs, np.asarray(positions), kept["pos"].astype(int).to_numpy(),
                     list(kept.ref.str.upper()), list(kept.alt.str.upper()), numbers["label"], numbers["effect"],
                     len(table) - len(keep))  # fmt: skip
-
-
-def _check_table(path: str, table: pd.DataFrame) -> None:
-    """Whole-table checks before any row is read: indels (counted), duplicate ids, `label`/`effect` values."""
-    indel = (table["ref"].str.len() != 1) | (table["alt"].str.len() != 1)
-    if indel.any():
-        first = int(np.flatnonzero(indel)[0])
-        raise ValueError(f"variants file {path}: {int(indel.sum())} indel(s) refused (only single-base substitutions "
-                         f"are scored), e.g. line {first + 2} (id {table['id'].iloc[first]})")  # fmt: skip
-    duplicated = table["id"][table["id"].duplicated()]
-    if len(duplicated):
-        raise ValueError(f"variants file {path}: duplicate id(s) {', '.join(duplicated.unique()[:5])}")
-    for column in ("label", "effect"):
-        if column not in table.columns:
-            continue
-        values = pd.to_numeric(table[column].str.strip().replace("", "nan"), errors="coerce")
-        bad = values.isna() | ~np.isfinite(values)
-        if column == "label":
-            bad |= ~values.isin((0, 1))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            wanted = "0 or 1" if column == "label" else "a number"
-            raise ValueError(f"variants file {path}, line {i + 2} (id {table['id'].iloc[i]}): {column} "
-                             f"{table[column].iloc[i]!r} is not {wanted}")  # fmt: skip
 
 
 def _open_genome(path: str) -> Any:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.benchmark import comparisons, leaderboard
+from harness.benchmark import comparisons, leaderboard, variant_board
 from harness.reporting.figures import Section, figure_sections
 from harness.reporting.render import Header, render_html, render_markdown, slug
 from harness.tracking import store
@@ -198,6 +198,11 @@ def build_sections(experiment: str, artifacts_dir: Path) -> list[Section]:
         if "split" in gaps and (gaps.groupby("task")["split"].nunique() <= 1).all():
             gaps = gaps.drop(columns="split")  # the leaderboard names each task's split protocol
         sections.append(Section("Above the best shortcut baseline", note, [gaps]))
+    variants, pairs = variant_board.boards(experiment, board)
+    if len(variants):
+        section = Section("Variant effects", variant_board.NOTE, [variant_board.display(variants)])
+        section.details.append((f"{len(pairs)} paired tests", variant_board.display_tests(pairs)))
+        sections.append(section)
     side_by_side = leaderboard.split_comparison(board)
     if len(side_by_side):
         note = ("The same task and model under each split protocol; gap: best minus worst mean test score. A "
