@@ -10,7 +10,7 @@ import pytest
 from harness.config import TRAIN_SETTINGS, ConfigError, Setting, Settings, merge
 from harness.plugins import MODELS, TASKS, load_plugins
 from harness.spec import ModelPlugin
-from harness.tuning.search_space import searched_names
+from harness.tuning.search_space import fixed_for_target, searched_names
 
 load_plugins()
 PLUGINS = [e.obj for e in MODELS]
@@ -25,6 +25,16 @@ def test_every_model_setting_is_declared(plugin: ModelPlugin) -> None:
 @pytest.mark.parametrize("plugin", PLUGINS, ids=lambda p: p.name)
 def test_search_space_lies_inside_the_declared_ranges(plugin: ModelPlugin) -> None:
     assert searched_names(plugin, {})  # raises a ConfigError on a suggestion outside its setting
+
+
+def test_a_regression_study_fixes_the_sampler_instead_of_searching_it() -> None:
+    """`train.sampler=balanced` needs classes: searched on a regression task it failed half the trials."""
+    basset = MODELS.get("basset")
+    assert "train.sampler" in searched_names(basset, fixed_for_target({}, "binary"))
+    fixed = fixed_for_target({"model": {"k": 3}}, "regression")
+    assert fixed == {"model": {"k": 3}, "train": {"sampler": "uniform"}}
+    assert "train.sampler" not in searched_names(basset, fixed)
+    assert fixed_for_target({"train": {"sampler": "balanced"}}, "regression")["train"]["sampler"] == "balanced"
 
 
 def test_a_search_space_outside_its_range_is_refused() -> None:

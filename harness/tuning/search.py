@@ -46,7 +46,7 @@ from harness.tuning.optuna_tables import close_figures, completed, optuna_storag
 from harness.tuning.progress import TrialProgress
 from harness.tuning.ray_connection import ray_connection, require_resources, require_tracking_server
 from harness.tuning.refit import per_seed_table, refit_seeds, seed_summary
-from harness.tuning.search_space import searched_names
+from harness.tuning.search_space import fixed_for_target, searched_names
 from harness.tuning.study_storage import default_storage, require_trials_in_store
 from harness.tuning.trial import TrialContext, run_request, split_searched
 from harness.tuning.trial_service import driver_env, run_job, trial_service
@@ -148,7 +148,7 @@ def _resolve(spec: StudyRequest) -> _ResolvedStudy:
     ctx = _context(spec, plugin, parent_run_id="")
     fixed = run_request(ctx, {}, progress=False).resolve()  # validates every fixed setting
     task, plugin = fixed.task, fixed.plugin
-    searched = searched_names(plugin, spec.overrides)
+    searched = searched_names(plugin, fixed_for_target(spec.overrides, task.io.target))
     if not searched:
         raise ConfigError(
             f"study {spec.name}: every hyperparameter of {spec.model} is fixed by --set; nothing to search"
@@ -168,15 +168,19 @@ def validate_study(spec: StudyRequest) -> None:
     _resolve(spec)
 
 
-def _context(spec: StudyRequest, plugin: ModelPlugin, parent_run_id: str, cell: str = "") -> TrialContext:
+def _context(
+    spec: StudyRequest, plugin: ModelPlugin, parent_run_id: str, cell: str = "", target: str = "binary"
+) -> TrialContext:
+    """What every trial and refit of the study gets; `target`: the task's target kind (`fixed_for_target`)."""
     env = {"MLFLOW_TRACKING_URI": store.tracking_uri()}
     if paths.data_root() is not None:
         env["REGBENCH_DATA"] = str(paths.data_root())
     if os.environ.get("REGBENCH_CACHE"):
         env["REGBENCH_CACHE"] = str(Path(os.environ["REGBENCH_CACHE"]).resolve())
     return TrialContext(
-        task=spec.task, model=plugin.name, fixed=spec.overrides, seed=spec.seed, max_epochs=spec.max_epochs,
-        threads=max(1, int(spec.cpus_per_trial)), experiment=spec.experiment or spec.name, study_name=spec.name,
+        task=spec.task, model=plugin.name, fixed=fixed_for_target(spec.overrides, target), seed=spec.seed,
+        max_epochs=spec.max_epochs, threads=max(1, int(spec.cpus_per_trial)), experiment=spec.experiment or spec.name,
+        study_name=spec.name,
         parent_run_id=parent_run_id, cwd=str(Path.cwd()), env=env, cell_name=cell, tags=spec.child_tags,
     )  # fmt: skip
 
@@ -307,7 +311,7 @@ def run_study(spec: StudyRequest) -> StudyResult:
                     "study.seeds": ",".join(map(str, seeds))})  # fmt: skip
         # the top-level run is open, so the runs of a killed earlier attempt have been ended
         _finish_abandoned_trial_runs(finished, spec.max_epochs)
-        ctx = _context(spec, resolved.plugin, log.run_id, run_name)
+        ctx = _context(spec, resolved.plugin, log.run_id, run_name, resolved.task.io.target)
         cpus = max(os.cpu_count() or 1, math.ceil(spec.concurrency * spec.cpus_per_trial))
         with ray_connection(spec.ray_address, cpus), _service(spec) as service:
             retried = 0

@@ -70,6 +70,14 @@ class NamespacedTrial:
         return self._suggest("categorical", name, choices, choices)
 
 
+def fixed_for_target(fixed: Mapping[str, Mapping[str, Any]], target: str) -> Mapping[str, Mapping[str, Any]]:
+    """`fixed` plus what a task's target kind fixes: a regression task has no classes to balance, so its studies fix
+    `train.sampler=uniform` instead of searching it (unless `--set` chose one)."""
+    if target != "regression" or "sampler" in fixed.get("train", {}):
+        return fixed
+    return {**fixed, "train": {**fixed.get("train", {}), "sampler": "uniform"}}
+
+
 def study_space(plugin: ModelPlugin, fixed: Mapping[str, Mapping[str, Any]]) -> Callable[[Any], None]:
     """A define-by-run function suggesting `model.*` (and, for torch plugins, `train.*`) minus fixed settings."""
 
