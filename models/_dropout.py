@@ -28,21 +28,20 @@ def drop_threshold(p: float) -> int:
 def keep_scale(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """`shape` of 0 (probability `drop_threshold(p) / 2^16`, independently) and 1 / (1 − that) elsewhere, in `dtype`.
 
-    Each element's bits u (a signed 16-bit number, from torch's generator) map to clamp(2s · (u − c), 0, s) with
-    s the scale and c = threshold − 2^15 − 1/2, i.e. exactly s where u ≥ threshold − 2^15 and 0 below: four
-    vectorised passes in fp32 (bool masks take torch's slower, unvectorised kernels)."""
+    Each element's bits u (a signed 16-bit number, from torch's generator) are clamped to [c − 1, c] with
+    c = threshold − 2^15 and shifted to 0 (u < c) or 1, then scaled: four vectorised passes, two of them on 16-bit
+    integers (bool masks take torch's slower, unvectorised kernels)."""
     n = math.prod(shape)
     threshold = drop_threshold(p)
-    scale = 2**BITS / (2**BITS - threshold)
+    cut = threshold - 2 ** (BITS - 1)
     words = torch.empty(-(-n // 4), dtype=torch.int64, device=device).random_(-(2**63), None)  # all 64 bits random
-    u = words.view(torch.int16)[:n].to(torch.float32)
-    mask = u.sub_(threshold - 2 ** (BITS - 1) - 0.5).mul_(2 * scale).clamp_(0.0, scale)
-    return mask.view(shape).to(dtype)
+    keep = words.view(torch.int16)[:n].clamp(min=cut - 1, max=cut).sub_(cut - 1)  # (n,) 0 or 1
+    return keep.view(shape).to(dtype).mul_(2**BITS / (2**BITS - threshold))
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """`F.dropout(x, p, training)`, with masks from `keep_scale` on the CPU in eager mode."""
-    if not training or p == 0:
+    if not training or drop_threshold(p) == 0:  # p < 2^-17 drops nothing
         return x
     if x.device.type != "cpu" or torch.compiler.is_compiling() or drop_threshold(p) >= 2**BITS:
         return F.dropout(x, p, True)
@@ -50,7 +49,7 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 
 
 class Dropout(nn.Dropout):
-    """`nn.Dropout` (same `p`, no state) drawing its CPU masks with `drop_mask`."""
+    """`nn.Dropout` (same `p`, no state) drawing its CPU masks with `keep_scale`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return dropout(x, self.p, self.training)

@@ -39,3 +39,11 @@ def test_module_is_an_nn_dropout_that_does_nothing_in_evaluation() -> None:
     assert module.eval()(x) is x
     assert module.train()(x).dtype == torch.bfloat16
     assert dropout(x, 0.0, True) is x
+
+
+def test_extreme_rates() -> None:
+    x = torch.randn(64, 64)
+    assert dropout(x, 1e-6, True) is x  # below 2^-17: nothing to drop
+    torch.manual_seed(0)
+    assert float((keep_scale((64, 64), 1 - 2**-16, torch.float32, x.device) > 0).float().mean()) < 0.01
+    assert torch.equal(dropout(x, 1 - 1e-7, True), torch.zeros_like(x))  # rounds to 1: torch's own dropout
