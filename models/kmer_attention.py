@@ -291,7 +291,8 @@ class KmerAttentionEncoder(nn.Module, Encoder):
         """Masked pooling `(B, T, C), (B, T) -> (B, C)`; padded tokens never contribute."""
         m = kmask.unsqueeze(-1)  # (B, T, 1)
         if self.pooling == "mean":
-            return (x * m).sum(dim=1) / m.sum(dim=1)
+            w = m.to(x.dtype)  # a float mask: bool operands take torch's slower unvectorised CPU kernels
+            return (x * w).sum(dim=1) / w.sum(dim=1)
         if self.pooling == "max":
             return x.masked_fill(~m, float("-inf")).amax(dim=1)
         if self.pooling == "cls":
