@@ -8,10 +8,18 @@ bf16 + `torch.compile` (`train.compile=true`), per model, in one run on one thre
   `torch.utils.flop_counter.FlopCounterMode`. Then the frozen DNABERT-2 encoder's embedding (`--lm`, default the
   weight-less `$REGBENCH_LM_CHECKPOINTS/dnabert2-117m` with seeded random weights: same FLOPs) of 200 bp sequences,
   as sequences/s in fp32 and bf16 (no compile: the checkpoint's remote code is run as written).
-- Each configuration: `--warmup` untimed steps (they include compilation), then the median of `--steps` steps.
-Numbers are under whatever load the machine has: the load average is printed before and after.
+- `--before REF` (e.g. `main`): also the fp32 step of each model as its `models/<name>.py` reads at git REF (the
+  module's code up to its registration, built with today's defaults and the same seed), in the column "× REF".
+- Each configuration: `--warmup` untimed steps (they include compilation), then `--repeats` rounds that time
+  `--steps` steps of every configuration of the model in turn (interleaved, so a change in the machine's load falls
+  on all of them); the median step over all rounds.
+- Clock (`--clock`): `cpu` (default), the process's CPU time (`time.process_time`), which leaves out the time the
+  one thread waited for a core on a shared machine; `wall` for wall-clock time. Numbers are under whatever load
+  the machine has (memory bandwidth and caches are shared too): the load average is printed before and after;
+  compare the ratios.
 
-    .venv/bin/python -m bench.cpu_speed [--models basset kmer_attention] [--steps 5] [--lm DIR | --lm none]
+    .venv/bin/python -m bench.cpu_speed [--models basset kmer_attention] [--steps 5] [--repeats 3] [--before main]
+        [--lm DIR | --lm none]
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,12 +37,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from harness.plugins import get_model
 from harness.spec import IOSpec
-from harness.training.modeling import build_model
+from harness.training.modeling import SequenceClassifier, build_model
 from harness.training.precision import autocast, compiled, cpu_bf16_supported
 
 SHAPES = {"basset": (600, 164), "kmer_attention": (200, 1)}  # (length bp, outputs)
 BATCH = 64
 MODES = ("fp32", "bf16", "bf16+compile")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def loadavg() -> str:
@@ -44,12 +54,21 @@ def timed(fn: Callable[[], object], warmup: int, reps: int) -> float:
     """Median seconds of `fn()` over `reps` calls after `warmup` untimed ones."""
     for _ in range(warmup):
         fn()
+    return statistics.median(step_times(fn, reps))
+
+
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+clock = CLOCKS["cpu"]  # `--clock`
+
+
+def step_times(fn: Callable[[], object], reps: int) -> list[float]:
+    """Seconds of each of `reps` calls of `fn()` on `clock`."""
     times = []
     for _ in range(reps):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        times.append(clock() - start)
+    return times
 
 
 def gemm_peak(reps: int) -> dict[str, float]:
@@ -62,13 +81,28 @@ def gemm_peak(reps: int) -> dict[str, float]:
     return out
 
 
-def train_step(name: str, mode: str) -> tuple[Callable[[], object], Callable[[], object]]:
-    """`(step, fp32_step_for_counting)` of model `name`: one optimiser step on a fixed random batch."""
+def model_at(name: str, io: IOSpec, ref: str) -> SequenceClassifier:
+    """Model `name` with today's defaults, built by the code of `models/<name>.py` at git `ref` (up to its
+    registration, so it registers nothing)."""
+    path = f"models/{name}.py"
+    shown = subprocess.run(["git", "show", f"{ref}:{path}"], cwd=ROOT, capture_output=True, text=True)
+    if shown.returncode:
+        raise SystemExit(f"--before {ref}: git show {ref}:{path} failed: {shown.stderr.strip()}")
+    code = shown.stdout.split("\nPLUGIN = register_model(")[0]
+    namespace: dict[str, object] = {"__name__": f"{name}_at_{ref}"}
+    exec(compile(code, f"{ref}:{path}", "exec"), namespace)  # the repository's own code at `ref`
+    encoder = namespace["build"](io, **dict(get_model(name).defaults))  # type: ignore[operator]
+    return SequenceClassifier(encoder, io, siamese=False)
+
+
+def train_step(name: str, mode: str, ref: str | None = None) -> tuple[Callable[[], object], Callable[[], object]]:
+    """`(step, fp32_step_for_counting)` of model `name` (as at git `ref`, if given): one optimiser step on a fixed
+    random batch."""
     length, outputs = SHAPES[name]
     plugin = get_model(name)
+    io = IOSpec("seq", (length,), outputs, "multilabel" if outputs > 1 else "binary")
     torch.manual_seed(0)
-    model = build_model(plugin, IOSpec("seq", (length,), outputs, "multilabel" if outputs > 1 else "binary"),
-                       dict(plugin.defaults)).train()  # fmt: skip
+    model = (build_model(plugin, io, dict(plugin.defaults)) if ref is None else model_at(name, io, ref)).train()
     codes = torch.randint(0, 4, (BATCH, length))
     mask = torch.ones(BATCH, length, dtype=torch.bool)
     target = torch.randint(0, 2, (BATCH, outputs)).float()
@@ -122,27 +156,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds of --steps steps per config")
+    parser.add_argument("--before", metavar="REF", help="also the fp32 step of the models' code at git REF")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="cpu", help="process CPU time or wall-clock time")
     parser.add_argument("--gemm-reps", type=int, default=10)
     default_lm = os.path.join(os.environ.get("REGBENCH_LM_CHECKPOINTS", ""), "dnabert2-117m")
     parser.add_argument("--lm", default=default_lm if os.environ.get("REGBENCH_LM_CHECKPOINTS") else "none")
     parser.add_argument("--lm-n", type=int, default=32, help="sequences embedded per timing")
     args = parser.parse_args(argv)
+    global clock
+    clock = CLOCKS[args.clock]
     torch.set_num_threads(1)
-    print(f"load average before: {loadavg()}; cores: {os.cpu_count()}; torch threads: 1; "
+    print(f"load average before: {loadavg()}; cores: {os.cpu_count()}; torch threads: 1; clock: {args.clock}; "
           f"bf16 units (AVX512-BF16/AMX): {cpu_bf16_supported()}")  # fmt: skip
     peak = gemm_peak(args.gemm_reps)
     print(f"1024² GEMM: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s (the peak below)")
-    print(f"{'model':<16}{'mode':<14}{'ms/step':>9}{'GFLOP/s':>9}{'% peak':>8}{'× fp32':>8}")
+    before = f"× {args.before}" if args.before else ""
+    print(f"{'model':<16}{'mode':<14}{'ms/step':>9}{'GFLOP/s':>9}{'% peak':>8}{'× fp32':>8}{before:>10}")
     for name in args.models:
-        flops, base = 0, float("nan")
-        for mode in MODES:
-            step, fp32_step = train_step(name, mode)
-            flops = flops or step_flops(fp32_step)
-            seconds = timed(step, args.warmup, args.steps)
-            base = seconds if mode == "fp32" else base
-            rate = flops / seconds / 1e9
-            print(f"{name:<16}{mode:<14}{seconds * 1e3:>9.0f}{rate:>9.1f}{100 * rate / peak['bf16']:>7.1f}%"
-                  f"{base / seconds:>7.2f}×", flush=True)  # fmt: skip
+        configs = {f"fp32 ({args.before})": train_step(name, "fp32", args.before)} if args.before else {}
+        configs.update({mode: train_step(name, mode) for mode in MODES})
+        flops = step_flops(configs["fp32"][1])
+        times: dict[str, list[float]] = {}
+        for step, _ in configs.values():
+            step_times(step, args.warmup)  # untimed: compilation, allocator, caches
+        for _ in range(args.repeats):
+            for label, (step, _) in configs.items():
+                times.setdefault(label, []).extend(step_times(step, args.steps))
+        seconds = {label: statistics.median(t) for label, t in times.items()}
+        for label, sec in seconds.items():
+            rate = flops / sec / 1e9
+            vs_before = f"{seconds[f'fp32 ({args.before})'] / sec:>9.2f}×" if args.before else ""
+            print(f"{name:<16}{label:<14}{sec * 1e3:>9.0f}{rate:>9.1f}{100 * rate / peak['bf16']:>7.1f}%"
+                  f"{seconds['fp32'] / sec:>7.2f}×{vs_before}", flush=True)  # fmt: skip
         print(f"{name:<16}{'':<14}(one step: {flops / 1e9:.1f} GFLOP)")
     if args.lm != "none":
         lm = lm_embedding(args.lm, args.lm_n, 1)

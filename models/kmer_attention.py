@@ -31,6 +31,7 @@ from harness.plugins import register_model
 from harness.spec import Encoder, IOSpec, ModelPlugin
 from models._attention_positions import POS_ENCODINGS, AlibiBias, RelativePositionBias, rotate
 from models._banded_attention import Bias, banded_attention
+from models._dropout import Dropout
 
 POOLINGS = ("mean", "max", "cls", "attention")
 STEMS = ("kmer", "conv")
@@ -50,11 +51,13 @@ def sinusoidal_positions(n: int, dim: int, device: torch.device) -> torch.Tensor
 class SelfAttention(nn.Module):
     """Multi-head self-attention with a key padding mask; keeps its attention weights when asked.
 
-    Runs through `F.scaled_dot_product_attention` unless `fused` is False or the weights are to be stored: then
-    the explicit softmax path, same outputs within float tolerance (`tests/test_attention_sdpa.py`). SDPA takes a
-    fused kernel (no `(B, H, T, T)` weights kept for backward) where torch has one: on CPU only without attention
-    dropout, i.e. in evaluation or at dropout 0 (training with dropout runs its math path, the explicit path's
-    work); on GPUs with dropout too. `bench/attention.py` times both paths.
+    Runs through `F.scaled_dot_product_attention` unless `fused` is False, the weights are to be stored, or it
+    trains with attention dropout on the CPU: then the explicit softmax path, same outputs within float tolerance
+    (`tests/test_attention_sdpa.py`). SDPA takes a fused kernel (no `(B, H, T, T)` weights kept for backward) where
+    torch has one: on CPU only without attention dropout, i.e. in evaluation or at dropout 0; on GPUs with dropout
+    too. On the CPU with dropout SDPA would run its math path, the explicit path's work but with bf16 inputs cast
+    up to fp32 and float masks drawn by `bernoulli_`; the explicit path keeps autocast's bf16 and draws its masks
+    with `models._dropout` (`bench/cpu_speed.py`). `bench/attention.py` times both paths.
 
     `window > 0`: each query sees the keys at most `window` tokens away, computed blockwise with memory linear in T
     (`models._banded_attention`); the explicit path (stored weights) masks the full `(T, T)` scores to the band.
@@ -67,7 +70,7 @@ class SelfAttention(nn.Module):
         self.n_heads, self.window = n_heads, window
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
-        self.attn_dropout = nn.Dropout(dropout)
+        self.attn_dropout = Dropout(dropout)
         self.fused = True
         self.last_weights: torch.Tensor | None = None
 
@@ -101,17 +104,27 @@ class SelfAttention(nn.Module):
         if bias is not None:
             plain = (pos[:, None] < 0) | (pos[None, :] < 0)  # (T, T): prefix rows and columns get no bias
             mask = bias(rel).masked_fill(plain, 0.0).to(q.dtype).masked_fill(~allowed, float("-inf"))  # (B, H, T, T)
-        if self.fused and not store:
+        if self.fused and not store and not (p and x.device.type == "cpu"):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, H, T, D)
             self.last_weights = None
         else:
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, H, T, T)
-            if bias is not None:
-                scores = scores + mask
-            weights = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)  # (B, H, T, T)
+            if mask.dtype == torch.bool:  # as an additive mask: 0 where allowed, −inf elsewhere
+                mask = torch.zeros(mask.shape, dtype=q.dtype, device=x.device).masked_fill_(~mask, float("-inf"))
+            weights = attention_weights(q, k, mask)  # (B, H, T, T)
             self.last_weights = weights.detach() if store else None
             y = self.attn_dropout(weights) @ v  # (B, H, T, D)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
+
+
+def attention_weights(q: torch.Tensor, k: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
+    """softmax(q kᵀ / √D + add) of `q, k (B, H, T, D)` and an additive mask `add` broadcastable to `(B, H, T, T)`
+    (`(B, 1, 1, T)` for key padding): one `baddbmm` writes the scaled and masked scores. Returns `(B, H, T, T)`."""
+    B, H, T, D = q.shape
+    add = add.expand(B, H, -1, T)
+    add = add.reshape(B * H, add.shape[2], T)  # (B·H, 1 or T, T)
+    k3 = k.reshape(B * H, T, D).transpose(1, 2)  # (B·H, D, T)
+    scores = torch.baddbmm(add, q.reshape(B * H, T, D), k3, alpha=1 / math.sqrt(D))  # (B·H, T, T)
+    return scores.softmax(dim=-1).view(B, H, T, T)
 
 
 class EncoderBlock(nn.Module):
@@ -123,7 +136,7 @@ class EncoderBlock(nn.Module):
         self.attn = SelfAttention(d_model, n_heads, dropout, window)
         self.ln2 = nn.LayerNorm(d_model)
         self.mlp = nn.Sequential(nn.Linear(d_model, ff_dim), nn.GELU(), nn.Linear(ff_dim, d_model))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor, store: bool = False, **positions: Any) -> torch.Tensor:
         x = x + self.dropout(self.attn(self.ln1(x), key_mask, store, **positions))  # (B, T, C)
@@ -196,32 +209,18 @@ class KmerAttentionEncoder(nn.Module, Encoder):
             self.cls = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)
         if pooling == "attention":
             self.pool_score = nn.Linear(d_model, 1)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.blocks = nn.ModuleList(
             EncoderBlock(d_model, n_heads, ff_mult * d_model, dropout, attention_window) for _ in range(n_layers)
         )
         if chunk:  # pooled chunk summaries attend across chunks, then flow back to their tokens
             self.across = EncoderBlock(d_model, n_heads, ff_mult * d_model, dropout)
         self.ln_f = nn.LayerNorm(d_model)
-        self.head = nn.Sequential(nn.Linear(d_model, head_dim), nn.ReLU(), nn.Dropout(dropout))
+        self.head = nn.Sequential(nn.Linear(d_model, head_dim), nn.ReLU(), Dropout(dropout))
 
     def forward(self, codes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if codes.shape[1] < self.k:
-            raise ValueError(f"kmer_attention: sequence length {codes.shape[1]} is shorter than k={self.k}")
-        longest = int(mask.sum(dim=1).max())
-        if longest > self.max_len:
-            raise ValueError(
-                f"kmer_attention: sequence length {longest} exceeds max_len={self.max_len}, the model's maximum "
-                "input length (model.max_len, or the task's fixed length)"
-            )
-        heads = self.blocks[0].attn.n_heads if len(self.blocks) else 0
-        tokens = codes.shape[1] + 1
-        span = min(self.chunk or tokens, 3 * self.window or tokens)  # keys per query the scores hold
-        check_batch_memory(4 * codes.shape[0] * heads * tokens * span, "kmer_attention attention weights")
+        self.check_inputs(codes, mask)
         ids, kmask = kmer_ids(codes, mask, self.k)  # (B, T), (B, T)
-        if not bool(kmask.any(dim=1).all()):
-            short = int(mask.sum(dim=1).min())
-            raise ValueError(f"kmer_attention: a sequence of length {short} is shorter than k={self.k}")
         B, T = ids.shape
         if self.stem == "kmer":
             x = self.tok_emb(ids)  # (B, T, C)
@@ -250,6 +249,26 @@ class KmerAttentionEncoder(nn.Module, Encoder):
         x = self.ln_f(x)
         return self.head(self.pool(x, kmask))  # (B, out_dim)
 
+    @torch.compiler.disable
+    def check_inputs(self, codes: torch.Tensor, mask: torch.Tensor) -> None:
+        """ValueError for a batch `codes (B, L)`, `mask (B, L)` the model does not take. It reads lengths back to
+        the host, so it runs eagerly: under `torch.compile` the forward after it is one graph."""
+        if codes.shape[1] < self.k:
+            raise ValueError(f"kmer_attention: sequence length {codes.shape[1]} is shorter than k={self.k}")
+        lengths = mask.sum(dim=1)  # (B,)
+        longest = int(lengths.max())
+        if longest > self.max_len:
+            raise ValueError(
+                f"kmer_attention: sequence length {longest} exceeds max_len={self.max_len}, the model's maximum "
+                "input length (model.max_len, or the task's fixed length)"
+            )
+        heads = self.blocks[0].attn.n_heads if len(self.blocks) else 0
+        tokens = codes.shape[1] + 1
+        span = min(self.chunk or tokens, 3 * self.window or tokens)  # keys per query the scores hold
+        check_batch_memory(4 * codes.shape[0] * heads * tokens * span, "kmer_attention attention weights")
+        if not bool(mask.unfold(1, self.k, 1).all(-1).any(dim=1).all()):  # every row has a real k-mer
+            raise ValueError(f"kmer_attention: a sequence of length {int(lengths.min())} is shorter than k={self.k}")
+
     def attend_in_chunks(self, x: torch.Tensor, kmask: torch.Tensor, positions: dict[str, Any]) -> torch.Tensor:
         """Segmented processing: `x (B, T, C)` cut into chunks of `chunk` tokens (the last one padded) that attend
         within themselves (every block), then one block in which the chunks' masked-mean summaries `(B, n, C)`
@@ -272,7 +291,8 @@ class KmerAttentionEncoder(nn.Module, Encoder):
         """Masked pooling `(B, T, C), (B, T) -> (B, C)`; padded tokens never contribute."""
         m = kmask.unsqueeze(-1)  # (B, T, 1)
         if self.pooling == "mean":
-            return (x * m).sum(dim=1) / m.sum(dim=1)
+            w = m.to(x.dtype)  # a float mask: bool operands take torch's slower unvectorised CPU kernels
+            return (x * w).sum(dim=1) / w.sum(dim=1)
         if self.pooling == "max":
             return x.masked_fill(~m, float("-inf")).amax(dim=1)
         if self.pooling == "cls":

@@ -13,6 +13,7 @@ from torch import nn
 from harness.data.encode import N_CODE
 from harness.spec import IOSpec
 from models import epsat, kmer_attention
+from models._dropout import keep_scale
 
 
 def padded_batch(rng: np.random.Generator, lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,3 +92,19 @@ def test_stored_attention_takes_the_explicit_path_and_matches(rng: np.random.Gen
     maps = model.last_attention
     assert len(maps) == 2 and all(m.shape == (3, 4, 57, 57) for m in maps)  # k = 4: T = 60 - 4 + 1
     assert torch.all(maps[0][1, :, :, 23 - 4 + 1 :] == 0)  # keys past row 1's 20 real k-mers
+
+
+def test_cpu_training_with_attention_dropout_is_the_explicit_maths(rng: np.random.Generator) -> None:
+    """With attention dropout in training on the CPU, kmer_attention's attention is softmax(q kᵀ/√D, padded keys
+    masked) times the mask `models._dropout` draws from the seed, times v, then the projection."""
+    attn = kmer_attention.SelfAttention(d_model=16, n_heads=2, dropout=0.25).train()
+    x = torch.randn(3, 10, 16)
+    key_mask = torch.from_numpy(np.arange(10)[None, :] < np.array([10, 4, 7])[:, None])
+    torch.manual_seed(5)
+    got = attn(x, key_mask)
+    torch.manual_seed(5)
+    q, k, v = (t.view(3, 10, 2, 8).transpose(1, 2) for t in attn.qkv(x).split(16, dim=-1))
+    scores = (q @ k.transpose(-2, -1) / 8**0.5).masked_fill(~key_mask[:, None, None, :], float("-inf"))
+    dropped = scores.softmax(-1) * keep_scale((3, 2, 10, 10), 0.25, torch.float32, torch.device("cpu"))
+    want = attn.proj((dropped @ v).transpose(1, 2).reshape(3, 10, 16))
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
