@@ -321,7 +321,8 @@ def run_study(spec: StudyRequest) -> StudyResult:
     if workers < spec.workers_per_trial:
         print(f"note: {resolved.plugin.name} is not a torch model; its trials and refits run on one worker",
               file=sys.stderr)  # fmt: skip
-    cpus = max(os.cpu_count() or 1, math.ceil(spec.concurrency * workers * spec.cpus_per_trial))
+    cpus = max(os.cpu_count() or 1, math.ceil(spec.concurrency * spec.cpus_per_trial))  # a local Ray: N workers
+    # of a trial must fit the machine (refused otherwise), while `concurrency` trials may share its cores
     with _connected_run(spec, cpus, experiment, run_name, tags) as log:
         log.params({"study.trials": spec.trials, "study.concurrency": spec.concurrency, "study.name": spec.name,
                     "study.searched": ",".join(resolved.searched), "study.resumed_from": n_done,
