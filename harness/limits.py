@@ -20,7 +20,9 @@ COUNTS = {  # inclusive ranges
     "max_epochs": (1, 100_000),
     "concurrency": (1, 1_024),
     "seed": (0, 2**32 - 1),  # numpy's seeds are 32-bit
+    "workers_per_trial": (1, 1_024),
 }
+WORKERS_PER_TRIAL = 1  # the default `workers_per_trial` (study files) and `--workers-per-trial`
 
 
 class LimitError(ValueError):

@@ -160,12 +160,20 @@ def test_bad_study_fails_before_any_run(workdir: Path, capsys: pytest.CaptureFix
 
 @pytest.mark.slow
 def test_resources_no_node_has_fail_before_any_run(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`gpus_per_trial` (or CPUs) beyond every node of the cluster: a clear error, no run, no hang."""
+    """`gpus_per_trial` (or CPUs) beyond every node of the cluster, or `--workers-per-trial` beyond the cluster: a
+    clear error naming the resources, no run, no hang."""
     path = workdir / "gpu.yaml"
     path.write_text(SYNTHETIC.replace("trials: 1", "trials: 1\ngpus_per_trial: 1"))
+    (workdir / "tiny.yaml").write_text(SYNTHETIC)
     assert main(["benchmark", "--study", str(path), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert re.search(r"gpus_per_trial=1: no node of the Ray cluster has that much \(nodes: [\d.]+: 2 CPU, 0 GPU\)", err)
+    assert "Traceback" not in err and store.search_runs("tiny").empty
+    # Ray Train workers per trial beyond what the cluster holds at once
+    assert main(["benchmark", "--study", str(workdir / "tiny.yaml"), "--no-progress", "--workers-per-trial", "3"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"workers_per_trial=3 × \(cpus_per_trial=1, gpus_per_trial=0\): the Ray cluster holds 2 such "
+                     r"workers at once \(nodes: [\d.]+: 2 CPU, 0 GPU\)", err), err  # fmt: skip
     assert "Traceback" not in err and store.search_runs("tiny").empty
 
 

@@ -1,12 +1,16 @@
-"""Data-parallel training: batch shards with exact loss weights, and 2 Ray Train workers equal to 1 worker."""
+"""Data-parallel training: batch shards with exact loss weights, 2 Ray Train workers equal to 1 worker, and a
+benchmark whose trials and refits run on 2 workers each."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -15,6 +19,7 @@ from harness.tracking import store
 from harness.training.batches import PlannedBatch, shard
 from harness.training.run import RunRequest, train_run
 from harness.training.workers import train_run_on_workers
+from tests.test_faults import kill_during_a_trial
 
 TINY = {"k": 3, "d_model": 16, "ff_mult": 2, "head_dim": 16, "n_layers": 1, "dropout": 0.0}
 
@@ -73,3 +78,68 @@ def test_an_sklearn_model_runs_on_one_worker(capsys: pytest.CaptureFixture[str])
     assert "note: kmer_logreg is not a torch model; it runs on one worker" in capsys.readouterr().out
     run = store.get_run(run_id)
     assert run.info.status == "FINISHED" and "workers" not in run.data.tags
+
+
+STUDY = """\
+name: ddp
+tasks: [enhancers.synthetic]
+models: [kmer_attention]
+trials: 1
+max_epochs: 4
+cpus_per_trial: 1
+workers_per_trial: 2
+shortcuts: false
+set: {data.n: 300, train.batch_size: 32, train.progress: false}
+model_set:
+  kmer_attention: {model.k: 3, model.d_model: 16, model.head_dim: 16, model.n_layers: 1}
+"""
+
+
+def _train_workers(ray_tmp: str) -> list[int]:
+    """PIDs of the Ray Train workers of the Ray whose files are in `ray_tmp` (its processes inherit RAY_TMPDIR)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"RayTrainWorker" in cmdline and f"RAY_TMPDIR={ray_tmp}".encode() in environ:
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_a_benchmark_on_two_workers_per_trial_retries_a_killed_worker(tmp_path: Path, ray_tmp: str) -> None:
+    """`workers_per_trial: 2` on a 2-CPU local Ray: each trial and refit is a Ray Train run of 2 workers, rank 0
+    logging each epoch once. One worker killed mid-trial: that trial's run ends FAILED with the reason, Tune runs
+    the trial again, and the benchmark finishes with its leaderboard, nothing left RUNNING."""
+    (tmp_path / "ddp.yaml").write_text(STUDY)
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp}
+    argv = [sys.executable, "-m", "harness.cli", "benchmark", "--study", "ddp.yaml", "--no-progress"]
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def a_train_worker(trials: pd.DataFrame) -> int | None:  # once the trial has logged an epoch
+        workers = _train_workers(ray_tmp)
+        logged = "metrics.train_loss" in trials and trials["metrics.train_loss"].notna().any()
+        return workers[-1] if logged and workers else None
+
+    killed = kill_during_a_trial(proc, tmp_path, "ddp", a_train_worker, interval_s=0.3)
+    out = proc.communicate(timeout=900)[0]
+    assert killed is not None and proc.returncode == 0, out[-3000:]
+    runs = store.search_runs("ddp")
+    assert "RUNNING" not in set(runs["status"]), runs[["tags.mlflow.runName", "status"]]
+    cell = runs[runs["tags.regbench.kind"] == "cell"].iloc[0]
+    assert cell["metrics.n_trials_retried"] == 1 and cell["metrics.n_trials"] == 1
+    trials = runs[runs["tags.regbench.kind"] == "trial"].set_index("status")
+    assert sorted(trials.index) == ["FAILED", "FINISHED"] and (trials["tags.workers"] == "2").all()
+    error = Path(store.client().download_artifacts(trials.loc["FAILED", "run_id"], "error.txt", str(tmp_path)))
+    assert "WorkerGroupError" in error.read_text()
+    finished = trials.loc["FINISHED"]
+    epochs = _history(finished["run_id"], "train_loss")
+    assert len(epochs) == len(_history(finished["run_id"], "val_auroc")) >= 1  # one row per epoch: rank 0 alone
+    refit = runs[runs["tags.regbench.kind"] == "refit"].iloc[0]
+    assert refit["status"] == "FINISHED" and refit["tags.workers"] == "2" and 0 <= refit["metrics.test_auroc"] <= 1
+    assert store.load_model(refit["run_id"], "torch") is not None  # rank 0 logged the model
+    board = (tmp_path / "reports" / "ddp" / "leaderboard.md").read_text()
+    assert "kmer_attention" in board

@@ -12,9 +12,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.test_bad_inputs import Outcome, run
@@ -175,13 +177,31 @@ def test_a_benchmark_with_a_failed_cell_exits_1_with_a_plain_reason(tmp_path: Pa
     assert not len(store.search_runs("failing", "attributes.status = 'RUNNING'"))
 
 
+Victim = Callable[[pd.DataFrame], int | None]  # the RUNNING trial runs → the PID to kill, None: not yet
+
+
+def kill_during_a_trial(proc: subprocess.Popen, folder: Path, experiment: str, victim: Victim,
+                        interval_s: float = 1.0) -> int | None:  # fmt: skip
+    """While `proc` runs (at most 600 s), poll the store `folder/mlflow.db` for the RUNNING trial runs of
+    `experiment`; SIGKILL the process `victim(trials)` names (None: not yet) and return its PID."""
+    from harness.tracking import store
+
+    killed, deadline = None, time.monotonic() + 600
+    while killed is None and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(interval_s)
+        if not (folder / "mlflow.db").exists():
+            continue
+        trials = store.search_runs(experiment, "tags.`regbench.kind` = 'trial' AND attributes.status = 'RUNNING'")
+        killed = victim(trials) if len(trials) else None
+        if killed is not None:
+            os.kill(killed, signal.SIGKILL)
+    return killed
+
+
 @pytest.mark.slow
 def test_a_trial_whose_worker_is_killed_is_retried_and_counted(tmp_path: Path, ray_env: dict) -> None:
     """Before: the trial ended KILLED, was not retried, and nothing counted it. The trial is long enough (12 epochs of
     ≥ 1 s) to be seen RUNNING by the 1 s poll, and short enough that its retry finishes soon."""
-    import signal
-    import time
-
     from harness.tracking import store
     from harness.tracking.run_owner import PROCESS_TAG
 
@@ -191,15 +211,11 @@ def test_a_trial_whose_worker_is_killed_is_retried_and_counted(tmp_path: Path, r
     proc = subprocess.Popen([*REGBENCH, *argv], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
     os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
-    killed, deadline = None, time.monotonic() + 600
-    while killed is None and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(1)
-        if not (tmp_path / "mlflow.db").exists():
-            continue
-        trials = store.search_runs("killed", "tags.`regbench.kind` = 'trial' AND attributes.status = 'RUNNING'")
-        if len(trials) and f"tags.{PROCESS_TAG}" in trials:
-            killed = int(trials[f"tags.{PROCESS_TAG}"].iloc[0].split(":")[1])
-            os.kill(killed, signal.SIGKILL)
+
+    def trial_process(trials: pd.DataFrame) -> int | None:
+        return int(trials[f"tags.{PROCESS_TAG}"].iloc[0].split(":")[1]) if f"tags.{PROCESS_TAG}" in trials else None
+
+    killed = kill_during_a_trial(proc, tmp_path, "killed", trial_process)
     out = proc.communicate(timeout=900)[0]
     assert killed is not None, out
     assert proc.returncode == 0, out

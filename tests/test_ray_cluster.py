@@ -134,6 +134,18 @@ def test_trials_spread_over_two_nodes_and_log_to_the_server(tmp_path: Path, clus
     assert {r.info.status for r in runs} <= {"FINISHED", "KILLED"}
     assert "trials.csv" in {a.path for a in client.list_artifacts(parent_run_id)}
 
+    # The same cluster: one trial and its refit data-parallel on 2 Ray Train workers of 1 CPU, one on each node,
+    # rank 0 logging to the server.
+    ddp = [*argv[: argv.index("--trials")], "--trials", "1", "--max-epochs", "1", "--workers-per-trial", "2",
+           "--study-name", "ddp", *argv[argv.index("--ray-address") :]]  # fmt: skip
+    done = subprocess.run(ddp, capture_output=True, text=True, timeout=400, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = client.search_runs([client.get_experiment_by_name("ddp").experiment_id])
+    work = {r.data.tags["regbench.kind"]: r for r in runs if r.data.tags["regbench.kind"] in ("trial", "refit")}
+    assert sorted(work) == ["refit", "trial"] and {r.data.tags["workers"] for r in work.values()} == {"2"}
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert len(client.get_metric_history(work["trial"].info.run_id, "train_loss")) == 1  # rank 0 alone logged
+
 
 def test_a_client_without_the_token_is_refused(tmp_path: Path, cluster: str) -> None:
     """The cluster runs with token auth: a driver without the token (none in its env, an empty HOME) cannot join."""

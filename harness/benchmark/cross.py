@@ -4,7 +4,8 @@ Scheduling: each cell is a zero-CPU Ray task (`_cell_task`) that runs the cell's
 (`harness.tuning.search.run_study`): one Optuna (TPE) search with ASHA seeded with the first seed, then one refit
 per evaluation seed in `seeds`. The trials and refits of every cell are trials of one Ray Tune run, the benchmark's
 `harness.tuning.trial_service.TrialService`, so a trial process outlives its cell (no import per cell) and every
-trial and refit holds `cpus_per_trial`/`gpus_per_trial`: Ray packs them onto whichever node has room; the driver
+trial and refit holds `cpus_per_trial`/`gpus_per_trial` (on each of its `workers_per_trial` Ray Train workers: see
+`harness.tuning.trial_service`): Ray packs them onto whichever node has room; the driver
 only submits cells (longest expected first, at most `cells_in_flight` at once: the slots plus one, so a cell between
 its search and its refits never leaves a slot idle) and records what comes back. `cells_in_flight=1` keeps the
 old cell-after-cell order (trials and refits of one cell still run in parallel).
@@ -40,6 +41,7 @@ same numbers. Every board shows each cell once, the latest (`harness.benchmark.w
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -59,11 +61,13 @@ from harness.benchmark import comparisons, variant_board, winners
 from harness.benchmark.failure_reason import plain, reason_of
 from harness.benchmark.leaderboard import UNABLE, cell_runs, display, ranked, split_comparison, to_markdown
 from harness.benchmark.study_file import Cell, StudyFile, StudyFileError, load_study
+from harness.limits import check_count
 from harness.plugins import make_task, source_tags
 from harness.tracking import store
 from harness.tracking.model_registry import register_best
 from harness.tracking.run_names import cell_name
 from harness.training.modeling import IncompatibleError
+from harness.tuning.ray_connection import worker_places
 from harness.tuning.search import StudyRequest, optuna_storage, run_study, validate_study
 from harness.tuning.study_storage import default_storage
 from harness.tuning.trial import enter_worker
@@ -145,6 +149,7 @@ def study_spec(
         concurrency=study.concurrency, max_epochs=study.max_epochs, experiment=study.name,
         study_name=optuna_study_name(study, cell, generation), storage=storage,
         ray_address=ray_address, cpus_per_trial=study.cpus_per_trial, gpus_per_trial=study.gpus_per_trial,
+        workers_per_trial=study.workers_per_trial,
         benchmark_run_id=benchmark_run_id, run_name=cell_run_name(cell), tags={CONFIG_TAG: cell_config(study, cell)},
         child_tags={BENCHMARK_TAG: benchmark_run_id} if benchmark_run_id else {},
         trial_service=service, progress=service is None,
@@ -185,12 +190,17 @@ def run_benchmark(
     resume: bool = True,
     progress: bool = True,
     cells_in_flight: int | None = None,
+    workers_per_trial: int | None = None,
 ) -> BenchmarkResult:
     """Validate the study file, run (or reuse) every cell under one benchmark run, log and return the leaderboard.
-    `cells_in_flight`: cells submitted at once (default: the cluster's trial slots plus one; 1 = cell after cell)."""
+    `cells_in_flight`: cells submitted at once (default: the cluster's trial slots plus one; 1 = cell after cell);
+    `workers_per_trial` (`--workers-per-trial`) replaces the study file's."""
     from harness.tuning.ray_connection import ray_connection, require_resources
 
     study = load_study(path)
+    if workers_per_trial is not None:
+        check_count("workers_per_trial", workers_per_trial, "--workers-per-trial")
+        study = dataclasses.replace(study, workers_per_trial=workers_per_trial)
     validate(study, ray_address, storage)
     if cells_in_flight is not None and cells_in_flight < 1:
         raise StudyFileError(study.path, 1, f"cells_in_flight={cells_in_flight} must be >= 1")
@@ -213,12 +223,12 @@ def run_benchmark(
     with ExitStack() as connected:
         if todo:  # Ray only when a cell runs; resources no node has are refused before any run opens
             connected.enter_context(ray_connection(ray_address, num_cpus=os.cpu_count() or 1))
-            require_resources(study.cpus_per_trial, study.gpus_per_trial)
+            require_resources(study.cpus_per_trial, study.gpus_per_trial, study.workers_per_trial)
             optuna_storage(storage or default_storage())
         with store.client_run(study.name, study.name, tags, reuse=reuse) as bench:
             bench.text(study.path.read_text(), f"study/{study.path.name}")
             if todo:
-                slots = trial_slots(study.cpus_per_trial, study.gpus_per_trial)
+                slots = trial_slots(study.cpus_per_trial, study.gpus_per_trial, study.workers_per_trial)
                 since_ms = int(time.time() * 1000)
                 order = _longest_first(study, {i: cells[i] for i in todo})
                 ran = _run_cells(study, {i: cells[i] for i in order}, bench, ray_address, storage, slots,
@@ -274,17 +284,9 @@ def _log_board(
     return BenchmarkResult(bench.run_id, study.name, outcomes, board, table, markdown, wall, utilization)
 
 
-def trial_slots(cpus_per_trial: float, gpus_per_trial: float) -> int:
-    """How many trials or refits the connected Ray cluster holds at once, summed over its alive nodes."""
-    import ray
-
-    total = 0
-    for node in (n for n in ray.nodes() if n.get("Alive")):
-        have = node["Resources"]
-        by_cpu = math.floor(have.get("CPU", 0) / cpus_per_trial + 1e-9)
-        by_gpu = math.floor(have.get("GPU", 0) / gpus_per_trial + 1e-9) if gpus_per_trial else by_cpu
-        total += min(by_cpu, by_gpu)
-    return max(total, 1)
+def trial_slots(cpus_per_trial: float, gpus_per_trial: float, workers_per_trial: int = 1) -> int:
+    """How many trials or refits the connected Ray cluster holds at once (each of `workers_per_trial` workers)."""
+    return max(worker_places(cpus_per_trial, gpus_per_trial) // workers_per_trial, 1)
 
 
 def slot_utilization(experiment: str, bench_id: str, since_ms: int, slots: int) -> float:
@@ -336,7 +338,9 @@ def _run_cells(
 
     remote = ray.remote(_cell_task).options(num_cpus=0, max_retries=0)
     env, cwd = driver_env(), str(Path.cwd())
-    name, service = start_service(env, study.cpus_per_trial, study.gpus_per_trial, slots, study.name)
+    name, service = start_service(
+        env, study.cpus_per_trial, study.gpus_per_trial, slots, study.name, study.workers_per_trial
+    )
     queue, running, out = list(cells), {}, {}  # keys of `cells`; ref → key; key → outcome
     start = time.perf_counter()
     total = len(cells) + reused
@@ -354,7 +358,7 @@ def _run_cells(
                     out[key] = _collect(study, cells[key], bench.run_id, ref)
                     bar.update()
                 failed = sum(o.status == "failed" for o in out.values())
-                busy = _busy_slots(study.cpus_per_trial, study.gpus_per_trial)
+                busy = _busy_slots(study.cpus_per_trial, study.gpus_per_trial, study.workers_per_trial)
                 bar.set_postfix_str(f"running {len(running)} · failed {failed} · reused {reused} · "
                                     f"slots busy {busy}/{slots}")  # fmt: skip
                 if ready or not int(time.perf_counter() - start) % 10:
@@ -369,12 +373,13 @@ def _run_cells(
     return out
 
 
-def _busy_slots(cpus_per_trial: float, gpus_per_trial: float) -> int:
-    """Trials and refits running now: the CPUs (GPUs) in use over each one's share."""
+def _busy_slots(cpus_per_trial: float, gpus_per_trial: float, workers_per_trial: int) -> int:
+    """Trials and refits running now: the CPUs (GPUs) in use over each one's share (all its workers)."""
     import ray
 
     total, free = ray.cluster_resources(), ray.available_resources()
     key, share = ("GPU", gpus_per_trial) if gpus_per_trial else ("CPU", cpus_per_trial)
+    share *= workers_per_trial
     return max(0, round((total.get(key, 0) - free.get(key, 0)) / share))
 
 

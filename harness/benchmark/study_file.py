@@ -8,6 +8,7 @@ seeds: [0]
 trials: 2                                        # tuning trials per cell
 max_epochs: 2                                    # per trial and for the refit
 concurrency: 1                                   # trials running at once
+workers_per_trial: 1                             # optional: Ray Train workers per trial and refit (torch models)
 tiny: true                                       # optional: every model's `tiny` variant (default false)
 shortcuts: false                                 # optional: leave out the shortcut baselines (default true)
 splits: [chromosome, random]                     # optional: every cell once per data.split protocol
@@ -41,7 +42,7 @@ from typing import Any
 import yaml
 
 from harness.config import NAMESPACES, ConfigError, merge, parse_value, train_config
-from harness.limits import COUNTS, MAX_NESTING, LimitError, check_name, too_deep
+from harness.limits import COUNTS, MAX_NESTING, WORKERS_PER_TRIAL, LimitError, check_name, too_deep
 from harness.plugin_sources import PluginError
 from harness.plugins import MODELS, TASKS, load_plugins, make_task, shortcut_models
 from harness.registry import Registry, UnknownNameError
@@ -49,7 +50,7 @@ from harness.tuning.search_space import searched_names
 
 KEYS = ("name", "description", "tasks", "models", "seeds", "splits", "trials", "max_epochs", "concurrency",
         "cpus_per_trial", "gpus_per_trial", "tiny", "shortcuts", "set", "task_set", "model_set", "plugins",
-        "variants")  # fmt: skip
+        "variants", "workers_per_trial")  # fmt: skip
 RESERVED = {"train.max_epochs": "the top-level max_epochs", "train.seed": "the top-level seeds list"}
 SPLIT_KEY = "data.split"
 
@@ -128,6 +129,7 @@ class StudyFile:
     concurrency: int = 1
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
+    workers_per_trial: int = WORKERS_PER_TRIAL
     description: str = ""
     fixed: tuple[Override, ...] = ()
     per_task: Mapping[str, tuple[Override, ...]] = field(default_factory=dict)
@@ -337,7 +339,7 @@ class _Parser:
         values: dict[str, Any] = {"tasks": tasks, "models": models, "seeds": (0,), "plugins": plugins}
         if "seeds" in nodes:
             values["seeds"] = self.seeds(nodes["seeds"])
-        for key in ("trials", "max_epochs", "concurrency"):
+        for key in ("trials", "max_epochs", "concurrency", "workers_per_trial"):
             if key in nodes:
                 values[key] = self.integer(nodes[key], key, key)
         for key in ("cpus_per_trial", "gpus_per_trial"):

@@ -7,7 +7,7 @@ import argparse
 import math
 from pathlib import Path
 
-from harness.limits import ascii_int
+from harness.limits import WORKERS_PER_TRIAL, ascii_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Optuna storage of the cells' searches (default: optuna.db beside a SQLite store)")  # fmt: skip
     p.add_argument("--cells-in-flight", type=ascii_int, default=None, metavar="N",
                    help="cells submitted at once (default: trial slots + 1; 1 = cell after cell)")  # fmt: skip
+    p.add_argument("--workers-per-trial", type=ascii_int, default=None, metavar="N",
+                   help="Ray Train workers per trial and refit of a torch model (default: the study file's "
+                   f"workers_per_trial, else {WORKERS_PER_TRIAL})")  # fmt: skip
     p.add_argument("--no-resume", dest="resume", action="store_false", help="recompute cells that already finished")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--report-dir", type=Path, default=None,
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         output_dir(args.report_dir, "report folder")
 
     result = run_benchmark(args.study, args.ray_address, args.storage, resume=args.resume, progress=args.progress,
-                           cells_in_flight=args.cells_in_flight)  # fmt: skip
+                           cells_in_flight=args.cells_in_flight, workers_per_trial=args.workers_per_trial)  # fmt: skip
     report = write_report(result.experiment, args.report_dir or Path("reports") / result.experiment)
     board = report / "leaderboard.md"
     board.write_text(f"# {result.experiment}\n\n{result.markdown}")

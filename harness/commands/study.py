@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from harness.commands.train import overrides_from
-from harness.limits import ascii_int, check_name
+from harness.limits import WORKERS_PER_TRIAL, ascii_int, check_name
 
 if TYPE_CHECKING:
     from harness.tuning.search import StudyRequest, StudyResult
@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="attach to a Ray cluster (auto, host:port or ray://host:port); default: local Ray")  # fmt: skip
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs reserved per trial (default 1)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial, fractional OK (default 0)")
+    p.add_argument("--workers-per-trial", type=ascii_int, default=WORKERS_PER_TRIAL, metavar="N",
+                   help="Ray Train workers per trial and refit of a torch model, data-parallel, each holding "
+                   f"--cpus-per-trial/--gpus-per-trial (default {WORKERS_PER_TRIAL})")  # fmt: skip
     fixed = "fix a setting: model.*, train.* or data.* (repeatable); fixed settings are not searched"
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=fixed)
     p.add_argument("--sets", default="", metavar="'K=V K=V'", help="several --set items in one string")
@@ -66,6 +69,7 @@ def spec_from(args: argparse.Namespace) -> StudyRequest:
         concurrency=args.concurrency, max_epochs=args.max_epochs, experiment=args.experiment,
         study_name=args.study_name, storage=args.storage, ray_address=args.ray_address,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        workers_per_trial=args.workers_per_trial,
     )  # fmt: skip
 
 

@@ -4,7 +4,7 @@
 workers: gloo on CPU, NCCL on GPU; `harness.training.workers`), every rank builds the same model from the seed,
 walks the same planned batches and trains on its shard of each (`batches.shard`); DDP averages the gradients, so
 the global batch stays `train.batch_size` and the result means the same as with one worker. Every rank scores the
-whole validation split (same weights, so the same early-stopping decisions); rank 0 alone reports.
+whole validation split (same weights, so the same early-stopping decisions); rank 0 alone logs.
 """
 
 from __future__ import annotations

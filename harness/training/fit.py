@@ -87,7 +87,9 @@ def fit(
     """Train `plugin` with hyperparameters `hp` on the train split (`splits`, default the task's own), early-stopping
     on val.
 
-    Calls `report({"epoch", "train_loss", "val_<metric>"...})` after every epoch; restores the best epoch.
+    Calls `report({"epoch", "train_loss", "val_<metric>"...})` after every epoch; restores the best epoch. On
+    several workers every rank calls its own `report` after the same epochs (Ray Train's `report` is a barrier
+    that each rank must reach); rank 0's is the one that logs.
     """
     splits = splits if splits is not None else task.splits()
     seed_everything(cfg.seed)
@@ -99,7 +101,7 @@ def fit(
     rank, world = rank_and_world()
     if world > 1:  # same initial weights on every rank; then each rank draws its own dropout masks
         torch.manual_seed(cfg.seed + rank)
-    return _fit_torch(task, model, cfg, splits, device, report if rank == 0 else None)
+    return _fit_torch(task, model, cfg, splits, device, report)
 
 
 def _fit_sklearn(

@@ -15,6 +15,7 @@ trials on other nodes cannot write to the driver's SQLite file.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import signal
@@ -101,18 +102,36 @@ def require_tracking_server(tracking_uri: str, ray_address: str) -> None:
         )
 
 
-def require_resources(cpus: float, gpus: float) -> None:
-    """ConfigError, before anything is scheduled, unless some alive node of the connected Ray can hold one trial
-    of `cpus` CPUs and `gpus` GPUs (Ray would otherwise wait for such a node forever)."""
+def worker_places(cpus: float, gpus: float) -> int:
+    """How many workers (trials, refits or Ray Train workers) of `cpus` CPUs and `gpus` GPUs the alive nodes of the
+    connected Ray hold at once, summed over the nodes."""
+    import ray
+
+    total = 0
+    for node in (n for n in ray.nodes() if n.get("Alive")):
+        have = node["Resources"]
+        by_cpu = math.floor(have.get("CPU", 0) / cpus + 1e-9)
+        by_gpu = math.floor(have.get("GPU", 0) / gpus + 1e-9) if gpus else by_cpu
+        total += min(by_cpu, by_gpu)
+    return total
+
+
+def require_resources(cpus: float, gpus: float, workers: int = 1) -> None:
+    """ConfigError, before anything is scheduled, unless the connected Ray can hold one trial: `workers` workers
+    of `cpus` CPUs and `gpus` GPUs each (one of them on a node; Ray would otherwise wait for room forever)."""
     import ray
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
-    fits = [n for n in nodes if n["Resources"].get("CPU", 0) >= cpus and n["Resources"].get("GPU", 0) >= gpus]
-    if not fits:
-        have = "; ".join(f"{n['NodeManagerAddress']}: {n['Resources'].get('CPU', 0):g} CPU, "
-                         f"{n['Resources'].get('GPU', 0):g} GPU" for n in nodes)  # fmt: skip
+    have = "; ".join(f"{n['NodeManagerAddress']}: {n['Resources'].get('CPU', 0):g} CPU, "
+                     f"{n['Resources'].get('GPU', 0):g} GPU" for n in nodes) or "none"  # fmt: skip
+    places = worker_places(cpus, gpus)
+    if not places:
         raise ConfigError(f"cpus_per_trial={cpus:g}, gpus_per_trial={gpus:g}: no node of the Ray cluster has that "
-                          f"much (nodes: {have or 'none'}); lower them or add a node that has it")  # fmt: skip
+                          f"much (nodes: {have}); lower them or add a node that has it")  # fmt: skip
+    if places < workers:
+        raise ConfigError(f"workers_per_trial={workers} × (cpus_per_trial={cpus:g}, gpus_per_trial={gpus:g}): the "
+                          f"Ray cluster holds {places} such worker{'s' if places > 1 else ''} at once (nodes: {have});"
+                          " lower workers_per_trial or cpus_per_trial, or add nodes")  # fmt: skip
 
 
 def _loopback(address: str) -> bool:

@@ -9,7 +9,8 @@ Each refit is an MLflow run nested under the cell run (`regbench.kind=refit`, na
 with CIs, predictions, curves, resources and the model. Under `data.split=cv` a refit is what a cross-validated
 `regbench train` run is (`harness.training.cross_validation.fit_and_log_folds`): one fold run per fold nested under
 it, fold mean ± sd and pooled out-of-fold metrics on it; the search then tuned on fold 1's train/val.
-The cell run then carries `seed_summary` of its refits.
+The cell run then carries `seed_summary` of its refits. With `workers_per_trial` > 1 (a torch model) the refit's
+fit runs data-parallel on that many Ray Train workers, rank 0 logging into the refit run (`harness.training.workers`).
 
 Resume: a FINISHED refit of the same study, configuration and seed (tags `study_name`, `regbench.refit_config`,
 `seed`) is reused — moved under the new cell run — instead of trained again.
@@ -18,6 +19,7 @@ Resume: a FINISHED refit of the same study, configuration and seed (tags `study_
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -33,7 +35,8 @@ from harness.tracking import store
 from harness.tracking.run_names import refit_name
 from harness.training.cross_validation import fit_and_log_folds
 from harness.training.run import fit_and_log, load_data, load_task_data, run_tags
-from harness.tuning.trial import Searched, TrialContext, enter_worker, run_request
+from harness.training.workers import log_fit
+from harness.tuning.trial import Searched, TrialContext, enter_worker, on_workers, run_request
 
 REFIT_CONFIG_TAG = "regbench.refit_config"
 
@@ -68,23 +71,28 @@ def run_refit(ctx: TrialContext, searched: Searched, seed: int) -> RefitResult:
 
     start = time.perf_counter()
     enter_worker(ctx.env, ctx.cwd)
-    run = run_request(dataclasses.replace(ctx, seed=seed), searched, progress=False).resolve()
+    request = run_request(dataclasses.replace(ctx, seed=seed), searched, progress=False)
+    run = request.resolve()
     folds = isinstance(run.task, CvTask)  # data.split=cv: the refit is K fold runs and their pooled summary
-    data = None if folds else load_data(run)
+    data = None if folds or ctx.workers > 1 else load_data(run)  # the workers load their own
     digest = load_task_data(run.task)[0] if data is None else data.digest
     node_id = ray.get_runtime_context().get_node_id()
     tags = {**run_tags(run.task, run.plugin.name, seed, digest), "regbench.kind": "refit",
             "study_name": ctx.study_name, "ray_node_id": node_id, "ray_trial_id": tune.get_context().get_trial_id(),
-            REFIT_CONFIG_TAG: refit_config(ctx, searched), **ctx.tags}  # fmt: skip
+            REFIT_CONFIG_TAG: refit_config(ctx, searched), **ctx.tags,
+            **({"workers": ctx.workers} if ctx.workers > 1 else {})}  # fmt: skip
     with store.run(ctx.experiment, refit_name(ctx.cell_name, seed), tags, parent_run_id=ctx.parent_run_id) as log:
-        try:
-            if data is None:
-                fit_and_log_folds(log, run, epoch_metrics=False)
-            else:
-                fit_and_log(log, run, data, epoch_metrics=False)
-        except Exception:
-            log.text(traceback.format_exc(), "error.txt")
-            raise
+        if ctx.workers > 1:  # a failure ends the run FAILED with error.txt there
+            on_workers(ctx, request, log, functools.partial(log_fit, epoch_metrics=False))
+        else:
+            try:
+                if data is None:
+                    fit_and_log_folds(log, run, epoch_metrics=False)
+                else:
+                    fit_and_log(log, run, data, epoch_metrics=False)
+            except Exception:
+                log.text(traceback.format_exc(), "error.txt")
+                raise
         run_id = log.run_id
     return RefitResult(seed, run_id, node_id, {}, time.perf_counter() - start)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -35,7 +36,8 @@ from sqlalchemy.exc import ArgumentError
 
 from harness import paths
 from harness.config import NAMESPACES, ConfigError
-from harness.limits import check_count, check_name
+from harness.data.splits import CvTask
+from harness.limits import WORKERS_PER_TRIAL, check_count, check_name
 from harness.plugins import get_model
 from harness.spec import ModelPlugin, Task
 from harness.tracking import store
@@ -78,8 +80,9 @@ class StudyRequest:
     study_name: str | None = None  # default f"{task}__{model}__s{seed}"
     storage: str | None = None  # Optuna RDB URL; default `study_storage.default_storage()`
     ray_address: str | None = None  # None: local Ray on 127.0.0.1; "auto", "host:port", "ray://host:port": attach
-    cpus_per_trial: float = 1.0
+    cpus_per_trial: float = 1.0  # per Ray Train worker when `workers_per_trial` > 1
     gpus_per_trial: float = 0.0
+    workers_per_trial: int = WORKERS_PER_TRIAL  # data-parallel Ray Train workers per trial and refit (torch models)
     benchmark_run_id: str | None = None  # the benchmark run the cell's parent run is nested under
     run_name: str | None = None  # of the cell's parent run; default "task/model/sSEED"
     tags: Mapping[str, str] = field(default_factory=dict)  # extra tags of the cell's parent run
@@ -129,7 +132,7 @@ def _check_budgets(spec: StudyRequest) -> None:
     for key, (ok, hint) in checks.items():
         if not ok:
             raise ConfigError(f"study {key}={getattr(spec, key)!r} is invalid: must be {hint}")
-    for key in ("trials", "concurrency", "max_epochs"):
+    for key in ("trials", "concurrency", "max_epochs", "workers_per_trial"):
         check_count(key, getattr(spec, key), "study")
     for seed in (spec.seed, *spec.seeds):
         check_count("seed", seed, "study")
@@ -148,6 +151,9 @@ def _resolve(spec: StudyRequest) -> _ResolvedStudy:
     ctx = _context(spec, plugin, parent_run_id="")
     fixed = run_request(ctx, {}, progress=False).resolve()  # validates every fixed setting
     task, plugin = fixed.task, fixed.plugin
+    if spec.workers_per_trial > 1 and plugin.is_torch and isinstance(task, CvTask):
+        raise ConfigError(f"workers_per_trial={spec.workers_per_trial} with data.split=cv: cross-validation runs "
+                          "on one worker")  # fmt: skip
     searched = searched_names(plugin, fixed_for_target(spec.overrides, task.io.target))
     if not searched:
         raise ConfigError(
@@ -182,6 +188,7 @@ def _context(
         max_epochs=spec.max_epochs, threads=max(1, int(spec.cpus_per_trial)), experiment=spec.experiment or spec.name,
         study_name=spec.name,
         parent_run_id=parent_run_id, cwd=str(Path.cwd()), env=env, cell_name=cell, tags=spec.child_tags,
+        workers=spec.workers_per_trial if plugin.is_torch else 1, cpus=spec.cpus_per_trial, gpus=spec.gpus_per_trial,
     )  # fmt: skip
 
 
@@ -271,13 +278,22 @@ def end_orphans(experiment: str, parent_run_id: str, study: optuna.Study, max_ep
 
 
 @contextmanager
+def _connected_run(spec: StudyRequest, cpus: int, experiment: str, run_name: str,
+                   tags: Mapping[str, Any]) -> Iterator[RunLogger]:  # fmt: skip
+    """Ray (`ray_connection`, `cpus` for a local one), then — once it can hold a trial (a study on its own; a
+    benchmark checked its cluster before any run) — the cell run."""
+    with ray_connection(spec.ray_address, cpus):
+        if not spec.trial_service:
+            require_resources(spec.cpus_per_trial, spec.gpus_per_trial, spec.workers_per_trial)
+        with store.run(experiment, run_name, tags, parent_run_id=spec.benchmark_run_id) as log:
+            yield log
+
+
+@contextmanager
 def _service(spec: StudyRequest) -> Iterator[Any]:
-    """The benchmark's `TrialService` (`spec.trial_service`), else one for this study alone, after checking that
-    some node can hold a trial."""
-    if not spec.trial_service:
-        require_resources(spec.cpus_per_trial, spec.gpus_per_trial)
+    """The benchmark's `TrialService` (`spec.trial_service`), else one for this study alone."""
     with trial_service(spec.trial_service, driver_env(), spec.cpus_per_trial, spec.gpus_per_trial,
-                       spec.concurrency, spec.name) as service:  # fmt: skip
+                       spec.concurrency, spec.name, spec.workers_per_trial) as service:  # fmt: skip
         yield service
 
 
@@ -305,15 +321,20 @@ def run_study(spec: StudyRequest) -> StudyResult:
     tags = {**run_tags(resolved.task, resolved.plugin.name, spec.seed, digest), "regbench.kind": "cell",
             "study_name": spec.name, "seeds": ",".join(map(str, seeds)), **spec.tags}  # fmt: skip
     run_name = spec.run_name or cell_name(resolved.task.name, resolved.plugin.name)
-    with store.run(experiment, run_name, tags, parent_run_id=spec.benchmark_run_id) as log:
+    workers = spec.workers_per_trial if resolved.plugin.is_torch else 1
+    if workers < spec.workers_per_trial:
+        print(f"note: {resolved.plugin.name} is not a torch model; its trials and refits run on one worker",
+              file=sys.stderr)  # fmt: skip
+    cpus = max(os.cpu_count() or 1, math.ceil(spec.concurrency * spec.cpus_per_trial))  # a local Ray: N workers
+    # of a trial must fit the machine (refused otherwise), while `concurrency` trials may share its cores
+    with _connected_run(spec, cpus, experiment, run_name, tags) as log:
         log.params({"study.trials": spec.trials, "study.concurrency": spec.concurrency, "study.name": spec.name,
                     "study.searched": ",".join(resolved.searched), "study.resumed_from": n_done,
                     "study.seeds": ",".join(map(str, seeds))})  # fmt: skip
         # the top-level run is open, so the runs of a killed earlier attempt have been ended
         _finish_abandoned_trial_runs(finished, spec.max_epochs)
         ctx = _context(spec, resolved.plugin, log.run_id, run_name, resolved.task.io.target)
-        cpus = max(os.cpu_count() or 1, math.ceil(spec.concurrency * spec.cpus_per_trial))
-        with ray_connection(spec.ray_address, cpus), _service(spec) as service:
+        with _service(spec) as service:
             retried = 0
             try:
                 if n_new:

@@ -9,12 +9,20 @@ placement group per trial, placed by Ray on any node with room), and Tune gives 
 process a finished trial leaves. Tune keeps idle processes only for pending trials (and one more), so a benchmark
 keeps its processes warm while cells are queued, and a cell after an idle pause may start one afresh.
 
+With `workers_per_trial` > 1 a torch model's trial or refit is a Ray Train driver (`harness.tuning.trial`): its
+Ray Train workers hold `cpus_per_trial`/`gpus_per_trial` each, and the Tune trial itself holds no CPU, only
+`DRIVER_BUNDLE` (Tune places no trial without some resource). Tune then runs at most as many trials at once as the
+cluster has room for (`max_concurrent_trials`, Ray's advice for Train inside Tune) and starts a fresh process per
+trial (`reuse_actors` off): the process of a trial that ASHA stops is ended, and its Train run with it, which a
+reused process would keep waiting on. sklearn models' trials still hold `cpus_per_trial`/`gpus_per_trial`.
+
 `regbench study` starts a service for its one study (`trial_service`). Its owner closes it (`closing_service`):
 Tune then stops its trial actors and removes their placement groups.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -27,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ray import tune
+from ray.tune import PlacementGroupFactory
 
 from harness.tracking import store
 from harness.tuning.jobs import (
@@ -42,10 +51,11 @@ from harness.tuning.jobs import (
 )
 from harness.tuning.ray_connection import ray_dir
 from harness.tuning.refit import run_refit
-from harness.tuning.trial import enter_worker, run_trial
+from harness.tuning.trial import TRAIN_RUN, WorkerLostError, enter_worker, run_trial
 
 INTERRUPT_GRACE_S = 1.0  # seconds Tune gets to stop its trials when the driver is interrupted
 TRIAL_MAX_FAILURES = 2  # times Tune starts a trial or refit again whose worker died (an error in it is not retried)
+DRIVER_BUNDLE = {"memory": 256 * 2**20}  # a Ray Train driver trial's own bundle (bytes): no CPU, about its process
 
 
 class TrialServiceError(RuntimeError):
@@ -59,12 +69,16 @@ def run_call(config: dict[str, Any]) -> None:
     if call.seed is None:
         try:
             run_trial({k: v for k, v in config.items() if k != JOB}, call.ctx)
+        except WorkerLostError:
+            raise  # Tune starts the trial again, as when its own process died
         except Exception as err:  # reported, not raised: Tune retries only a trial whose worker died
             traceback.print_exc()  # to the trial's Ray log (its run holds error.txt)
             tune.report({TRIAL_ERROR: f"{type(err).__name__}: {err}".splitlines()[0][:500]})
         return
     try:
         result = run_refit(call.ctx, call.searched or {}, call.seed)
+    except WorkerLostError:
+        raise
     except Exception as err:
         traceback.print_exc()  # to the trial's Ray log
         tune.report({"refit_error": f"{type(err).__name__}: {err}".splitlines()[0][:500]})
@@ -88,6 +102,41 @@ class _CountRetries(tune.Callback):
         self._searcher.on_trial_recover(trial.trial_id)
 
 
+class _ReleaseTrainPlacementGroups(tune.Callback):
+    """Removes the placement group of a Ray Train run whose Tune trial (its driver) has ended. Ray Train removes it
+    itself when its run ends, and otherwise (its controller gone with the trial process that ASHA stopped) through
+    its `PlacementGroupCleaner`, which needs Ray's state API: a Ray installed without the dashboard's modules (as
+    here) has none, and the group would hold its CPUs until the benchmark ends. So once the trial's process is gone
+    (Ray's actor table), its group is removed unless already so."""
+
+    def __init__(self) -> None:
+        self._ended: dict[str, str] = {}  # placement group id → the ended trial's actor id
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._note(trial)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._note(trial)
+
+    def _note(self, trial: Any) -> None:
+        driver, _, group = str((trial.last_result or {}).get(TRAIN_RUN, "")).partition("/")
+        if group:
+            self._ended[group] = driver
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        import ray
+        from ray._private.state import actors  # Ray's actor table, from its GCS (no state API)
+        from ray.util.placement_group import PlacementGroup
+
+        for group, driver in list(self._ended.items()):
+            if driver and actors(driver).get("State") != "DEAD":
+                continue
+            placement = PlacementGroup(ray.PlacementGroupID(bytes.fromhex(group)))
+            if ray.util.placement_group_table(placement).get("state") not in (None, "REMOVED"):
+                ray.util.remove_placement_group(placement)
+            del self._ended[group]
+
+
 class _StopAll(tune.Stopper):
     """Ends the Tune run when told (`stopping`): Tune then stops its trial actors and removes their placement
     groups, which killing the service would leave holding their CPUs for the rest of the Ray job."""
@@ -105,15 +154,20 @@ class _StopAll(tune.Stopper):
 class TrialService:
     """The Ray actor that runs the benchmark's one `Tuner` in a thread and takes jobs from the cells."""
 
-    def __init__(self, env: Mapping[str, str], cwd: str, cpus: float, gpus: float, slots: int, name: str) -> None:
+    def __init__(self, env: Mapping[str, str], cwd: str, cpus: float, gpus: float, slots: int, name: str,
+                 workers: int = 1) -> None:  # fmt: skip
         enter_worker(env, cwd)
         os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max(1, slots))  # one pending trial per slot, not one in all
         self._searcher, self._scheduler, self._stopper = JobSearcher(), JobScheduler(), _StopAll()
         self._error = ""
         tuner = tune.Tuner(
-            tune.with_resources(run_call, {"cpu": cpus, "gpu": gpus}),
+            tune.with_resources(run_call, functools.partial(trial_resources, cpus, gpus)),
             tune_config=tune.TuneConfig(
-                search_alg=self._searcher, scheduler=self._scheduler, num_samples=-1, reuse_actors=True
+                search_alg=self._searcher,
+                scheduler=self._scheduler,
+                num_samples=-1,
+                reuse_actors=workers == 1,
+                max_concurrent_trials=max(1, slots) if workers > 1 else None,
             ),
             run_config=tune.RunConfig(
                 name=name,
@@ -121,7 +175,7 @@ class TrialService:
                 stop=self._stopper,
                 verbose=0,
                 failure_config=tune.FailureConfig(max_failures=TRIAL_MAX_FAILURES),
-                callbacks=[_CountRetries(self._searcher)],
+                callbacks=[_CountRetries(self._searcher), _ReleaseTrainPlacementGroups()],
             ),
         )
         logging.getLogger("ray.tune.analysis.experiment_analysis").addFilter(_no_result_files_notice)
@@ -156,14 +210,24 @@ class TrialService:
         self._thread.join(timeout_s)
 
 
-def start_service(env: Mapping[str, str], cpus: float, gpus: float, slots: int, label: str) -> tuple[str, Any]:
-    """A new `TrialService` actor (zero CPUs, owned by this process) for `slots` trials at once: its name (for
-    `service_named` in other workers of the job) and handle."""
+def trial_resources(cpus: float, gpus: float, config: Mapping[str, Any]) -> PlacementGroupFactory:
+    """What one trial or refit holds: `cpus`/`gpus`, or only `DRIVER_BUNDLE` when it drives Ray Train workers."""
+    call: TrialCall = config[JOB]
+    if call.ctx.workers > 1:
+        return PlacementGroupFactory([DRIVER_BUNDLE])
+    return PlacementGroupFactory([{"CPU": cpus, "GPU": gpus}])
+
+
+def start_service(env: Mapping[str, str], cpus: float, gpus: float, slots: int, label: str,
+                  workers: int = 1) -> tuple[str, Any]:  # fmt: skip
+    """A new `TrialService` actor (zero CPUs, owned by this process) for `slots` trials at once, each of `workers`
+    Ray Train workers (torch models): its name (for `service_named` in other workers of the job) and handle."""
     import ray
 
     name = f"regbench-trials-{uuid.uuid4().hex[:8]}"
     remote = ray.remote(TrialService).options(name=name, num_cpus=0, max_concurrency=256, max_restarts=0)
-    return name, remote.remote(env, str(Path.cwd()), cpus, gpus, slots, f"{label}-{time.strftime('%Y%m%d-%H%M%S')}")
+    label = f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return name, remote.remote(env, str(Path.cwd()), cpus, gpus, slots, label, workers)
 
 
 def service_named(name: str) -> Any:
@@ -174,12 +238,12 @@ def service_named(name: str) -> Any:
 
 @contextmanager
 def trial_service(name: str | None, env: Mapping[str, str], cpus: float, gpus: float, slots: int,
-                  label: str) -> Iterator[Any]:  # fmt: skip
+                  label: str, workers: int = 1) -> Iterator[Any]:  # fmt: skip
     """The service called `name` (a benchmark's), else a new one for this study, closed on the way out."""
     if name:
         yield service_named(name)
         return
-    _, handle = start_service(env, cpus, gpus, slots, label)
+    _, handle = start_service(env, cpus, gpus, slots, label, workers)
     with closing_service(handle):
         yield handle
 
