@@ -11,19 +11,23 @@ sequence models and a feature-table model (which cannot run on a sequence task) 
 
 Asserted: no run is FAILED; `regbench benchmark` prints one `MLflow UI: <command>, then open <address>` line whose
 command serves the store in use and whose address names `workflowType=machine_learning`; that address, in a fresh
-browser at 1366×768, shows every task's winner (model) and its score [CI] as the summary printed them, inside the
-first viewport and not covered by MLflow's side panels (`winners.png`); at 1600×1000 it opens the model-training
-Runs page (side nav "Runs" / "Models", no GenAI "Overview") in the saved view "regbench winners"; the benchmark
-run's page shows the winners and the leaderboard of its description and the link to the "regbench leaderboard"
-view; a cell run's page lists `test_primary`; the benchmark's `report.html` shows its header and leaderboard and
-fits a 1366 px laptop screen without sideways scrolling. The mlflow ui listens on the first free port of 5300-5399.
+browser (so with MLflow's Assistant panel open, as a first visit opens it) at 1366×768 and at 1440×900, shows every
+task's winner (its run, `model · task`) and, on its row, its score with the 95% CI (`auroc 0.710 [0.522, 0.874]`)
+and the models tied with it, as the summary printed them: each text whole (not cut off) inside the first viewport
+and not covered by MLflow's side panels (`winners.png`, `winners_1440.png`); at 1600×1000 it opens the
+model-training Runs page (side nav "Runs" / "Models", no GenAI "Overview") in the saved view "regbench winners"; the
+benchmark run's page shows the winners and the leaderboard of its description and the link to the "regbench
+leaderboard" view; a cell run's page lists `test_primary`; the benchmark's `report.html` shows its header and
+leaderboard and fits a 1366 px laptop screen without sideways scrolling. The mlflow ui listens on the first free
+port of 5300-5399.
 Reported, not asserted: where the plain experiment address (what the experiments list links to) lands in a fresh
 browser, and again after the printed address was opened, with the browser's localStorage `mlflow.workflowType`:
 MLflow 3.17 sends it to the GenAI overview whatever the experiment's kind tag, until the sidebar's "Model training"
 toggle is once clicked in that browser (see `store.leaderboard_link`); whether the cell run's page names its logged
 model `<task>__<model>`.
-Screenshots in --out: `winners.png` (1366×768, the first screen), `experiment_default.png`, `experiment.png`,
-`benchmark_run.png`, `cell_run.png`, `report_top.png` (the laptop viewport), `report.png` (the whole page).
+Screenshots in --out: `winners.png` (1366×768, the first screen), `winners_1440.png`, `experiment_default.png`,
+`experiment.png`, `benchmark_run.png`, `cell_run.png`, `report_top.png` (the laptop viewport), `report.png` (the
+whole page).
 """
 
 from __future__ import annotations
@@ -74,10 +78,10 @@ def free_port(first: int = 5300, last: int = 5399) -> int:
     raise RuntimeError(f"no free port in {first}-{last}")
 
 
-def run_benchmark(work: Path) -> tuple[str, str, str, str, str, dict[str, str]]:
+def run_benchmark(work: Path) -> tuple[str, str, str, str, str, dict[str, tuple[str, str, str]]]:
     """Run the study in `work` as a user would (`regbench benchmark`); returns (experiment id, benchmark run id,
-    the id of a finished cell run, the `mlflow ui` command and the UI address it printed, and the winner's
-    score per task from its summary lines)."""
+    the id of a finished cell run, the `mlflow ui` command and the UI address it printed, and per task the
+    winner, its score and the models tied with it from its summary lines)."""
     (work / "ui-check.yaml").write_text(STUDY)
     done = subprocess.run([sys.executable, "-m", "harness.cli", "benchmark", "--study", "ui-check.yaml"], cwd=work,
                           check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
@@ -87,11 +91,11 @@ def run_benchmark(work: Path) -> tuple[str, str, str, str, str, dict[str, str]]:
     assert len(printed) == 1, "regbench benchmark printed no `MLflow UI: <command>, then open <address>` line"
     command, address = printed[0].removeprefix("MLflow UI: ").split(", then open ")
     assert "workflowType=machine_learning" in address, address
-    winners = {}  # task → "model|score" as the summary prints them: "  task  model  metric 0.812 [0.7, 0.9]  (tied …"
+    winners = {}  # task → (model, score, tied) from "  task  model  auroc 0.812 [0.7, 0.9]  (tied with 2: a, b)"
     for line in done.stdout.splitlines():
-        found = re.match(r"  (\S+)\s+(\S+)  \w+ (\S+ \[[^]]+\])", line)
+        found = re.match(r"  (\S+)\s+(\S+)  (\w+ \S+ \[[^]]+\])(?:  \(tied with \d+: ([^)]+)\))?", line)
         if found:
-            winners[found[1]] = f"{found[2]}|{found[3]}"
+            winners[found[1]] = (found[2], found[3], found[4] or "—")
     assert len(winners) == 3, done.stdout
     sys.path.insert(0, str(ROOT))
     from harness.tracking import store
@@ -122,60 +126,62 @@ def start_ui(command: str, port: int, work: Path) -> subprocess.Popen:
     raise RuntimeError(f"mlflow ui did not answer on port {port} within 90 s; see {work / 'mlflow_ui.log'}")
 
 
-def _visible(page: object, cells: object, row_y: float | None = None) -> dict | None:
-    """The box of one of `cells` (a locator; on the row at height `row_y` if given) that lies wholly inside the
-    viewport and is the topmost element at its centre (not under a side panel), else None."""
-    size = page.viewport_size  # type: ignore[attr-defined]
+SHOWN = """(el) => {
+    const r = document.createRange(); r.selectNodeContents(el); const b = r.getBoundingClientRect();
+    const y = b.top + b.height / 2;
+    const hit = (x) => { const e = document.elementFromPoint(x, y); return e !== null && el.contains(e); };
+    const inside = b.width > 0 && b.left >= 0 && b.top >= 0 && b.right <= innerWidth && b.bottom <= innerHeight;
+    return {y, shown: inside && hit(b.left + 1) && hit(b.right - 1)};
+}"""  # the box of an element's text; shown: wholly in the viewport, its first and last pixels not under another
+
+
+def _shown(cells: object, row_y: float | None = None) -> bool:
+    """Whether one of `cells` (a locator; on the row at height `row_y` if given) has its whole text on screen:
+    inside the viewport, not cut off by its column and not under a side panel."""
     for cell in cells.all():  # type: ignore[attr-defined]
-        box = cell.bounding_box()
-        if box is None or (row_y is not None and abs(box["y"] + box["height"] / 2 - row_y) > 8):
-            continue
-        inside = box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= size["width"] and \
-            box["y"] + box["height"] <= size["height"]  # fmt: skip
-        centre = [box["x"] + min(box["width"] / 2, 20), box["y"] + box["height"] / 2]
-        on_top = page.evaluate("([x, y]) => document.elementFromPoint(x, y)?.innerText ?? ''", centre)  # type: ignore[attr-defined]
-        if inside and cell.inner_text().strip() in on_top:
-            return box
-    return None
+        box = cell.evaluate(SHOWN)
+        if box["shown"] and (row_y is None or abs(box["y"] - row_y) <= 8):
+            return True
+    return False
 
 
-def check_winners(browser: object, base: str, printed: str, winners: dict[str, str], out: Path) -> list[str]:
-    """The printed address at 1366×768 in a fresh browser: on the first screen (no scrolling), left of MLflow's
-    side panel, every task's winner (its run, `model · task`) and, on its row, its score and 95% CI bounds as the
-    summary printed them (the rounded `store.DISPLAY_METRICS`); saves `winners.png`."""
+def check_winners(browser: object, base: str, printed: str, winners: dict[str, tuple[str, str, str]], out: Path,
+                  size: tuple[int, int], picture: str) -> list[str]:  # fmt: skip
+    """The printed address at `size` in a fresh browser: on the first screen (no scrolling), left of MLflow's
+    Assistant panel, every task's winner (its run, `model · task`) and, on its row, its score with CI and the
+    models tied with it as the summary printed them (`regbench.score`, `regbench.tied_with`); saves `picture`."""
     from playwright.sync_api import expect
 
     from harness.tracking import store
     from harness.tracking.run_names import cell_name
 
-    page = browser.new_page(viewport={"width": 1366, "height": 768})  # type: ignore[attr-defined]
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})  # type: ignore[attr-defined]
     page.set_default_timeout(60_000)
     page.goto(base + printed.removeprefix(store.UI_ADDRESS))
     expect(page.get_by_text("regbench winners").first).to_be_visible()
     seen = []
-    first = next(iter(winners))
-    expect(page.get_by_role("link", name=cell_name(first, winners[first].split("|")[0])).first).to_be_visible()
+    first, (model, _, _) = next(iter(winners.items()))
+    expect(page.get_by_role("link", name=cell_name(first, model)).first).to_be_visible()
     page.wait_for_timeout(1500)
-    page.screenshot(path=str(out / "winners.png"))  # before the checks: a miss leaves its picture
-    for task, value in winners.items():
-        model, score = value.split("|")
-        run = _visible(page, page.get_by_role("link", name=cell_name(task, model), exact=True))
-        assert run is not None, f"the winner {cell_name(task, model)} is not on the first 1366×768 screen"
-        row_y = run["y"] + run["height"] / 2  # MLflow draws pinned and scrolling columns as separate rows
-        for number in re.findall(r"[\d.]+", score):
-            text = str(round(float(number), 3))
-            box = _visible(page, page.get_by_role("gridcell", name=text, exact=True), row_y)
-            assert box is not None, f"{text} ({task}: {score}) is not on its row of the first 1366×768 screen"
-        seen.append(f"1366×768 first viewport: {task}: {model} {score}")
+    page.screenshot(path=str(out / picture))  # before the checks: a miss leaves its picture
+    where = f"{size[0]}×{size[1]}"
+    for task, (model, score, tied) in winners.items():
+        run = page.get_by_role("link", name=cell_name(task, model), exact=True)
+        rows = [box["y"] for box in (cell.evaluate(SHOWN) for cell in run.all()) if box["shown"]]
+        assert rows, f"the winner {cell_name(task, model)} is not whole on the first {where} screen"
+        for text in (score, tied):
+            cells = page.get_by_role("gridcell", name=text, exact=True)
+            assert _shown(cells, rows[0]), f"{text!r} ({task}) is not whole on its row of the first {where} screen"
+        seen.append(f"{where} first viewport: {task}: {model} {score}, tied with {tied}")
     page.close()
     return seen
 
 
-def check_pages(base: str, ids: tuple[str, str, str], printed: str, winners: dict[str, str], out: Path,
-                report: Path) -> list[str]:  # fmt: skip
+def check_pages(base: str, ids: tuple[str, str, str], printed: str, winners: dict[str, tuple[str, str, str]],
+                out: Path, report: Path) -> list[str]:  # fmt: skip
     """Visit the pages in a fresh browser profile, save screenshots, return what was seen (raises AssertionError
     on a miss). `ids`: the experiment, the benchmark run, a cell run; `printed`: the UI address regbench printed;
-    `winners`: task → "model|score" from its summary."""
+    `winners`: task → (winner, score, tied) from its summary."""
     from playwright.sync_api import expect, sync_playwright
 
     sys.path.insert(0, str(ROOT))
@@ -187,7 +193,8 @@ def check_pages(base: str, ids: tuple[str, str, str], printed: str, winners: dic
     expect.set_options(timeout=60_000)  # a busy machine's mlflow ui can take more than expect's default 5 s
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        seen += check_winners(browser, base, printed, winners, out)
+        seen += check_winners(browser, base, printed, winners, out, (1366, 768), "winners.png")
+        seen += check_winners(browser, base, printed, winners, out, (1440, 900), "winners_1440.png")
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.set_default_timeout(60_000)
 
@@ -200,12 +207,12 @@ def check_pages(base: str, ids: tuple[str, str, str], printed: str, winners: dic
 
         assert printed.startswith(store.UI_ADDRESS), printed
         page.goto(base + printed.removeprefix(store.UI_ADDRESS))  # what `regbench benchmark` printed
-        expect(page.get_by_role("columnheader", name=store.DISPLAY_METRICS[0]).first).to_be_visible()
+        expect(page.get_by_role("columnheader", name=store.SCORE_TAG).first).to_be_visible()
         expect(page.get_by_text("regbench winners").first).to_be_visible()
         expect(page.get_by_text("Models", exact=True).first).to_be_visible()  # the model-training side nav
         assert page.get_by_text("Overview", exact=True).count() == 0, "the GenAI side nav is shown"
         assert f"/experiments/{experiment}/runs?" in page.url, page.url
-        seen += [f"printed address: {page.url.removeprefix(base)[:90]}..., Training runs with {store.DISPLAY_METRICS}"]
+        seen += [f"printed address: {page.url.removeprefix(base)[:90]}..., Training runs with {store.SCORE_TAG}"]
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "experiment.png"))
 

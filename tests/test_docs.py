@@ -6,7 +6,8 @@ Command examples are the fenced `bash` blocks of README.md and docs/**/*.md. Eac
 one `bash -e` shell (so a variable set in one block is seen by the next) in a fresh temporary folder, with its own
 MLflow store (`mlflow.db` there), caches and Ray folder, the venv's programs first on PATH (the README activates
 the venv) and `REGBENCH_DATA` as the environment gives it. Blocks that cannot run in a test (set-up, servers,
-multi-minute jobs) are `console` blocks whose first line says why: `# not run by tests: <reason>`.
+multi-minute jobs) are `console` blocks whose first line says why: `# not run by tests: <reason>`. What the
+README's and the tutorials' commands leave in the folder must be ignored by git (they are run in a clone).
 """
 
 from __future__ import annotations
@@ -67,3 +68,9 @@ def test_command_examples_run_as_written(page: Path, tmp_path: Path) -> None:
     subprocess.run(["rm", "-rf", ray_tmp], check=False)
     assert done.returncode == 0, f"{page.name}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    if page == ROOT / "README.md" or page.parent.name == "tutorials":  # run in a clone, what they leave is ignored
+        ours = Path(env["REGBENCH_CACHE"])  # conftest's cache folder, not the reader's
+        left = [f"{p.name}/" if p.is_dir() else p.name for p in tmp_path.iterdir() if p != ours]
+        ignored = subprocess.run(["git", "check-ignore", "--no-index", *left], cwd=ROOT, capture_output=True,
+                                 text=True).stdout.split()  # fmt: skip
+        assert sorted(set(left) - set(ignored)) == [], f"{page.name}: outputs that .gitignore does not ignore"

@@ -39,12 +39,18 @@ def test_experiments_are_model_training_experiments(tracking_uri: str) -> None:
         view = json.loads(c.get_experiment(experiment).tags[view_tag])
         state = json.loads(view["state"])
         assert view["name"] == "regbench leaderboard" and state["orderByKey"] == f"tags.`{store.ORDER_TAG}`"
-        assert state["selectedColumns"][:3] == ["tags.`task`", f"tags.`{store.RANK_TAG}`", "tags.`model`"]
+        assert state["selectedColumns"][:3] == [f"tags.`{store.RANK_TAG}`", f"tags.`{store.SCORE_TAG}`", "tags.`model`"]
         assert state["orderByAsc"] and state["searchFilter"] == f"tags.`{store.RANK_TAG}` LIKE '%'"
         assert not any(c.startswith("attributes.") for c in state["selectedColumns"])
     winners_tag = store.SHARED_VIEW_PREFIX + store.WINNERS_VIEW
     winners = json.loads(json.loads(c.get_experiment(old).tags[winners_tag])["state"])
     assert winners["searchFilter"] == f"tags.`{store.WINNER_TAG}` = 'yes'"
+    # beside the pinned run name and date: the score and the ties, then the rest; Duration moved out of their way
+    shown = [f"tags.`{store.SCORE_TAG}`", f"tags.`{store.TIED_TAG}`", "tags.`task`"]
+    assert winners["columnOrder"] == ["attributes.`Run Name`", "runDateAndNestInfo", *shown, "duration"]
+    # at 1366 px with the Assistant panel open the grid spans x = 222..985 and its checkbox column is 73 px wide:
+    # the ties start at least 150 px (two model names) left of the panel (bench/ui_check.py looks at the page)
+    assert 222 + 73 + sum(winners["columnWidths"][k] for k in winners["columnOrder"][:3]) <= 985 - 150
     outdated = json.loads(c.get_experiment(old).tags[winners_tag]) | {"state": "{}"}  # an earlier regbench's view
     c.set_experiment_tag(old, winners_tag, json.dumps(outdated))
     c.set_experiment_tag(old, view_tag, "edited in the UI")

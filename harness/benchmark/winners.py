@@ -4,11 +4,11 @@ description and the MLflow UI's saved views.
 `winners(board)` reads a ranked leaderboard (`harness.benchmark.leaderboard.ranked`): per task × split protocol its
 first scored row (rank 1, the best mean primary score), the models the paired tests cannot tell from it (`1=`), and
 how many cells failed. `mark_board` writes the board onto the cell runs as display values (rounded, so the UI
-never shows raw floats): tags `regbench.rank` and `regbench.score` on every cell of the latest board, with the score
-and its CI bounds as metrics rounded to 3 decimals (`store.DISPLAY_METRICS`, shown before any tag column),
-`regbench.winner` on each task's winner with `regbench.tied_with`, and `regbench.board_order` (task, then position)
-that the saved views sort by; the tags are removed from every other cell run of the experiment, so the views show
-each cell once, the latest (`harness.tracking.store.leaderboard_view`).
+never shows raw floats): tags `regbench.rank` and `regbench.score` (`auroc 0.846 [0.813, 0.874]`, as the summary
+line reads) on every cell of the latest board, `regbench.winner` on each task's winner with `regbench.tied_with`,
+and `regbench.board_order` (task, then position) that the saved views sort by; the tags are removed from every
+other cell run of the experiment, so the views show each cell once, the latest
+(`harness.tracking.store.leaderboard_view`).
 """
 
 from __future__ import annotations
@@ -106,7 +106,8 @@ def mark_board(experiment: str, board: pd.DataFrame, runs: pd.DataFrame, cells: 
         ok = row.status == "ok"
         score = score_text(row.test_primary, row.test_primary_ci_low, row.test_primary_ci_high, row.test_primary_sd,
                            int(row.n_seeds))  # fmt: skip
-        tags = {RANK_TAG: row.group if ok else row.status, SCORE_TAG: score if ok else row.status,
+        score = f"{row.primary_metric} {score}" if ok else row.status
+        tags = {RANK_TAG: row.group if ok else row.status, SCORE_TAG: score,
                 ORDER_TAG: f"{label} {position:03d}"}  # fmt: skip
         winner = best.get((row.task, row.split_protocol))
         if winner is not None and winner.model == row.model and ok:
@@ -114,10 +115,6 @@ def mark_board(experiment: str, board: pd.DataFrame, runs: pd.DataFrame, cells: 
         else:
             _delete_tags(run_id, (WINNER_TAG, TIED_TAG))
         store.set_tags(run_id, tags)
-        if ok:
-            values = (row.test_primary, row.test_primary_ci_low, row.test_primary_ci_high)
-            shown = {m: round(float(v), 3) for m, v in zip(store.DISPLAY_METRICS, values, strict=True) if pd.notna(v)}
-            store.ClientRun(run_id).metrics(shown)
         marked.add(run_id)
     stale = store.search_runs(experiment, f"tags.`regbench.kind` = 'cell' AND tags.`{RANK_TAG}` != ''")
     for run_id in [] if stale.empty else set(stale["run_id"]) - marked:
