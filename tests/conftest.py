@@ -1,10 +1,16 @@
-"""Shared fixtures: a temporary SQLite MLflow store, temp caches, the real-data root, a device."""
+"""Shared fixtures: a temporary SQLite MLflow store, temp caches, the real-data root, a device; helpers for tests
+that start servers on loopback (`free_port`, `wait_http`)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,3 +103,34 @@ def rng() -> np.random.Generator:
 def random_seqs(rng: np.random.Generator, n: int, length: int) -> list[str]:
     """Seeded random ACGT strings."""
     return ["".join(rng.choice(list("ACGT"), size=length)) for _ in range(n)]
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(
+    url: str, timeout_s: float, *, any_status: bool = False, server: subprocess.Popen | None = None,
+    log: Path | None = None,
+) -> None:  # fmt: skip
+    """Return once `url` answers with success (or with any HTTP status, e.g. 401, when `any_status`); raise a
+    TimeoutError, with the tail of the server's `log`, after `timeout_s` or as soon as `server` has exited."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            if any_status:
+                return
+        except OSError:
+            pass
+        exited = server is not None and server.poll() is not None
+        if exited or time.monotonic() > deadline:
+            tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
+            why = "its server exited" if exited else f"no answer within {timeout_s} s"
+            raise TimeoutError(f"{url}: {why}\n{tail}")
+        time.sleep(0.5)

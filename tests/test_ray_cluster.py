@@ -10,12 +10,10 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,18 +22,13 @@ from mlflow.tracking import MlflowClient
 
 from harness.tracking import store
 from harness.tuning.ray_connection import LOOPBACK_ONLY
+from tests.conftest import free_port, wait_http
 from tests.outside_plugin import write_model
 
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 TINY = {"model.k": 3, "model.d_model": 16, "model.head_dim": 16, "model.pos_encoding": "none", "data.n": 200}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pids_naming(text: str) -> list[int]:
@@ -65,18 +58,6 @@ def _start(cmd: list[str], env: dict[str, str]) -> None:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
 
 
-def _wait_http(url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout_s} s")
-
-
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A head and a worker node (1 CPU each) and an MLflow server; yields the Ray address."""
@@ -90,7 +71,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.delenv(LOOPBACK_ONLY, raising=False)
     for key, value in ray_env.items():
         monkeypatch.setenv(key, value)
-    port, mlflow_port = _free_port(), _free_port()
+    port, mlflow_port = free_port(), free_port()
     address = f"127.0.0.1:{port}"
     server = subprocess.Popen(
         [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db", "--artifacts-destination",
@@ -101,7 +82,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     try:
         _start([*ray_start, "--head", f"--port={port}", f"--temp-dir={tmp}", "--include-dashboard=false"], env)
         _start([*ray_start, f"--address={address}"], env)
-        _wait_http(f"http://127.0.0.1:{mlflow_port}/health", 60)
+        wait_http(f"http://127.0.0.1:{mlflow_port}/health", 60)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{mlflow_port}")
         yield address
     finally:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,15 +16,10 @@ from mlflow.exceptions import MlflowException
 
 from harness.cli import main
 from harness.tracking import store
+from tests.conftest import free_port, wait_http
 
 pytestmark = pytest.mark.slow
 TASK = "enhancers.synthetic"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _post(url: str, rows: list[dict]) -> tuple[int, dict]:
@@ -56,21 +49,14 @@ def test_wrong_length_gets_400_with_the_cause(tmp_path: Path, capsys: pytest.Cap
         model.predict([{"sequence": "ACGTACGT"}])
     assert e.value.error_code == "INVALID_PARAMETER_VALUE"
 
-    port = _free_port()
+    port = free_port()
     mlflow_bin = str(Path(sys.executable).parent / "mlflow")
     argv = [mlflow_bin, "models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
     log = (tmp_path / "serve.log").open("w")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # the activated venv
     server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5)
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-                time.sleep(1)
+        wait_http(f"http://127.0.0.1:{port}/ping", 180, server=server, log=tmp_path / "serve.log")
         url = f"http://127.0.0.1:{port}/invocations"
         status, answer = _post(url, [{"sequence": "ACGT" * 25}])
         assert status == 200 and len(answer["predictions"]) == 1, answer

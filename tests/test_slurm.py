@@ -22,6 +22,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import free_port
+
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
@@ -85,12 +87,6 @@ def _require_slurm() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _stop(pids: list[int]) -> None:
@@ -179,8 +175,8 @@ def slurm() -> Iterator[Slurm]:
         auth_info = f"AuthInfo=socket={sock}"
     host = socket.gethostname().split(".")[0]
     conf = folder / "slurm.conf"
-    conf.write_text(CONF.format(host=host, auth_info=auth_info, dir=folder, ctld_port=_free_port(),
-                                d_port=_free_port(), first_job=random.randint(10_000, 9_000_000),
+    conf.write_text(CONF.format(host=host, auth_info=auth_info, dir=folder, ctld_port=free_port(),
+                                d_port=free_port(), first_job=random.randint(10_000, 9_000_000),
                                 kill_wait=KILL_WAIT, cpus=os.cpu_count() or 2))  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "SLURM_"))}
     env |= {"SLURM_CONF": str(conf), "PATH": f"{BIN}:{SBIN}", "RAY_USAGE_STATS_ENABLED": "0"}

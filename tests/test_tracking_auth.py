@@ -7,39 +7,18 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import free_port, wait_http
+
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except urllib.error.HTTPError:
-            return  # answering (401 is an answer)
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout_s} s")
 
 
 def test_basic_auth_server_refuses_anonymous_clients(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,7 +26,7 @@ def test_basic_auth_server_refuses_anonymous_clients(tmp_path: Path, monkeypatch
     config.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{tmp_path}/auth.db\n"
                       "admin_username = admin\nadmin_password = s3cret-Passw0rd\n"
                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")  # fmt: skip
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
     env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
     env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secrets.token_hex(16)  # the app's CSRF key, required
@@ -59,7 +38,7 @@ def test_basic_auth_server_refuses_anonymous_clients(tmp_path: Path, monkeypatch
     )  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
     try:
-        _wait(f"{uri}/health", 90)
+        wait_http(f"{uri}/health", 90, any_status=True)
         for user in (None, ("admin", "wrong")):
             monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
             monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
