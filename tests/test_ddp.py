@@ -19,7 +19,7 @@ from harness.tracking import store
 from harness.training.batches import PlannedBatch, shard
 from harness.training.run import RunRequest, train_run
 from harness.training.workers import train_run_on_workers
-from tests.test_faults import kill_during_a_trial
+from tests.test_faults import kill_during_a_trial, train_workers
 
 TINY = {"k": 3, "d_model": 16, "ff_mult": 2, "head_dim": 16, "n_layers": 1, "dropout": 0.0}
 
@@ -65,6 +65,10 @@ def test_two_workers_train_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert len(losses_one) == len(losses_two) == 3
     np.testing.assert_allclose(losses_two, losses_one, rtol=1e-5)
     assert len(_history(two, "data_wait_fraction")) == 3  # one row per epoch: rank 0's reports only
+    rss_max, rss_all = _history(two, "peak_rss_mb_max_rank"), _history(two, "peak_rss_mb_all_ranks")
+    assert len(rss_max) == len(rss_all) == 3 and all(m < a <= 2 * m for m, a in zip(rss_max, rss_all, strict=True))
+    assert len(_history(two, "data_wait_fraction_max_rank")) == 3
+    assert not _history(one, "peak_rss_mb_all_ranks")  # one worker: its own peak_rss_mb says it all
     weights_one, weights_two = store.load_model(one, "torch").state_dict(), store.load_model(two, "torch").state_dict()
     assert weights_one.keys() == weights_two.keys()
     for name, value in weights_one.items():
@@ -96,20 +100,6 @@ model_set:
 """
 
 
-def _train_workers(ray_tmp: str) -> list[int]:
-    """PIDs of the Ray Train workers of the Ray whose files are in `ray_tmp` (its processes inherit RAY_TMPDIR)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"RayTrainWorker" in cmdline and f"RAY_TMPDIR={ray_tmp}".encode() in environ:
-            pids.append(int(entry.name))
-    return pids
-
-
 @pytest.mark.slow
 def test_a_benchmark_on_two_workers_per_trial_retries_a_killed_worker(tmp_path: Path, ray_tmp: str) -> None:
     """`workers_per_trial: 2` on a 2-CPU local Ray: each trial and refit is a Ray Train run of 2 workers, rank 0
@@ -121,7 +111,7 @@ def test_a_benchmark_on_two_workers_per_trial_retries_a_killed_worker(tmp_path: 
     proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def a_train_worker(trials: pd.DataFrame) -> int | None:  # once the trial has logged an epoch
-        workers = _train_workers(ray_tmp)
+        workers = train_workers(ray_tmp)
         logged = "metrics.train_loss" in trials and trials["metrics.train_loss"].notna().any()
         return workers[-1] if logged and workers else None
 
@@ -139,6 +129,7 @@ def test_a_benchmark_on_two_workers_per_trial_retries_a_killed_worker(tmp_path: 
     finished = trials.loc["FINISHED"]
     epochs = _history(finished["run_id"], "train_loss")
     assert len(epochs) == len(_history(finished["run_id"], "val_auroc")) >= 1  # one row per epoch: rank 0 alone
+    assert len(_history(finished["run_id"], "peak_rss_mb_all_ranks")) == len(epochs)  # both ranks' memory
     refit = runs[runs["tags.regbench.kind"] == "refit"].iloc[0]
     assert refit["status"] == "FINISHED" and refit["tags.workers"] == "2" and 0 <= refit["metrics.test_auroc"] <= 1
     assert store.load_model(refit["run_id"], "torch") is not None  # rank 0 logged the model

@@ -408,17 +408,33 @@ model_set:
 """
 
 
+def train_workers(ray_tmp: str) -> list[int]:
+    """PIDs of the Ray Train workers of the Ray whose files are in `ray_tmp` (its processes inherit RAY_TMPDIR)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"RayTrainWorker" in cmdline and f"RAY_TMPDIR={ray_tmp}".encode() in environ:
+            pids.append(int(entry.name))
+    return pids
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_ends_a_benchmark_within_10_s_with_nothing_running(signum: int, tmp_path: Path, ray_env: dict) -> None:
+@pytest.mark.parametrize(("signum", "workers"), [(signal.SIGINT, 1), (signal.SIGTERM, 2)], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_ends_a_benchmark_within_10_s_with_nothing_running(signum: int, workers: int, tmp_path: Path,
+                                                                     ray_env: dict) -> None:  # fmt: skip
     """Before: `timeout -s INT` did not end it within 10 s (SIGKILLed), its benchmark run left RUNNING. Started as
-    a background job of a shell (`&`), which starts it with SIGINT ignored."""
+    a background job of a shell (`&`), which starts it with SIGINT ignored. The SIGTERM case runs its trials on 2
+    Ray Train workers each and is signalled once they train: none of them is left."""
     import shlex
     import time
 
     from harness.tracking import store
 
-    (tmp_path / "long.yaml").write_text(LONG_STUDY.format(name="long"))
+    (tmp_path / "long.yaml").write_text(LONG_STUDY.format(name="long") + f"workers_per_trial: {workers}\n")
     env = ray_env
     command = " ".join(shlex.quote(a) for a in [*REGBENCH, "benchmark", "--study", "long.yaml", "--no-progress"])
     shell = subprocess.Popen(["bash", "-c", f"{command} > out.txt 2>&1 & echo $!; wait"], cwd=tmp_path, env=env,
@@ -430,7 +446,7 @@ def test_a_signal_ends_a_benchmark_within_10_s_with_nothing_running(signum: int,
         time.sleep(1)
         if (tmp_path / "mlflow.db").exists():
             trials = store.search_runs("long", "tags.`regbench.kind` = 'trial' AND attributes.status = 'RUNNING'")
-            if len(trials):
+            if len(trials) and len(train_workers(env["RAY_TMPDIR"])) >= (workers if workers > 1 else 0):
                 break
     assert shell.poll() is None, (tmp_path / "out.txt").read_text()
     sent = time.monotonic()
@@ -444,6 +460,7 @@ def test_a_signal_ends_a_benchmark_within_10_s_with_nothing_running(signum: int,
     assert not len(runs[runs["status"] == "RUNNING"]), runs[["tags.mlflow.runName", "status"]]
     bench = runs[runs["tags.regbench.kind"] == "benchmark"]
     assert list(bench["status"]) == ["KILLED"]
+    assert not train_workers(env["RAY_TMPDIR"])
 
 
 # --- item 7: a local Ray's address and folders --------------------------------------------------------------------

@@ -4,7 +4,8 @@
 workers: gloo on CPU, NCCL on GPU; `harness.training.workers`), every rank builds the same model from the seed,
 walks the same planned batches and trains on its shard of each (`batches.shard`); DDP averages the gradients, so
 the global batch stays `train.batch_size` and the result means the same as with one worker. Every rank scores the
-whole validation split (same weights, so the same early-stopping decisions); rank 0 alone logs.
+whole validation split (same weights, so the same early-stopping decisions); rank 0 alone logs, with each epoch's
+resources of all ranks (`over_ranks`: `<name>_max_rank` and `<name>_all_ranks`, e.g. `peak_rss_mb_all_ranks`).
 """
 
 from __future__ import annotations
@@ -29,10 +30,24 @@ def data_parallel(model: nn.Module, world: int) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
 
+def _reduced(values: list[float], op: dist.ReduceOp.RedOpType) -> list[float]:
+    """`values` reduced with `op` over all ranks (on the GPU under NCCL, which reduces CUDA tensors only)."""
+    device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=op)
+    return tensor.tolist()
+
+
 def sum_over_ranks(values: list[float], world: int) -> list[float]:
     """Each value summed over all ranks (unchanged with one worker)."""
-    if world == 1:
-        return values
-    total = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(total)
-    return total.tolist()
+    return values if world == 1 else _reduced(values, dist.ReduceOp.SUM)
+
+
+def over_ranks(values: dict[str, float]) -> dict[str, float]:
+    """Each of this rank's `values` as its maximum over all ranks (`<name>_max_rank`) and their sum
+    (`<name>_all_ranks`); every rank must call it with the same names."""
+    names = sorted(values)
+    local = [values[name] for name in names]
+    top, total = _reduced(local, dist.ReduceOp.MAX), _reduced(local, dist.ReduceOp.SUM)
+    maxima = {f"{name}_max_rank": value for name, value in zip(names, top, strict=True)}
+    return maxima | {f"{name}_all_ranks": value for name, value in zip(names, total, strict=True)}

@@ -24,11 +24,12 @@ from tqdm.auto import tqdm
 from harness.config import ConfigError, TrainConfig
 from harness.spec import Dataset, ModelPlugin, Predictor, Task
 from harness.training.batches import DeviceBatch, EpochBatches, plan_epoch, shard
-from harness.training.distributed import data_parallel, rank_and_world, sum_over_ranks
+from harness.training.distributed import data_parallel, over_ranks, rank_and_world, sum_over_ranks
 from harness.training.losses import loss_function, output_link
 from harness.training.modeling import SequenceClassifier, build_model
 from harness.training.precision import amp_dtype, autocast, compiled
 from harness.training.predictor import TorchPredictor
+from harness.training.resources import peak_rss_mb
 from harness.training.sampling import epoch_size
 
 Report = Callable[[dict[str, float]], None]
@@ -204,6 +205,14 @@ def _train_epoch(
     return total_loss, int(all_seen), batches.wait_s
 
 
+def _rank_resources(device: torch.device, data_wait_fraction: float) -> dict[str, float]:
+    """This rank's resources so far, for `over_ranks`: its peak RSS, its data wait, its peak CUDA memory."""
+    values = {"peak_rss_mb": peak_rss_mb(), "data_wait_fraction": data_wait_fraction}
+    if device.type == "cuda":
+        values["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return values
+
+
 def _train_step(
     task: Task, model: SequenceClassifier, batch: DeviceBatch, opt: _Optimisation, cfg: TrainConfig, epoch: int, b: int
 ) -> float:
@@ -290,6 +299,8 @@ def _fit_torch(
         seen, train_time = seen + n, train_time + seconds
         row = _validation_row(task, predictor, val, epoch, loss / n, seconds, opt.scheduler.get_last_lr()[0])
         row["data_wait_fraction"] = wait / max(seconds, 1e-9)  # time the steps waited for batches / training time
+        if rank_and_world()[1] > 1:
+            row |= over_ranks(_rank_resources(device, row["data_wait_fraction"]))
         result.history.append(row)
         bar.set_postfix(epoch=epoch, loss=f"{row['train_loss']:.4f}", **{primary: f"{row[primary]:.4f}"})
         if report:
