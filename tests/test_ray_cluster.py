@@ -1,7 +1,8 @@
 """Distributed mode: a real 2-node Ray cluster (`ray start`) plus a real MLflow tracking server, both on loopback.
 
-Everything started here is stopped by PID (processes whose command line names this test's temp dir), never with
-`ray stop`, which would also stop other Ray instances on the machine.
+The cluster is started once for the module's tests. Everything started here is stopped by PID (processes whose
+command line names the cluster's temp dir), never with `ray stop`, which would also stop other Ray instances on the
+machine.
 """
 
 from __future__ import annotations
@@ -31,25 +32,47 @@ BIN = Path(sys.executable).parent
 TINY = {"model.k": 3, "model.d_model": 16, "model.head_dim": 16, "model.pos_encoding": "none", "data.n": 200}
 
 
-def _pids_naming(text: str) -> list[int]:
-    pids = []
+def _procs() -> Iterator[tuple[int, Path]]:
+    """(pid, /proc/<pid>) of every process but this one."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if text in cmdline:
-                pids.append(int(entry.name))
+            yield int(entry.name), entry
+
+
+def _pids_naming(text: str) -> list[int]:
+    pids = []
+    for pid, entry in _procs():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            pids.append(pid)
     return pids
 
 
+def _alive(pids: list[int]) -> bool:
+    """Whether a process of `pids` (a negative one: its process group) still runs; a zombie has ended."""
+    for pid, entry in _procs():
+        try:
+            state, _, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if state != "Z" and (pid in pids or -int(pgrp) in pids):
+            return True
+    return False
+
+
 def _stop(pids: list[int]) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    """SIGTERM, then SIGKILL what is left after 1 s; returns as soon as every process has ended (at most 5 s after
+    the SIGKILL)."""
+    for sig, wait_s in ((signal.SIGTERM, 1), (signal.SIGKILL, 5)):
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(-pid, sig) if pid < 0 else os.kill(pid, sig)
-        time.sleep(1.0)
+        deadline = time.monotonic() + wait_s
+        while _alive(pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
 
 def _start(cmd: list[str], env: dict[str, str]) -> None:
@@ -58,19 +81,18 @@ def _start(cmd: list[str], env: dict[str, str]) -> None:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
 
 
-@pytest.fixture
-def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A head and a worker node (1 CPU each) and an MLflow server; yields the Ray address."""
+@pytest.fixture(scope="module")
+def _cluster() -> Iterator[tuple[str, dict[str, str]]]:
+    """A head and a worker node (1 CPU each) and an MLflow server, shared by this module's tests; yields the Ray
+    address and the environment a driver needs (Ray's folder and token, the server's URI)."""
     tmp = tempfile.mkdtemp(prefix="rc", dir="/tmp")  # short: Ray's socket paths must stay < 108 bytes
     token = Path(tmp) / "auth_token"  # Ray 2.60 clusters use token auth; every node and the driver read this file
     token.write_text(secrets.token_hex(32))
     ray_env = {"RAY_TMPDIR": tmp, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
                "RAY_AUTH_TOKEN_PATH": str(token)}  # fmt: skip
-    env = {**os.environ, **ray_env}
-    env.pop(LOOPBACK_ONLY, None)  # conftest's local_ray_auth keeps local Rays single-machine; this one has 2 nodes
-    monkeypatch.delenv(LOOPBACK_ONLY, raising=False)
-    for key, value in ray_env.items():
-        monkeypatch.setenv(key, value)
+    # conftest's local_ray_auth keeps local Rays single-machine; this one has 2 nodes. The nodes get a cache of their
+    # own, not the first test's.
+    env = {k: v for k, v in os.environ.items() if k != LOOPBACK_ONLY} | ray_env | {"REGBENCH_CACHE": f"{tmp}/cache"}
     port, mlflow_port = free_port(), free_port()
     address = f"127.0.0.1:{port}"
     server = subprocess.Popen(
@@ -83,42 +105,57 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         _start([*ray_start, "--head", f"--port={port}", f"--temp-dir={tmp}", "--include-dashboard=false"], env)
         _start([*ray_start, f"--address={address}"], env)
         wait_http(f"http://127.0.0.1:{mlflow_port}/health", 60)
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{mlflow_port}")
-        yield address
+        yield address, {**ray_env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}"}
     finally:
         _stop([-server.pid])  # the server's process group (it forks workers)
         _stop(_pids_naming(tmp))
 
 
+@pytest.fixture
+def cluster(_cluster: tuple[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> str:
+    """The module's cluster, its environment applied to this test (after conftest's, which resets the store)."""
+    address, env = _cluster
+    monkeypatch.delenv(LOOPBACK_ONLY, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return address
+
+
 def test_trials_spread_over_two_nodes_and_log_to_the_server(tmp_path: Path, cluster: str) -> None:
+    """Trials of an outside model given as a file on the driver's disk run on both nodes and log to the server, with
+    one refit per seed: Ray ships the file (the plugin itself refuses to build from any copy but the shipped one inside
+    a Ray worker). Then a data-parallel trial puts one Ray Train worker on each node."""
     # The driver runs as the CLI in its own process: Ray reads its auth settings when it is first imported.
-    argv = [str(BIN / "regbench"), "study", "--task", "enhancers.synthetic", "--model", "kmer_attention",
-            "--trials", "4", "--concurrency", "2", "--cpus-per-trial", "1", "--max-epochs", "1", "--seeds", "0,1",
-            "--ray-address", cluster, "--storage", f"sqlite:///{tmp_path / 'optuna.db'}"]  # fmt: skip
-    argv += [a for key, value in TINY.items() for a in ("--set", f"{key}={value}")]
+    plugin = write_model(tmp_path / "plug", "outside_cluster")
+    cluster_args = ["--ray-address", cluster, "--storage", f"sqlite:///{tmp_path / 'optuna.db'}"]
+    argv = [str(BIN / "regbench"), "study", "--plugins", str(plugin), "--task", "enhancers.synthetic", "--model",
+            "outside_cluster", "--trials", "4", "--concurrency", "2", "--cpus-per-trial", "1", "--max-epochs", "1",
+            "--seeds", "0,1", *cluster_args, "--set", "data.n=200"]  # fmt: skip
     done = subprocess.run(argv, capture_output=True, text=True, timeout=400, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     parent_run_id = done.stdout.strip().splitlines()[-1].removeprefix("parent_run_id: ")
     client = MlflowClient(store.tracking_uri())
-    experiment = client.get_experiment_by_name("enhancers.synthetic__kmer_attention__s0")
+    experiment = client.get_experiment_by_name("enhancers.synthetic__outside_cluster__s0")
     runs = client.search_runs([experiment.experiment_id])
     children = [r for r in runs if r.data.tags.get(store.PARENT_TAG) == parent_run_id]
     trials = [r for r in children if r.data.tags["regbench.kind"] == "trial"]
     refits = [r for r in children if r.data.tags["regbench.kind"] == "refit"]
-    assert sorted(r.info.run_name for r in trials) == [f"kmer_attention · enh.synth · t{n}" for n in range(4)]
-    assert len({r.data.tags["ray_node_id"] for r in trials}) == 2  # both nodes ran trials
+    assert sorted(r.info.run_name for r in trials) == [f"outside_cluster · enh.synth · t{n}" for n in range(4)]
+    assert len({r.data.tags["ray_node_id"] for r in trials}) == 2  # both nodes ran trials: both built the plugin
     assert sorted(r.data.tags["seed"] for r in refits) == ["0", "1"]
     # each refit a Tune trial of its own, placed by Ray on a node of the cluster (Tune gives the second one whichever
     # comes first: the first refit's warm process, or a new one on the other node)
     assert len({r.data.tags["ray_trial_id"] for r in refits}) == 2
     assert {r.data.tags["ray_node_id"] for r in refits} <= {r.data.tags["ray_node_id"] for r in trials}
     assert {r.info.status for r in runs} <= {"FINISHED", "KILLED"}
+    assert all(r.data.tags["regbench.plugin_source"].startswith(f"{plugin} sha256:") for r in runs)
     assert "trials.csv" in {a.path for a in client.list_artifacts(parent_run_id)}
 
     # The same cluster: one trial and its refit data-parallel on 2 Ray Train workers of 1 CPU, one on each node,
     # rank 0 logging to the server.
-    ddp = [*argv[: argv.index("--trials")], "--trials", "1", "--max-epochs", "1", "--workers-per-trial", "2",
-           "--study-name", "ddp", *argv[argv.index("--ray-address") :]]  # fmt: skip
+    ddp = [str(BIN / "regbench"), "study", "--task", "enhancers.synthetic", "--model", "kmer_attention", "--trials",
+           "1", "--max-epochs", "1", "--workers-per-trial", "2", "--study-name", "ddp", *cluster_args]  # fmt: skip
+    ddp += [a for key, value in TINY.items() for a in ("--set", f"{key}={value}")]
     done = subprocess.run(ddp, capture_output=True, text=True, timeout=400, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     runs = client.search_runs([client.get_experiment_by_name("ddp").experiment_id])
@@ -153,22 +190,3 @@ def test_local_ray_token_file_is_private(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == [str(tmp_path / "auth_token"), "0o600", "token"], done.stderr[-2000:]
     assert (tmp_path / "auth_token").read_text() != "readable"
-
-
-def test_a_plugin_file_reaches_the_worker_node(tmp_path: Path, cluster: str) -> None:
-    """An outside model given as a file on the driver's disk trains on both nodes: Ray ships it (the plugin itself
-    refuses to build from any copy but the shipped one inside a Ray worker)."""
-    plugin = write_model(tmp_path / "plug", "outside_cluster")
-    argv = [str(BIN / "regbench"), "study", "--plugins", str(plugin), "--task", "enhancers.synthetic", "--model",
-            "outside_cluster", "--trials", "2", "--concurrency", "2", "--cpus-per-trial", "1", "--max-epochs", "1",
-            "--ray-address", cluster, "--storage", f"sqlite:///{tmp_path / 'optuna.db'}",
-            "--set", "data.n=200"]  # fmt: skip
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=400, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    client = MlflowClient(store.tracking_uri())
-    experiment = client.get_experiment_by_name("enhancers.synthetic__outside_cluster__s0")
-    runs = client.search_runs([experiment.experiment_id])
-    trials = [r for r in runs if r.data.tags["regbench.kind"] == "trial"]
-    assert len(trials) == 2 and {r.info.status for r in runs} == {"FINISHED"}
-    assert len({r.data.tags["ray_node_id"] for r in trials}) == 2  # the worker node built the model too
-    assert all(r.data.tags["regbench.plugin_source"].startswith(f"{plugin} sha256:") for r in runs)
