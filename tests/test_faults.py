@@ -39,16 +39,16 @@ def one_line_error(outcome: Outcome, *names: str) -> None:
 
 
 @pytest.mark.slow
-def test_eight_trains_at_once_on_a_fresh_store_then_on_the_same_store(tmp_path: Path) -> None:
+def test_eight_trains_at_once_on_a_fresh_store_then_four_on_the_same_store(tmp_path: Path) -> None:
     """MLflow's migrations of a fresh SQLite store race without regbench's file lock (before: all 8 failed, and
-    every later command on that store too)."""
+    every later command on that store too); then 4 at once use the migrated store."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'fresh.db'}"}
-    for round_ in (1, 2):
+    for round_, n in ((1, 8), (2, 4)):  # 8 on the fresh store: the migrations' race; 4 are enough to share it after
         procs = [subprocess.Popen([*REGBENCH, *TINY_TRAIN], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True) for _ in range(8)]  # fmt: skip
+                                  stderr=subprocess.STDOUT, text=True) for _ in range(n)]  # fmt: skip
         outs = [p.communicate(timeout=600)[0] for p in procs]
         failed = [out for p, out in zip(procs, outs, strict=True) if p.returncode != 0]
-        assert not failed, f"round {round_}: {len(failed)} of 8 failed; first:\n{failed[0][-2000:]}"
+        assert not failed, f"round {round_}: {len(failed)} of {n} failed; first:\n{failed[0][-2000:]}"
         assert all("run_id:" in out for out in outs)
 
 
