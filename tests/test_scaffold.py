@@ -1,6 +1,7 @@
 """`regbench new model|task NAME --out DIR`: the generated packages install (into a folder, not into any
-environment), pass `regbench plugin check` and train with `regbench train`; installed, their entry points make
-regbench find them and their own pytest passes."""
+environment); installed, their entry points make regbench find them and their own pytest passes, which runs
+`regbench plugin check` (a tiny training, stored and reloaded). `regbench train` of the pair runs as docs/plugins.md
+shows it (tests/test_plugin_guide.py), and an entry point's model listed in tests/test_outside_plugins.py."""
 
 from __future__ import annotations
 
@@ -49,19 +50,15 @@ def test_an_existing_folder_with_files_or_a_taken_name_is_refused(
 
 
 @pytest.mark.slow
-def test_generated_packages_install_pass_plugin_check_and_train(tmp_path: Path) -> None:
+def test_generated_packages_install_and_pass_their_plugin_check(tmp_path: Path) -> None:
     site = generate_and_install(tmp_path)
     entry_points = {p.parent.name.split("-")[0]: p.read_text() for p in site.glob("*.dist-info/entry_points.txt")}
     assert entry_points == {"regbench_my_cnn": '[regbench.models]\nmy_cnn = my_cnn\n',
                             "regbench_my_motifs": '[regbench.tasks]\nmy.motifs = my_motifs\n'}  # fmt: skip
-    assert "my_cnn " in regbench(["models"], pythonpath=[site]).stdout  # found through the installed entry points
-    assert "my.motifs " in regbench(["tasks"], pythonpath=[site]).stdout
-    for module in MODULES:  # each package's own pytest runs `regbench plugin check NAME`, which must pass
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / module / "tests")]
-        env = {**os.environ, "PYTHONPATH": str(site)}
-        out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900, check=False)
-        assert out.returncode == 0, out.stdout + out.stderr
-    train = ["train", "--task", "my.motifs", "--model", "my_cnn", "--max-epochs", "1", "--set", "data.n=200"]
-    out = regbench(train, pythonpath=[site], cwd=tmp_path)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert out.stdout.splitlines()[-1].startswith("run_id: ") and "test auroc: " in out.stdout
+    assert "my.motifs " in regbench(["tasks"], pythonpath=[site]).stdout  # found through the installed entry points
+    # each package's own pytest runs `regbench plugin check NAME`, which must pass: both in one pytest
+    tests = [str(tmp_path / module / "tests") for module in MODULES]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900, check=False)
+    assert out.returncode == 0 and f"{len(MODULES)} passed" in out.stdout, out.stdout + out.stderr
