@@ -184,10 +184,10 @@ def test_installed_entry_points_good_and_broken(tmp_path: Path) -> None:
     assert "outside CNN  [from outside-models==0.3.1]" in listed.stdout
     assert ("broken plugin entry point broken_models = broken_models (broken-models==0.3.1): ImportError: needs a "
             "CUDA build of torch") in listed.stdout  # fmt: skip
-    for model in ("kmer_logreg", "outside_installed"):  # the broken one does not stop commands that do not use it
-        done = subprocess.run([str(BIN / "regbench"), "train", "--model", model, *TINY_TRAIN], env=env,
-                              capture_output=True, text=True, timeout=600, cwd=tmp_path)  # fmt: skip
-        assert done.returncode == 0, done.stderr[-3000:]
+    # the broken one does not stop a command that does not use it (here one that uses its installed neighbour)
+    done = subprocess.run([str(BIN / "regbench"), "train", "--model", "outside_installed", *TINY_TRAIN], env=env,
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
     run_id = done.stdout.strip().splitlines()[-1].removeprefix("run_id: ")
     tags = MlflowClient(store.tracking_uri()).get_run(run_id).data.tags
     assert tags["regbench.plugin_source"] == "outside-models==0.3.1"
