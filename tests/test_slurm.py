@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from harness.cli import main
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -274,16 +275,20 @@ def test_scancel_ends_runs_killed_and_a_resubmitted_job_resumes(slurm: Slurm, tm
     assert not Path(f"/tmp/rb{again}").exists()  # the head's Ray session folder is removed
 
 
-def test_bad_input_is_one_line(slurm: Slurm, tmp_path: Path) -> None:
+def test_bad_input_is_one_line(
+    slurm: Slurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In-process (`main`, as the `regbench` program calls it), against the cluster's Slurm and then none on PATH."""
     (tmp_path / "tiny.yaml").write_text(STUDY)
-    argv = [str(BIN / "regbench"), "slurm", "submit", "tiny.yaml"]
-    done = subprocess.run([*argv, "--partition", "nope"], cwd=tmp_path, env=slurm.env, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 2
+    monkeypatch.chdir(tmp_path)
+    for key in ("SLURM_CONF", "PATH"):
+        monkeypatch.setenv(key, slurm.env[key])
+    assert main(["slurm", "submit", "tiny.yaml", "--partition", "nope"]) == 2
     err = "regbench slurm: error: --partition='nope' is not a partition of this cluster (sinfo: debug)\n"
-    assert done.stderr == err
-    no_slurm = {**slurm.env, "PATH": str(tmp_path / "bin")}
+    assert capsys.readouterr().err == err
     (tmp_path / "bin").mkdir()
-    done = subprocess.run(argv, cwd=tmp_path, env=no_slurm, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stderr.startswith("regbench slurm: error: sbatch is not on PATH"), done.stderr
-    assert len(done.stderr.splitlines()) == 1 and slurm.jobs() == []
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    assert main(["slurm", "submit", "tiny.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("regbench slurm: error: sbatch is not on PATH") and len(err.splitlines()) == 1, err
+    assert slurm.jobs() == []

@@ -15,6 +15,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from harness.tracking import store
 from tests.conftest import free_port, wait_http
 
 pytestmark = pytest.mark.slow
@@ -47,17 +48,12 @@ def test_basic_auth_server_refuses_anonymous_clients(tmp_path: Path, monkeypatch
                 monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", user[1])
             with pytest.raises(MlflowException, match=r"401|Unauthorized|credentials"):
                 MlflowClient(uri).search_experiments()
-        creds = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_TRACKING_USERNAME": "admin",
-                 "MLFLOW_TRACKING_PASSWORD": "s3cret-Passw0rd"}  # fmt: skip
-        # regbench's store in a process that has only the environment's credentials. Not a whole `regbench train`:
-        # the server checks the password hash on every request (≈ 2 s each under load), so a train run cost minutes.
-        record = "from harness.tracking import store; print(store.record_run('auth', 'probe', {}, None, 'FINISHED'))"
-        done = subprocess.run([sys.executable, "-c", record], env={**env, **creds}, capture_output=True, text=True,
-                              timeout=300, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
-        assert done.returncode == 0, done.stderr[-3000:]
-        run_id = done.stdout.strip().splitlines()[-1]
-        for key, value in creds.items():
+        # regbench's store with only the environment's credentials. Not a whole `regbench train`: the server checks
+        # the password hash on every request (≈ 2 s each under load), so a train run cost minutes.
+        for key, value in {"MLFLOW_TRACKING_URI": uri, "MLFLOW_TRACKING_USERNAME": "admin",
+                           "MLFLOW_TRACKING_PASSWORD": "s3cret-Passw0rd"}.items():  # fmt: skip
             monkeypatch.setenv(key, value)
+        run_id = store.record_run("auth", "probe", {}, None, "FINISHED")
         assert MlflowClient(uri).get_run(run_id).info.status == "FINISHED"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
