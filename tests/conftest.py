@@ -60,6 +60,25 @@ def ray_tmp() -> Iterator[str]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """One local Ray of 2 CPUs for a module's tests (start-up and shutdown take seconds): a study or benchmark run
+    in this process reuses it (`ray_connection`); its trials get the tracking store and cache of the test that
+    runs them. Short temp dir for its sockets."""
+    import ray
+
+    from harness.tuning.ray_connection import init_local_ray
+
+    with tempfile.TemporaryDirectory(prefix="ray", dir="/tmp") as tmp:
+        os.environ["RAY_TMPDIR"] = tmp
+        init_local_ray(num_cpus=2)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+            os.environ.pop("RAY_TMPDIR", None)
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, ray_tmp: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The test's folder as the working directory (Optuna's default storage and reports stay out of the repo), with

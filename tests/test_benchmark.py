@@ -1,4 +1,5 @@
-"""A tiny real benchmark: benchmark → cell → trial runs, leaderboard artifacts, a failing cell, resume."""
+"""A tiny real benchmark: benchmark → cell → trial runs, leaderboard artifacts, a failing cell, resume. The
+benchmarks run in this process on one local Ray for the module (`local_ray`)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def write_variant_sets(folder: Path) -> None:
 
 
 @pytest.mark.slow
-def test_benchmark_hierarchy_leaderboard_failures_and_resume(workdir: Path) -> None:
+def test_benchmark_hierarchy_leaderboard_failures_and_resume(workdir: Path, local_ray: None) -> None:
     write_variant_sets(workdir)
     (workdir / "tiny.yaml").write_text(WITH_FAILING + VARIANTS)
     result = run_benchmark(workdir / "tiny.yaml", progress=False)
@@ -159,7 +160,9 @@ def test_bad_study_fails_before_any_run(workdir: Path, capsys: pytest.CaptureFix
 
 
 @pytest.mark.slow
-def test_resources_no_node_has_fail_before_any_run(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resources_no_node_has_fail_before_any_run(
+    workdir: Path, local_ray: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`gpus_per_trial` (or CPUs) beyond every node of the cluster, or `--workers-per-trial` beyond the cluster: a
     clear error naming the resources, no run, no hang."""
     path = workdir / "gpu.yaml"
@@ -191,7 +194,7 @@ model_set:
 
 
 @pytest.mark.slow
-def test_splits_run_side_by_side_and_resume(workdir: Path) -> None:
+def test_splits_run_side_by_side_and_resume(workdir: Path, local_ray: None) -> None:
     """A tiny study on `epi.synthetic` under both split protocols: nested runs, side-by-side leaderboard, resume."""
     (workdir / "splits.yaml").write_text(SPLITS)
     result = run_benchmark(workdir / "splits.yaml", progress=False)
@@ -227,7 +230,7 @@ def test_splits_run_side_by_side_and_resume(workdir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_benchmark_whose_every_cell_fails_still_writes_its_board_and_report(workdir: Path) -> None:
+def test_a_benchmark_whose_every_cell_fails_still_writes_its_board_and_report(workdir: Path, local_ray: None) -> None:
     text = WITH_FAILING.replace("[enhancers.synthetic, enhancers.files]", "[enhancers.files]")
     text = text.replace("tiny", "allfail").replace("  enhancers.synthetic: {data.n: 120}\n", "")
     (workdir / "allfail.yaml").write_text(text)

@@ -41,7 +41,10 @@ def _view(key: str) -> list[str]:
     return [r.info.run_name for r in runs]
 
 
-def test_no_resume_recomputes_and_views_show_each_cell_once(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+def test_no_resume_recomputes_and_views_show_each_cell_once(
+    workdir: Path, local_ray: None, capsys: pytest.CaptureFixture
+) -> None:
+    """Both benchmarks in this process, on one local Ray (`local_ray`)."""
     (workdir / "rerun.yaml").write_text(STUDY)
     assert main(["benchmark", "--study", "rerun.yaml", "--no-progress"]) == 0
     out = capsys.readouterr().out.strip().splitlines()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -17,25 +14,11 @@ from harness.config import ConfigError
 from harness.plugins import get_model
 from harness.registry import UnknownNameError
 from harness.tracking import store
-from harness.tuning.ray_connection import init_local_ray
 from harness.tuning.search import StudyRequest, run_study, validate_study
 from harness.tuning.search_space import searched_names
 
 TINY = {"model": {"k": 3, "d_model": 16, "ff_mult": 2, "head_dim": 16, "n_layers": 1, "pos_encoding": "none"},
         "train": {"progress": False}, "data": {"n": 200}}  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    """One Ray instance for the module (start-up takes seconds); short temp dir for its sockets."""
-    with tempfile.TemporaryDirectory(prefix="ray", dir="/tmp") as tmp:
-        os.environ["RAY_TMPDIR"] = tmp
-        init_local_ray(num_cpus=2)
-        try:
-            yield
-        finally:
-            ray.shutdown()
-            os.environ.pop("RAY_TMPDIR", None)
 
 
 def _spec(tmp_path: Path, **kw: object) -> StudyRequest:
