@@ -427,7 +427,9 @@ def train_workers(ray_tmp: str) -> list[int]:
 def test_a_signal_ends_a_benchmark_within_10_s_with_nothing_running(signum: int, workers: int, tmp_path: Path,
                                                                      ray_env: dict) -> None:  # fmt: skip
     """Before: `timeout -s INT` did not end it within 10 s (SIGKILLed), its benchmark run left RUNNING. Started as
-    a background job of a shell (`&`), which starts it with SIGINT ignored. The SIGTERM case runs its trials on 2
+    a background job of a shell (`&`), which starts it with SIGINT ignored. The SIGINT case is signalled once its
+    trial has logged an epoch: exit 130, and the trials and the cell end KILLED (before: a trial stopped this way
+    ended FINISHED, by Tune stopping it afterwards), not marked `stopped_by`. The SIGTERM case runs its trials on 2
     Ray Train workers each and is signalled once they train: none of them is left."""
     import shlex
     import time
@@ -437,8 +439,9 @@ def test_a_signal_ends_a_benchmark_within_10_s_with_nothing_running(signum: int,
     (tmp_path / "long.yaml").write_text(LONG_STUDY.format(name="long") + f"workers_per_trial: {workers}\n")
     env = ray_env
     command = " ".join(shlex.quote(a) for a in [*REGBENCH, "benchmark", "--study", "long.yaml", "--no-progress"])
-    shell = subprocess.Popen(["bash", "-c", f"{command} > out.txt 2>&1 & echo $!; wait"], cwd=tmp_path, env=env,
-                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    # `wait $!`: the shell exits with regbench's status
+    shell = subprocess.Popen(["bash", "-c", f"{command} > out.txt 2>&1 & echo $!; wait $!"], cwd=tmp_path,
+                             env=env, stdout=subprocess.PIPE, text=True)  # fmt: skip
     pid = int(shell.stdout.readline())
     os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
     deadline = time.monotonic() + 600
@@ -446,7 +449,11 @@ def test_a_signal_ends_a_benchmark_within_10_s_with_nothing_running(signum: int,
         time.sleep(1)
         if (tmp_path / "mlflow.db").exists():
             trials = store.search_runs("long", "tags.`regbench.kind` = 'trial' AND attributes.status = 'RUNNING'")
-            if len(trials) and len(train_workers(env["RAY_TMPDIR"])) >= (workers if workers > 1 else 0):
+            if workers == 1:  # an epoch logged: the trial trains
+                ready = "metrics.train_loss" in trials and trials["metrics.train_loss"].notna().any()
+            else:
+                ready = len(trials) > 0 and len(train_workers(env["RAY_TMPDIR"])) >= workers
+            if ready:
                 break
     assert shell.poll() is None, (tmp_path / "out.txt").read_text()
     sent = time.monotonic()
@@ -461,6 +468,11 @@ def test_a_signal_ends_a_benchmark_within_10_s_with_nothing_running(signum: int,
     bench = runs[runs["tags.regbench.kind"] == "benchmark"]
     assert list(bench["status"]) == ["KILLED"]
     assert not train_workers(env["RAY_TMPDIR"])
+    if workers == 1:
+        assert shell.returncode == 130, out
+        status = runs.groupby("tags.regbench.kind")["status"].apply(set).to_dict()
+        assert status["trial"] == status["cell"] == {"KILLED"}, status
+        assert "tags.regbench.stopped_by" not in runs.dropna(axis=1, how="all")
 
 
 # --- item 7: a local Ray's address and folders --------------------------------------------------------------------
