@@ -1,5 +1,6 @@
 """Nothing is written under the user's home: tool caches (matplotlib, torch inductor, triton) go under
-`$REGBENCH_CACHE/tools` (`harness.paths.use_project_caches`), unless the user set them."""
+`$REGBENCH_CACHE/tools` (`harness.paths.use_project_caches`), unless the user set them. A benchmark on a local
+Ray with an empty HOME: tests/test_outside_plugins.py."""
 
 from __future__ import annotations
 
@@ -45,14 +46,6 @@ def test_train_writes_nothing_under_home(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert written_under(home) == []
     assert (tmp_path / "cache" / "tools" / "matplotlib").is_dir()  # matplotlib was used, and cached here
-
-
-@pytest.mark.slow
-def test_study_writes_nothing_under_home(tmp_path: Path) -> None:
-    home, done = regbench(["study", "--task", "enhancers.synthetic", "--model", "kmer_logreg", "--trials", "1",
-                           "--max-epochs", "1", "--set", "data.n=200"], tmp_path)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert written_under(home) == []
 
 
 def test_a_cache_variable_the_user_set_is_kept(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

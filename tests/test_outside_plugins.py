@@ -14,9 +14,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness import plugins
+from harness.paths import TOOL_CACHES
 from harness.tracking import store
 from tests.outside_plugin import write_model, write_task
 from tests.test_bad_inputs import assert_clean_error, run
+from tests.test_home_untouched import written_under
 
 BIN = Path(sys.executable).parent
 TINY_TRAIN = ["--task", "enhancers.synthetic", "--max-epochs", "1", "--set", "data.n=200", "--set",
@@ -199,12 +201,17 @@ def test_installed_entry_points_good_and_broken(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_benchmark_on_local_ray_ships_the_plugin_and_reruns_when_it_changes(tmp_path: Path, ray_tmp: str) -> None:
+    """The benchmarks run with an empty HOME and no tool-cache variables set: Ray, Tune, the trials and the reports
+    write nothing under it."""
     path = write_model(tmp_path / "plug", "outside_bench")
     study = tmp_path / "study.yaml"
     study.write_text("name: outside\ntasks: [enhancers.synthetic]\nmodels: [outside_bench]\n"
                      "plugins: [plug/outside_bench.py]\ntrials: 2\nmax_epochs: 1\ntiny: true\nshortcuts: false\n"
                      "set: {data.n: 200}\n")  # fmt: skip
-    env = {**os.environ, "RAY_TMPDIR": ray_tmp}
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in TOOL_CACHES and not k.startswith("XDG_")}
+    env |= {"RAY_TMPDIR": ray_tmp, "HOME": str(home)}  # without TOOL_CACHES: earlier tests of this process set some
     argv = [str(BIN / "regbench"), "benchmark", "--study", str(study), "--no-progress"]
 
     def bench() -> str:
@@ -225,6 +232,7 @@ def test_benchmark_on_local_ray_ships_the_plugin_and_reruns_when_it_changes(tmp_
     assert "1 cells (0 ran, 1 reused, 0 failed, 0 unable)" in bench()
     path.write_text(path.read_text().replace("padding=4", "padding=4, bias=False"))
     assert "1 cells (1 ran, 0 reused, 0 failed, 0 unable)" in bench()  # another digest: the old cell is not reused
+    assert written_under(home) == []
 
 
 def test_the_public_api_is_one_small_module() -> None:
