@@ -1,5 +1,5 @@
 # regbench — `make setup` builds .venv with pinned versions.
-# `make test`: the full suite, what CI runs (39 min on the 2-core machine at load ~2, 2026-12-06; prints the 25
+# `make test`: the full suite, what CI runs (38 min on the 2-core machine at load ~2, 2026-12-06 23:00; prints the 25
 #   slowest tests).
 # `make test-fast`: the same minus the tests marked `slow` (Ray, or training beyond a few steps), about 6 min under
 #   load; for the edit-test loop — run `make test` before committing.
