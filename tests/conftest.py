@@ -1,8 +1,9 @@
 """Shared fixtures: a temporary SQLite MLflow store, temp caches, the real-data root, a device; helpers for tests
-that start servers on loopback (`free_port`, `wait_http`)."""
+that start servers on loopback (`free_port`, `wait_http`) and stop them by PID (`pids_naming`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -129,6 +130,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def pids_naming(text: str) -> list[int]:
+    """PIDs of the processes (but this one) whose command line contains `text`, e.g. a test's temp dir."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    pids.append(int(entry.name))
+    return pids
 
 
 def wait_http(

@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from harness.tracking import store
 from harness.tuning.ray_connection import LOOPBACK_ONLY
-from tests.conftest import free_port, wait_http
+from tests.conftest import free_port, pids_naming, wait_http
 from tests.outside_plugin import write_model
 
 pytestmark = pytest.mark.slow
@@ -37,18 +37,6 @@ def _procs() -> Iterator[tuple[int, Path]]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():
             yield int(entry.name), entry
-
-
-def _pids_naming(text: str) -> list[int]:
-    pids = []
-    for pid, entry in _procs():
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            pids.append(pid)
-    return pids
 
 
 def _alive(pids: list[int]) -> bool:
@@ -108,7 +96,7 @@ def _cluster() -> Iterator[tuple[str, dict[str, str]]]:
         yield address, {**ray_env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}"}
     finally:
         _stop([-server.pid])  # the server's process group (it forks workers)
-        _stop(_pids_naming(tmp))
+        _stop(pids_naming(tmp))
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness.cli import main
-from tests.conftest import free_port
+from tests.conftest import free_port, pids_naming
 
 pytestmark = pytest.mark.slow
 
@@ -111,16 +111,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _pids_naming(text: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            with contextlib.suppress(OSError):
-                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
-                    pids.append(int(entry.name))
-    return pids
-
-
 def _pid_from(pid_file: Path, log: Path) -> int:
     """The PID a daemon wrote (it does so after forking, a moment after its start command returned)."""
     deadline = time.monotonic() + 30
@@ -199,7 +189,7 @@ def slurm() -> Iterator[Slurm]:
             while cluster.jobs() and time.monotonic() < deadline:
                 time.sleep(1)
         _stop(started[::-1])  # slurmd, slurmctld, then munged
-        _stop(_pids_naming(str(folder)))  # anything a job left behind that names this cluster
+        _stop(pids_naming(str(folder)))  # anything a job left behind that names this cluster
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -253,7 +243,7 @@ def test_scancel_ends_runs_killed_and_a_resubmitted_job_resumes(slurm: Slurm, tm
     assert not (runs["status"] == "RUNNING").any(), f"{runs}\n{out[-4000:]}"
     cells = runs[runs["kind"] == "cell"].set_index("model")["status"].to_dict()
     assert cells == {"kmer_logreg": "FINISHED", "kmer_attention": "KILLED"}, out[-4000:]
-    assert not _pids_naming(str(work)), "a process of the cancelled job is still running"
+    assert not pids_naming(str(work)), "a process of the cancelled job is still running"
 
     again = _submit(slurm, work)
     _wait_gone(slurm, again, 900, work)
