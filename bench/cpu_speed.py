@@ -3,13 +3,13 @@ bf16 + `torch.compile` (`train.compile=true`), per model, in one run on one thre
 
 - Peak: a 1024² GEMM in fp32 and bf16 (median of `--gemm-reps`); every model's GFLOP/s is also given as a
   fraction of the bf16 GEMM peak.
-- Models: a training step (forward, BCE loss, backward, AdamW) of basset (B=64, 600 bp, 164 outputs) and
-  kmer_attention (B=64, 200 bp) built by the harness; FLOPs of one fp32 step counted by
+- Models: a training step (forward, BCE loss, backward, `fit`'s fused AdamW) of basset (600 bp, 164 outputs) and
+  kmer_attention (200 bp) on B = 64 rows (`--batch`), built by the harness; FLOPs of one fp32 step counted by
   `torch.utils.flop_counter.FlopCounterMode`. Then the frozen DNABERT-2 encoder's embedding (`--lm`, default the
   weight-less `$REGBENCH_LM_CHECKPOINTS/dnabert2-117m` with seeded random weights: same FLOPs) of 200 bp sequences,
   as sequences/s in fp32 and bf16 (no compile: the checkpoint's remote code is run as written).
 - `--before REF` (e.g. `main`): also the fp32 step of each model as its `models/<name>.py` reads at git REF (the
-  module's code up to its registration, built with today's defaults and the same seed), in the column "× REF".
+  module's code up to its registration, built with today's defaults, optimiser and seed), in the column "× REF".
 - Each configuration: `--warmup` untimed steps (they include compilation), then `--repeats` rounds that time
   `--steps` steps of every configuration of the model in turn (interleaved, so a change in the machine's load falls
   on all of them); the median step over all rounds.
@@ -18,8 +18,8 @@ bf16 + `torch.compile` (`train.compile=true`), per model, in one run on one thre
   the machine has (memory bandwidth and caches are shared too): the load average is printed before and after;
   compare the ratios.
 
-    .venv/bin/python -m bench.cpu_speed [--models basset kmer_attention] [--steps 5] [--repeats 3] [--before main]
-        [--lm DIR | --lm none]
+    .venv/bin/python -m bench.cpu_speed [--models basset kmer_attention] [--steps 5] [--repeats 3] [--batch 64]
+        [--before main] [--lm DIR | --lm none]
 """
 
 from __future__ import annotations
@@ -37,11 +37,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from harness.plugins import get_model
 from harness.spec import IOSpec
+from harness.training.fit import adamw
 from harness.training.modeling import SequenceClassifier, build_model
 from harness.training.precision import autocast, compiled, cpu_bf16_supported
 
 SHAPES = {"basset": (600, 164), "kmer_attention": (200, 1)}  # (length bp, outputs)
-BATCH = 64
+BATCH = 64  # rows per training step (`--batch`)
 MODES = ("fp32", "bf16", "bf16+compile")
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,18 +96,20 @@ def model_at(name: str, io: IOSpec, ref: str) -> SequenceClassifier:
     return SequenceClassifier(encoder, io, siamese=False)
 
 
-def train_step(name: str, mode: str, ref: str | None = None) -> tuple[Callable[[], object], Callable[[], object]]:
+def train_step(
+    name: str, mode: str, ref: str | None = None, batch: int = BATCH
+) -> tuple[Callable[[], object], Callable[[], object]]:
     """`(step, fp32_step_for_counting)` of model `name` (as at git `ref`, if given): one optimiser step on a fixed
-    random batch."""
+    random batch of `batch` rows."""
     length, outputs = SHAPES[name]
     plugin = get_model(name)
     io = IOSpec("seq", (length,), outputs, "multilabel" if outputs > 1 else "binary")
     torch.manual_seed(0)
     model = (build_model(plugin, io, dict(plugin.defaults)) if ref is None else model_at(name, io, ref)).train()
-    codes = torch.randint(0, 4, (BATCH, length))
-    mask = torch.ones(BATCH, length, dtype=torch.bool)
-    target = torch.randint(0, 2, (BATCH, outputs)).float()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    codes = torch.randint(0, 4, (batch, length))
+    mask = torch.ones(batch, length, dtype=torch.bool)
+    target = torch.randint(0, 2, (batch, outputs)).float()
+    optimizer = adamw(model.parameters(), lr=1e-4, weight_decay=0.01)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     forward = compiled(model, mode == "bf16+compile")
     dtype = None if mode == "fp32" else torch.bfloat16
@@ -155,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=BATCH, help="rows per training step")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds of --steps steps per config")
     parser.add_argument("--before", metavar="REF", help="also the fp32 step of the models' code at git REF")
@@ -174,8 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     before = f"× {args.before}" if args.before else ""
     print(f"{'model':<16}{'mode':<14}{'ms/step':>9}{'GFLOP/s':>9}{'% peak':>8}{'× fp32':>8}{before:>10}")
     for name in args.models:
-        configs = {f"fp32 ({args.before})": train_step(name, "fp32", args.before)} if args.before else {}
-        configs.update({mode: train_step(name, mode) for mode in MODES})
+        configs = {f"fp32 ({args.before})": train_step(name, "fp32", args.before, args.batch)} if args.before else {}
+        configs.update({mode: train_step(name, mode, batch=args.batch) for mode in MODES})
         flops = step_flops(configs["fp32"][1])
         times: dict[str, list[float]] = {}
         for step, _ in configs.values():
@@ -189,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             vs_before = f"{seconds[f'fp32 ({args.before})'] / sec:>9.2f}×" if args.before else ""
             print(f"{name:<16}{label:<14}{sec * 1e3:>9.0f}{rate:>9.1f}{100 * rate / peak['bf16']:>7.1f}%"
                   f"{seconds['fp32'] / sec:>7.2f}×{vs_before}", flush=True)  # fmt: skip
-        print(f"{name:<16}{'':<14}(one step: {flops / 1e9:.1f} GFLOP)")
+        print(f"{name:<16}{'':<14}(one step of {args.batch} rows: {flops / 1e9:.1f} GFLOP)")
     if args.lm != "none":
         lm = lm_embedding(args.lm, args.lm_n, 1)
         for mode in ("fp32", "bf16"):

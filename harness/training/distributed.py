@@ -27,7 +27,9 @@ def data_parallel(model: nn.Module, world: int) -> nn.Module:
     if world == 1:
         return model
     device = next(model.parameters()).device
-    return nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[device] if device.type == "cuda" else None, gradient_as_bucket_view=True
+    )
 
 
 def _reduced(values: list[float], op: dist.ReduceOp.RedOpType) -> list[float]:

@@ -12,7 +12,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,10 +164,17 @@ def _parameter_groups(model: SequenceClassifier, lr: float) -> list[dict[str, An
     return [*groups, {"params": rest, "lr": lr}]
 
 
+def adamw(params: Iterable[Any], lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """The optimiser `fit` trains with: AdamW, fused (one kernel for the whole update instead of several per
+    parameter tensor; basset's 4.1 M parameters on one CPU thread: 22 ms → 3 ms a step, paid by every rank of a
+    data-parallel run; `bench/optimizer.py`)."""
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+
+
 def _optimisation(
     model: nn.Module, cfg: TrainConfig, target: str, labels: np.ndarray, steps: int, device: torch.device
 ) -> _Optimisation:
-    optimizer = torch.optim.AdamW(_parameter_groups(model, cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = adamw(_parameter_groups(model, cfg.lr), cfg.lr, cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps))
     dtype = amp_dtype(device, cfg.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
