@@ -1,8 +1,10 @@
 # regbench — `make setup` builds .venv with pinned versions.
-# `make test`: the full suite, what CI runs (38 min on the 2-core machine at load ~2, 2026-12-06 23:00; prints the 25
-#   slowest tests).
-# `make test-fast`: the same minus the tests marked `slow` (Ray, or training beyond a few steps), about 6 min under
-#   load; for the edit-test loop — run `make test` before committing.
+# `make test`: the full suite, what CI runs: the tests not marked `serial` on 2 pytest-xdist workers (a test file per
+#   worker at a time, so a module's fixtures start once), then the `serial` ones alone (they assert wall-clock
+#   limits); prints the slowest tests of each part. 27 min on the 2-core machine, idle otherwise (22.5 + 4.5 min,
+#   2026-12-07 02:17).
+# `make test-fast`: the same minus the tests marked `slow` (Ray, or training beyond a few steps), on 2 workers; for
+#   the edit-test loop — run `make test` before committing.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -21,10 +23,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 test: setup
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not serial" --durations=25
+	$(BIN)/python -m pytest -q -m serial --durations=5
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

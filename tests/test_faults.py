@@ -423,6 +423,7 @@ def train_workers(ray_tmp: str) -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # asserts a wall-clock limit
 @pytest.mark.parametrize(("signum", "workers"), [(signal.SIGINT, 1), (signal.SIGTERM, 2)], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_ends_a_benchmark_within_10_s_with_nothing_running(signum: int, workers: int, tmp_path: Path,
                                                                      ray_env: dict) -> None:  # fmt: skip

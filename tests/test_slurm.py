@@ -219,6 +219,7 @@ def _runs(client: MlflowClient) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run_id", "status", "kind", "model"])
 
 
+@pytest.mark.serial  # asserts a wall-clock limit (Slurm's KillWait)
 def test_scancel_ends_runs_killed_and_a_resubmitted_job_resumes(slurm: Slurm, tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
