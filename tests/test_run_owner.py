@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import mlflow
 import pytest
 
 from harness.tracking import store
@@ -62,6 +63,28 @@ def test_runs_of_a_killed_process_end_killed_with_their_children() -> None:
         assert run.data.tags["regbench.ended_by"].startswith("abandoned")
     assert client.get_run(live.run_id).info.status == "FINISHED"
     assert client.get_run(foreign.info.run_id).info.status == "RUNNING"
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["top-level", "nested"])
+def test_an_interrupt_while_mlflow_starts_the_run_ends_it_killed(nested: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: a SIGTERM that arrived after MLflow had created the run but before `store.run` held it (seen under
+    load, once in a full suite) left the run RUNNING although the command reported "interrupted"."""
+    real_start = mlflow.start_run
+
+    def start_then_interrupted(*args: object, **kwargs: object) -> object:
+        real_start(*args, **kwargs)
+        raise KeyboardInterrupt("SIGTERM")
+
+    with store.client_run("exp", "parent") as parent:  # a study's run: open, not MLflow's active run
+        monkeypatch.setattr(mlflow, "start_run", start_then_interrupted)
+        with pytest.raises(KeyboardInterrupt), store.run("exp", "child" if nested else "next",
+                                                         parent_run_id=parent.run_id if nested else None):  # fmt: skip
+            pytest.fail("the body must not run")
+        monkeypatch.setattr(mlflow, "start_run", real_start)
+        assert mlflow.active_run() is None  # popped, so MLflow's exit handler cannot end it FINISHED
+    statuses = dict(zip(*store.search_runs("exp")[["tags.mlflow.runName", "status"]].to_dict("list").values(),
+                        strict=True))  # fmt: skip
+    assert statuses == {"parent": "FINISHED", ("child" if nested else "next"): "KILLED"}
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ on its Training runs; a run per cell (or per `regbench train`); trials are child
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -347,25 +348,44 @@ def run(
     str_tags = {k: str(v) for k, v in all_tags.items()}
     # Under `mlflow run`, MLFLOW_RUN_ID names the run the project was launched in: the top-level run adopts it.
     launched = os.environ.pop("MLFLOW_RUN_ID", None) if parent_run_id is None else None
-    if launched:
-        active = mlflow.start_run(run_id=launched)
-        mlflow.set_tags({**str_tags, "mlflow.runName": run_name})
-    else:
-        active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=str_tags)
-    status, logger = "FAILED", RunLogger(active.info.run_id)
+    outer = mlflow.active_run()
+    status, logger = "FAILED", None
     try:
+        if launched:
+            active = mlflow.start_run(run_id=launched)
+            mlflow.set_tags({**str_tags, "mlflow.runName": run_name})
+        else:
+            active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=str_tags)
+        logger = RunLogger(active.info.run_id)
         yield logger
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     except OSError as err:
-        if is_full(err):
+        if is_full(err) and logger is not None:
             raise disk_full_error(err, active.info.artifact_uri) from None
         raise
     finally:
-        if not logger.ended:
+        if logger is None:  # the first error stands: a store that fails here too is swept by the next run
+            with contextlib.suppress(Exception):
+                _end_half_started(experiment_id, run_name, str_tags[PROCESS_TAG], outer, status)
+        elif not logger.ended:
             _end_run(logger.run_id, status)
+
+
+def _end_half_started(experiment_id: str, run_name: str, stamp: str, outer: Any, status: str) -> None:
+    """End `status` the run that an interrupt (or error) cut short while MLflow was starting it: the store may hold
+    it RUNNING already, and MLflow's exit handler would end it FINISHED if it was made the active run. `outer` is
+    the active run before (a parent), left alone; the run is found by this process's stamp and its name."""
+    current = mlflow.active_run()
+    if current is not None and (outer is None or current.info.run_id != outer.info.run_id):
+        _end_run(current.info.run_id, status)
+    keep = {outer.info.run_id} if outer is not None else set()
+    c = client()
+    for r in c.search_runs([experiment_id], "attributes.status = 'RUNNING'"):
+        if r.info.run_id not in keep and r.info.run_name == run_name and r.data.tags.get(PROCESS_TAG) == stamp:
+            c.set_terminated(r.info.run_id, status)
 
 
 def _end_run(run_id: str, status: str) -> None:
