@@ -9,6 +9,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export RAY_USAGE_STATS_ENABLED := 0
+# 2 pytest-xdist workers, a test file per worker at a time
+XDIST := -n 2 --dist loadfile
 
 .PHONY: setup test test-fast lint format demo lm-tiny ui lock clean docs
 LM_CHECKPOINTS ?= $(or $(REGBENCH_LM_CHECKPOINTS),../shared/lm_checkpoints)
@@ -23,11 +25,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 test: setup
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not serial" --durations=25
+	$(BIN)/python -m pytest -q $(XDIST) -m "not serial" --durations=25
 	$(BIN)/python -m pytest -q -m serial --durations=5
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

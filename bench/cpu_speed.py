@@ -96,14 +96,19 @@ def model_at(name: str, io: IOSpec, ref: str) -> SequenceClassifier:
     return SequenceClassifier(encoder, io, siamese=False)
 
 
+def io_for(name: str) -> IOSpec:
+    """The input and output of model `name` here: sequences of its `SHAPES` length, its `SHAPES` outputs."""
+    length, outputs = SHAPES[name]
+    return IOSpec("seq", (length,), outputs, "multilabel" if outputs > 1 else "binary")
+
+
 def train_step(
     name: str, mode: str, ref: str | None = None, batch: int = BATCH
 ) -> tuple[Callable[[], object], Callable[[], object]]:
     """`(step, fp32_step_for_counting)` of model `name` (as at git `ref`, if given): one optimiser step on a fixed
     random batch of `batch` rows."""
     length, outputs = SHAPES[name]
-    plugin = get_model(name)
-    io = IOSpec("seq", (length,), outputs, "multilabel" if outputs > 1 else "binary")
+    plugin, io = get_model(name), io_for(name)
     torch.manual_seed(0)
     model = (build_model(plugin, io, dict(plugin.defaults)) if ref is None else model_at(name, io, ref)).train()
     codes = torch.randint(0, 4, (batch, length))

@@ -1,6 +1,7 @@
 """The optimiser step alone: ms per AdamW step as torch builds it by default on the CPU (a loop over parameter
 tensors) and fused (`harness.training.fit.adamw`, what `fit` trains with), for basset and kmer_attention with their
-default settings, on one thread, in one run (median of `--steps` steps after 3 untimed ones, random gradients).
+default settings and `bench.cpu_speed`'s shapes, on one thread, in one run (median of `--steps` steps after 3
+untimed ones, random gradients).
 Then, with `--epochs N`, what the fused update changes in training: both models fitted for N epochs on
 `enhancers.synthetic` (1,200 sequences, seed 0, no early stopping) once with each optimiser, and each epoch's
 training loss and validation AUROC side by side (the two differ only in floating-point rounding).
@@ -18,14 +19,12 @@ from unittest import mock
 
 import torch
 
+from bench.cpu_speed import SHAPES, io_for
 from harness.plugins import get_model
-from harness.spec import IOSpec
 from harness.training import fit
 from harness.training.fit import adamw
 from harness.training.modeling import build_model
 from harness.training.run import RunRequest, load_data
-
-SHAPES = {"basset": (600, 164), "kmer_attention": (200, 1)}  # (length bp, outputs), as bench/cpu_speed.py
 
 
 def step_ms(optimizer: torch.optim.Optimizer, steps: int) -> float:
@@ -64,10 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     print(f"{'model':<16}{'parameters':>12}{'default ms':>12}{'fused ms':>10}{'×':>7}")
-    for name, (length, outputs) in SHAPES.items():
+    for name in SHAPES:
         plugin = get_model(name)
-        io = IOSpec("seq", (length,), outputs, "multilabel" if outputs > 1 else "binary")
-        model = build_model(plugin, io, dict(plugin.defaults))
+        model = build_model(plugin, io_for(name), dict(plugin.defaults))
         for p in model.parameters():
             p.grad = torch.randn_like(p)
         default = step_ms(default_adamw(model.parameters(), lr=1e-3, weight_decay=0.01), args.steps)

@@ -374,7 +374,9 @@ def run(
             _end_run(logger.run_id, status)
 
 
-def _end_half_started(experiment_id: str, run_name: str, stamp: str, outer: Any, status: str) -> None:
+def _end_half_started(
+    experiment_id: str, run_name: str, stamp: str, outer: mlflow.ActiveRun | None, status: str
+) -> None:
     """End `status` the run that an interrupt (or error) cut short while MLflow was starting it: the store may hold
     it RUNNING already, and MLflow's exit handler would end it FINISHED if it was made the active run. `outer` is
     the active run before (a parent), left alone; the run is found by this process's stamp and its name."""
