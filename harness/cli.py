@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import importlib
 import signal
 import sys
 import textwrap
 import threading
+from types import FrameType
 
 # Each module registers its subcommands; it must import heavy libraries (torch, mlflow, ...) only inside the
 # functions that run a command, so that `regbench --help` stays fast (tests/test_cli_startup.py).
@@ -93,8 +95,29 @@ def user_errors() -> tuple[type[BaseException], ...]:
             ValueError)  # fmt: skip
 
 
-def _interrupt(signum: int, frame: object) -> None:
+# An interrupt raised inside the tracking store's database code can leave its SQLite transaction open: every later
+# write (ending the runs KILLED) then waits out SQLite's 20-s busy timeout and fails. There it is delivered again
+# every INTERRUPT_RETRY_S until the call has returned.
+DATABASE_MODULES = ("sqlalchemy.", "mlflow.store.")
+INTERRUPT_RETRY_S = 0.05
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    if _inside(frame, DATABASE_MODULES):
+        retry = threading.Timer(INTERRUPT_RETRY_S, _thread.interrupt_main, (signum,))
+        retry.daemon = True
+        retry.start()
+        return
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _inside(frame: FrameType | None, modules: tuple[str, ...]) -> bool:
+    """Whether `frame` or a frame that called it runs code of one of `modules` (prefixes of module names)."""
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith(modules):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -459,7 +459,11 @@ def test_a_signal_ends_a_benchmark_within_10_s_with_nothing_running(signum: int,
     assert shell.poll() is None, (tmp_path / "out.txt").read_text()
     sent = time.monotonic()
     os.kill(pid, signum)
-    shell.wait(timeout=60)
+    try:
+        shell.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.kill(pid, signal.SIGKILL)  # not left to slow the tests after this one
+        pytest.fail(f"still running 60 s after {signal.Signals(signum).name}:\n{(tmp_path / 'out.txt').read_text()}")
     took = time.monotonic() - sent
     out = (tmp_path / "out.txt").read_text()
     assert "interrupted" in out and "Traceback" not in out, out
