@@ -29,14 +29,19 @@ def keep_scale(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype
     """`shape` of 0 (probability `drop_threshold(p) / 2^16`, independently) and 1 / (1 − that) elsewhere, in `dtype`.
 
     Each element's bits u (a signed 16-bit number, from torch's generator) are clamped to [c − 1, c] with
-    c = threshold − 2^15 and shifted to 0 (u < c) or 1, then scaled: four vectorised passes, two of them on 16-bit
-    integers (bool masks take torch's slower, unvectorised kernels)."""
+    c = threshold − 2^15 and shifted to 0 (u < c) or 1, then scaled: vectorised passes on 16-bit integers (bool
+    masks take torch's slower, unvectorised kernels). A 16-bit `dtype` (bf16, fp16) is scaled in place: 1 times the
+    scale's 16 bits, read as `dtype`, is the scale, with no conversion pass; others convert, then scale."""
     n = math.prod(shape)
     threshold = drop_threshold(p)
     cut = threshold - 2 ** (BITS - 1)
+    scale = 2**BITS / (2**BITS - threshold)
     words = torch.empty(-(-n // 4), dtype=torch.int64, device=device).random_(-(2**63), None)  # all 64 bits random
     keep = words.view(torch.int16)[:n].clamp(min=cut - 1, max=cut).sub_(cut - 1)  # (n,) 0 or 1
-    return keep.view(shape).to(dtype).mul_(2**BITS / (2**BITS - threshold))
+    if dtype.itemsize == 2:
+        scale_bits = int(torch.tensor(scale, dtype=dtype).view(torch.int16))  # positive: the sign bit is 0
+        return keep.mul_(scale_bits).view(dtype).view(shape)
+    return keep.view(shape).to(dtype).mul_(scale)
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:

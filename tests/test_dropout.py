@@ -47,3 +47,17 @@ def test_extreme_rates() -> None:
     torch.manual_seed(0)
     assert float((keep_scale((64, 64), 1 - 2**-16, torch.float32, x.device) > 0).float().mean()) < 0.01
     assert torch.equal(dropout(x, 1 - 1e-7, True), torch.zeros_like(x))  # rounds to 1: torch's own dropout
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_16_bit_masks_are_the_float_masks_with_the_scale_rounded_once(dtype: torch.dtype, p: float) -> None:
+    """16-bit masks are built from the scale's bits (no conversion pass): the same elements kept as in float32 for
+    the same seed, each exactly the scale rounded to `dtype`."""
+    torch.manual_seed(1)
+    reference = keep_scale((3, 1000), p, torch.float32, torch.device("cpu"))
+    torch.manual_seed(1)
+    mask = keep_scale((3, 1000), p, dtype, torch.device("cpu"))
+    scale = torch.tensor(2**BITS / (2**BITS - drop_threshold(p)), dtype=dtype)
+    assert mask.dtype == dtype and mask.shape == (3, 1000)
+    assert torch.equal(mask, (reference > 0).to(dtype) * scale)
