@@ -38,7 +38,7 @@ def keep_scale(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype
     scale = 2**BITS / (2**BITS - threshold)
     words = torch.empty(-(-n // 4), dtype=torch.int64, device=device).random_(-(2**63), None)  # all 64 bits random
     keep = words.view(torch.int16)[:n].clamp(min=cut - 1, max=cut).sub_(cut - 1)  # (n,) 0 or 1
-    if dtype.itemsize == 2:
+    if dtype in (torch.bfloat16, torch.float16):
         scale_bits = int(torch.tensor(scale, dtype=dtype).view(torch.int16))  # positive: the sign bit is 0
         return keep.mul_(scale_bits).view(dtype).view(shape)
     return keep.view(shape).to(dtype).mul_(scale)
